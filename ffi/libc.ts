@@ -1,0 +1,99 @@
+/**
+ * libc symbols joold needs that Deno has no API for: poll on a netlink descriptor with a wake pipe,
+ * setsockopt for multicast options Deno's UDP API lacks, interface index lookup and getaddrinfo.
+ *
+ * Only files in `ffi/` use this table; they wrap each call in a small safe function.
+ * @module
+ */
+
+/** Symbol table of glibc (`libc.so.6`). */
+export const LIBC_SYMBOLS = {
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) — runs on a worker thread so the loop stays free. */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) — synchronous form for zero-timeout checks. */
+  poll_now: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** int pipe2(int pipefd[2], int flags) */
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: { parameters: ["i32", "buffer", "u64"], result: "i64" },
+  /** ssize_t write(int fd, const void *buf, size_t count) */
+  write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** ssize_t recv(int sockfd, void *buf, size_t len, int flags) */
+  recv: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
+  /** ssize_t send(int sockfd, const void *buf, size_t len, int flags) */
+  send: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
+  /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen) */
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen) */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  /** unsigned int if_nametoindex(const char *ifname) — ifname NUL-terminated. */
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  /** char *if_indextoname(unsigned int ifindex, char *ifname) — ifname has IF_NAMESIZE (16) bytes. */
+  if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
+  /**
+   * int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+   *                 struct addrinfo **res) — node/service NUL-terminated or null.
+   */
+  getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  /** void freeaddrinfo(struct addrinfo *res) */
+  freeaddrinfo: { parameters: ["pointer"], result: "void" },
+  /** const char *gai_strerror(int errcode) */
+  gai_strerror: { parameters: ["i32"], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32"], result: "pointer" },
+  /** int *__errno_location(void) — valid only right after a synchronous call on the same thread. */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** uid_t geteuid(void) */
+  geteuid: { parameters: [], result: "u32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Raised when a shared library cannot be loaded; the message names the Debian package to install. */
+export class LibraryLoadError extends Error {
+  /**
+   * @param library file name passed to dlopen
+   * @param debianPackage package that provides it
+   */
+  constructor(readonly library: string, readonly debianPackage: string, options?: ErrorOptions) {
+    super(`cannot load ${library}; install the Debian package ${debianPackage}`, options);
+    this.name = "LibraryLoadError";
+  }
+}
+
+type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+let libc: Libc | undefined;
+
+/** Opens libc once and returns its symbols. Throws {@link LibraryLoadError}. */
+export function loadLibc(): Libc {
+  if (libc) return libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", LIBC_SYMBOLS).symbols;
+  } catch (cause) {
+    throw new LibraryLoadError("libc.so.6", "libc6", { cause });
+  }
+  return libc;
+}
+
+/** Reads errno; meaningful only right after a synchronous libc call. */
+export function lastErrno(): number {
+  const p = loadLibc().__errno_location();
+  if (p === null) return 0;
+  return new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** strerror() text of an errno value. */
+export function errnoText(errno: number): string {
+  const p = loadLibc().strerror(errno);
+  return p === null ? `errno ${errno}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** Encodes a JS string as a NUL-terminated C string buffer. */
+export function cString(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

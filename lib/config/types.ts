@@ -1,0 +1,50 @@
+/**
+ * The validated configuration the channels consume. Parsing and validation live in
+ * `lib/config/netsocket.ts` and `lib/config/modsocket.ts`.
+ * @module
+ */
+
+/** netsocket.json, validated and resolved. */
+export interface NetSocketConfig {
+  /** Path of the file it came from (for messages). */
+  readonly file: string;
+  /** Multicast group as a literal address (host names already resolved), without any `%scope`. */
+  readonly groupAddress: string;
+  /** 4 for an IPv4 group, 6 for IPv6. */
+  readonly family: 4 | 6;
+  /** For a link-local IPv6 group (`ff02::x%eth0`): the scope interface name and index. */
+  readonly scope?: { readonly name: string; readonly index: number };
+  /** UDP port of the group. */
+  readonly port: number;
+  /**
+   * `in interface`: IPv4 group → `address` is an address of a local interface (used in ip_mreq);
+   * IPv6 group → `name`/`index` of an interface (used in ipv6_mreq). Absent: the kernel chooses.
+   */
+  readonly inInterface?: InterfaceRef;
+  /** `out interface`: same convention; sets IP_MULTICAST_IF / IPV6_MULTICAST_IF. */
+  readonly outInterface?: InterfaceRef;
+  /** SO_REUSEADDR value (0 = off). */
+  readonly reuseaddr: number;
+  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0–255. */
+  readonly ttl: number;
+}
+
+/** A local interface, as named in the config. */
+export interface InterfaceRef {
+  /** The config's text. */
+  readonly text: string;
+  /** Interface name (IPv6 configs, and IPv4 ones when the address was matched to an interface). */
+  readonly name?: string;
+  /** Interface index (IPv6 configs). */
+  readonly index?: number;
+  /** IPv4 address (IPv4 configs). */
+  readonly address?: string;
+}
+
+/** modsocket.json, validated. */
+export interface ModSocketConfig {
+  /** Path of the file, or undefined when the default file was absent. */
+  readonly file?: string;
+  /** Jool instance name, 1–15 printable ASCII bytes. */
+  readonly instance: string;
+}

@@ -1,0 +1,28 @@
+/**
+ * The raw netlink transport under the kernel channel: whole netlink messages in and out.
+ * Two implementations: the libnl one (`lib/kernel/libnl_transport.ts`, the real Jool) and the kernel double
+ * (`lib/kernel/double.ts`, test-only). The protocol logic above it (`lib/kernel/channel.ts`) is shared, so tests
+ * with the double exercise the same code as production.
+ * @module
+ */
+
+/** What the transport learned when it opened. */
+export interface KernelTransportInfo {
+  /** Generic Netlink family id of "Jool". */
+  readonly familyId: number;
+  /** Our netlink port id (nlmsg_pid of our requests). */
+  readonly localPort: number;
+}
+
+/** Whole netlink datagrams to and from the kernel. */
+export interface KernelTransport extends KernelTransportInfo {
+  /** Sends one complete netlink message (already encoded). Throws on failure. */
+  send(message: Uint8Array): void;
+  /**
+   * Yields every netlink datagram received (one datagram may hold several netlink messages).
+   * Ends when {@link close} is called.
+   */
+  receive(): AsyncIterable<Uint8Array>;
+  /** Stops receiving and releases the socket. Idempotent. */
+  close(): void;
+}
