@@ -41,6 +41,21 @@ export const LIBC_SYMBOLS = {
   getaddrinfo: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
   /** void freeaddrinfo(struct addrinfo *res) */
   freeaddrinfo: { parameters: ["pointer"], result: "void" },
+  /**
+   * int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+   *                 struct addrinfo **res) — on a worker thread, so a DNS lookup does not block the event loop.
+   * The buffers must stay referenced until the promise settles.
+   */
+  getaddrinfo_async: {
+    name: "getaddrinfo",
+    parameters: ["buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** int getifaddrs(struct ifaddrs **ifap) */
+  getifaddrs: { parameters: ["buffer"], result: "i32" },
+  /** void freeifaddrs(struct ifaddrs *ifa) */
+  freeifaddrs: { parameters: ["pointer"], result: "void" },
   /** const char *gai_strerror(int errcode) */
   gai_strerror: { parameters: ["i32"], result: "pointer" },
   /** char *strerror(int errnum) */
