@@ -1,0 +1,291 @@
+/**
+ * netsocket.json: the multicast socket's configuration (the seed's "Network Socket Configuration File").
+ * Keys match case-insensitively, like upstream; unknown keys are warned about by name.
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { HostLookup } from "../net/lookup.ts";
+import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
+import { isMulticast, literalFamily, needsScope, parseIPv4 } from "./addresses.ts";
+import type { InterfaceRef, NetSocketConfig } from "./types.ts";
+
+/** Every key the file may hold (lower case). */
+export const NETSOCKET_KEYS = [
+  "multicast address",
+  "multicast port",
+  "in interface",
+  "out interface",
+  "reuseaddr",
+  "ttl",
+] as const;
+
+/**
+ * Validates a parsed netsocket.json and resolves names (host, service, interfaces).
+ * Throws {@link ConfigError}; logs warnings for unknown keys and for `reuseaddr` 0.
+ */
+export async function validateNetSocket(
+  config: ConfigObject,
+  lookup: HostLookup,
+  log: Logger,
+): Promise<NetSocketConfig> {
+  const { file, values } = config;
+  for (const { key } of values.values()) {
+    if (!(NETSOCKET_KEYS as readonly string[]).includes(key.toLowerCase())) {
+      log.warn(
+        `${file}: unknown key "${key}" ignored; the keys are ${
+          NETSOCKET_KEYS.map((k) => `"${k}"`).join(", ")
+        }`,
+      );
+    }
+  }
+
+  // multicast address
+  const addressEntry = values.get("multicast address");
+  if (!addressEntry) {
+    throw new ConfigError(
+      file,
+      "multicast address",
+      "the field is mandatory",
+      "nothing",
+      'add e.g. "ff08::db8:64:64"',
+    );
+  }
+  const addressText = requireString(
+    file,
+    addressEntry.key,
+    addressEntry.value,
+    '"233.252.0.64" or "ff08::db8:64:64"',
+  );
+  const [hostPart, scopeName] = splitScope(addressText);
+  let groupAddress: string;
+  const literal = literalFamily(hostPart);
+  if (literal) {
+    groupAddress = hostPart;
+  } else {
+    if (!/^[A-Za-z0-9.-]+$/.test(hostPart)) {
+      throw new ConfigError(
+        file,
+        addressEntry.key,
+        "not an IPv4/IPv6 address or host name",
+        showValue(addressText),
+        "write a multicast address such as 233.252.0.64 or ff08::db8:64:64",
+      );
+    }
+    const resolved = await lookup.resolveHost(hostPart);
+    const group = resolved.find((a) => isMulticast(a));
+    if (!group) {
+      const what = resolved.length === 0
+        ? "the host name does not resolve"
+        : `it resolves to ${resolved.join(", ")}`;
+      throw new ConfigError(
+        file,
+        addressEntry.key,
+        `${what}, not to a multicast address`,
+        showValue(addressText),
+        "write the multicast group's address",
+      );
+    }
+    groupAddress = group;
+  }
+  const family = literalFamily(groupAddress)!;
+  if (!isMulticast(groupAddress)) {
+    throw new ConfigError(
+      file,
+      addressEntry.key,
+      `not a multicast address (IPv4 multicast is 224.0.0.0/4, IPv6 is ff00::/8)`,
+      showValue(addressText),
+      "use the sync group's address, e.g. 233.252.0.64 or ff08::db8:64:64",
+    );
+  }
+  let scope: NetSocketConfig["scope"];
+  if (scopeName !== undefined) {
+    if (family === 4) {
+      throw new ConfigError(
+        file,
+        addressEntry.key,
+        "an IPv4 address takes no %interface suffix",
+        showValue(addressText),
+        `write "${hostPart}" and set "in interface"/"out interface"`,
+      );
+    }
+    const index = lookup.interfaceIndex(scopeName);
+    if (index === undefined) {
+      throw new ConfigError(
+        file,
+        addressEntry.key,
+        `no interface named "${scopeName}"`,
+        showValue(addressText),
+        `use an existing interface (${interfaceNames(lookup)})`,
+      );
+    }
+    scope = { name: scopeName, index };
+  } else if (needsScope(groupAddress)) {
+    throw new ConfigError(
+      file,
+      addressEntry.key,
+      "a link-local (or interface-local) group needs its interface",
+      showValue(addressText),
+      `write it as "${groupAddress}%eth0" with your sync interface's name`,
+    );
+  }
+
+  // multicast port
+  const portEntry = values.get("multicast port");
+  if (!portEntry) {
+    throw new ConfigError(file, "multicast port", "the field is mandatory", "nothing", 'add e.g. "6464"');
+  }
+  const port = parsePort(file, portEntry.key, portEntry.value, lookup);
+
+  const inInterface = interfaceField(file, values.get("in interface"), family, lookup);
+  const outInterface = interfaceField(file, values.get("out interface"), family, lookup);
+
+  const reuseEntry = values.get("reuseaddr");
+  const reuseaddr = reuseEntry ? requireInteger(file, reuseEntry.key, reuseEntry.value, 0, 2 ** 31 - 1) : 0;
+  if (reuseaddr === 0) {
+    log.warn(
+      `${file}: "reuseaddr" is ${
+        reuseEntry ? "0" : "absent (default 0)"
+      }; a hung joold will hold the group's port: set "reuseaddr": 1`,
+    );
+  }
+  const ttlEntry = values.get("ttl");
+  const ttl = ttlEntry ? requireInteger(file, ttlEntry.key, ttlEntry.value, 0, 255) : 1;
+
+  return { file, groupAddress, family, scope, port, inInterface, outInterface, reuseaddr, ttl };
+}
+
+function splitScope(text: string): [string, string | undefined] {
+  const at = text.indexOf("%");
+  if (at < 0) return [text, undefined];
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
+function requireString(file: string, key: string, value: unknown, example: string): string {
+  if (typeof value !== "string") {
+    throw new ConfigError(
+      file,
+      key,
+      `must be a string`,
+      showValue(value),
+      `write it in quotes, e.g. ${example}`,
+    );
+  }
+  if (value.trim() === "") {
+    throw new ConfigError(file, key, "must not be empty", showValue(value), `write e.g. ${example}`);
+  }
+  return value;
+}
+
+function requireInteger(file: string, key: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new ConfigError(
+      file,
+      key,
+      `must be a whole number from ${min} to ${max}`,
+      showValue(value),
+      "write a number without quotes",
+    );
+  }
+  if (value < min || value > max) {
+    throw new ConfigError(
+      file,
+      key,
+      `out of range ${min}–${max}`,
+      showValue(value),
+      `pick a value from ${min} to ${max}`,
+    );
+  }
+  return value;
+}
+
+function parsePort(file: string, key: string, value: unknown, lookup: HostLookup): number {
+  const remedy = 'write a port number from 1 to 65535 (e.g. "6464") or a service name from /etc/services';
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 1 || value > 65535) {
+      throw new ConfigError(file, key, "not a port number from 1 to 65535", showValue(value), remedy);
+    }
+    return value;
+  }
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new ConfigError(file, key, "must be a port number or a service name", showValue(value), remedy);
+  }
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n < 1 || n > 65535) {
+      throw new ConfigError(file, key, "not a port number from 1 to 65535", showValue(value), remedy);
+    }
+    return n;
+  }
+  const service = lookup.servicePort(value);
+  if (service === undefined) {
+    throw new ConfigError(file, key, "unknown UDP service name", showValue(value), remedy);
+  }
+  return service;
+}
+
+function interfaceField(
+  file: string,
+  entry: { key: string; value: unknown } | undefined,
+  family: 4 | 6,
+  lookup: HostLookup,
+): InterfaceRef | undefined {
+  if (!entry || entry.value === null) return undefined;
+  const text = requireString(file, entry.key, entry.value, family === 4 ? '"192.0.2.1"' : '"eth0"');
+  const addresses = lookup.interfaceAddresses();
+  if (family === 4) {
+    if (!parseIPv4(text)) {
+      const byName = addresses.filter((a) => a.name === text && a.family === 4).map((a) => a.address);
+      const hint = byName.length > 0
+        ? `use one of ${text}'s IPv4 addresses (${byName.join(", ")})`
+        : "use the IPv4 address of the local interface (upstream's convention for IPv4 groups)";
+      throw new ConfigError(
+        file,
+        entry.key,
+        "an IPv4 group takes an interface's IPv4 address",
+        showValue(text),
+        hint,
+      );
+    }
+    const owner = addresses.find((a) => a.family === 4 && a.address === text);
+    if (!owner) {
+      const mine = addresses.filter((a) => a.family === 4).map((a) => `${a.address} (${a.name})`).join(", ");
+      throw new ConfigError(
+        file,
+        entry.key,
+        "no local interface has this address",
+        showValue(text),
+        `use an address of this host: ${mine || "none configured"}`,
+      );
+    }
+    return { text, address: text, name: owner.name };
+  }
+  if (literalFamily(text) !== undefined) {
+    const owner = addresses.find((a) => a.address === text);
+    const hint = owner
+      ? `use the interface's name ("${owner.name}")`
+      : 'use the interface\'s name, e.g. "eth0"';
+    throw new ConfigError(
+      file,
+      entry.key,
+      "an IPv6 group takes an interface name, not an address",
+      showValue(text),
+      hint,
+    );
+  }
+  const index = lookup.interfaceIndex(text);
+  if (index === undefined) {
+    throw new ConfigError(
+      file,
+      entry.key,
+      "no such interface",
+      showValue(text),
+      `use an existing interface (${interfaceNames(lookup)})`,
+    );
+  }
+  return { text, name: text, index };
+}
+
+function interfaceNames(lookup: HostLookup): string {
+  const names = [...new Set(lookup.interfaceAddresses().map((a) => a.name))];
+  return names.length > 0 ? names.join(", ") : "none found";
+}

@@ -1,0 +1,119 @@
+/**
+ * The daemon's lifecycle: open the kernel channel, the net channel and the stats server, relay until a signal,
+ * then close everything within a second.
+ * @module
+ */
+import { type CliOptions, DEFAULT_STATS_ADDRESSES } from "./cli.ts";
+import { describeConfig, loadConfig } from "./config/load.ts";
+import { KernelChannel } from "./kernel/channel.ts";
+import { openKernelDouble } from "./kernel/double.ts";
+import { openLibnlTransport } from "./kernel/libnl_transport.ts";
+import type { KernelTransport } from "./kernel/transport.ts";
+import { parseJoolVersion, readLoadedJoolVersion } from "./kernel/version.ts";
+import type { Logger } from "./log.ts";
+import { NetChannel } from "./net/channel.ts";
+import { hostLookup } from "./net/host_lookup.ts";
+import { Relay } from "./relay.ts";
+import { Stats } from "./stats.ts";
+import { StatsServer } from "./stats_server.ts";
+import { upstreamWire } from "./wire.ts";
+
+/** How long a clean shutdown may take before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 800;
+
+/** Validates the configuration and prints it (`--check`). Throws JooldError. */
+export async function checkConfig(cli: CliOptions, log: Logger): Promise<string> {
+  const config = await loadConfig(cli.netFile, cli.modFile, hostLookup, log);
+  return describeConfig(config, cli.statsPort, cli.statsAddresses);
+}
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT. Resolves when everything is closed; throws JooldError on start-up
+ * failures. A second signal exits at once.
+ */
+export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
+  const config = await loadConfig(cli.netFile, cli.modFile, hostLookup, log);
+  const stats = new Stats();
+
+  // Kernel first, as upstream ≥4.1.13 does: "Jool is not loaded" is the most common start-up failure.
+  let transport: KernelTransport;
+  let kernelVersion;
+  if (cli.kernelDouble !== undefined) {
+    log.warn(
+      `TEST ONLY: using a kernel double (Jool ${cli.kernelDouble}) on stdin/stdout instead of the kernel`,
+    );
+    transport = openKernelDouble({ version: cli.kernelDouble });
+    kernelVersion = parseJoolVersion(cli.kernelDouble);
+  } else {
+    transport = openLibnlTransport();
+    kernelVersion = readLoadedJoolVersion();
+  }
+  const closers: (() => void | Promise<void>)[] = [() => transport.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close();
+  };
+  try {
+    const kernel = await KernelChannel.open({
+      instance: config.mod.instance,
+      transport,
+      stats,
+      log,
+      kernelVersion,
+    });
+    closers.push(() => kernel.close());
+    const net = await NetChannel.open(config.net, { stats, log });
+    closers.push(() => net.close());
+    if (cli.statsPort !== undefined) {
+      const server = StatsServer.open({
+        port: cli.statsPort,
+        addresses: cli.statsAddresses,
+        defaultAddresses: cli.statsAddresses === DEFAULT_STATS_ADDRESSES,
+        stats,
+        log,
+        describe: () => ({
+          instance: config.mod.instance,
+          kernelVersion: kernel.kernelVersion ? versionText(kernel.kernelVersion) : null,
+          sessionFormat: kernel.format ?? null,
+          wire: upstreamWire.name,
+        }),
+      });
+      closers.push(() => server.close());
+    }
+    log.info(
+      `relaying instance "${config.mod.instance}" ⇄ ${describeConfig(config, undefined, []).split("\n")[1]}`,
+    );
+    const relay = new Relay(kernel, net, upstreamWire, stats, log);
+    closers.push(() => relay.stop());
+    const relayDone = relay.run();
+    await waitForSignal(log);
+    const shutdown = closeAll().then(() => relayDone);
+    const timeout = new Promise<"timeout">((resolve) =>
+      setTimeout(() => resolve("timeout"), SHUTDOWN_GRACE_MS)
+    );
+    if (await Promise.race([shutdown, timeout]) === "timeout") {
+      log.warn("shutdown took too long; exiting anyway");
+    } else log.info("stopped");
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+function versionText(v: { major: number; minor: number; revision: number; dev: number }): string {
+  return `${v.major}.${v.minor}.${v.revision}${v.dev ? `.${v.dev}` : ""}`;
+}
+
+/** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
+function waitForSignal(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let received = false;
+    const handler = (name: string) => () => {
+      if (received) Deno.exit(0);
+      received = true;
+      log.info(`${name} received; closing`);
+      resolve();
+    };
+    Deno.addSignalListener("SIGTERM", handler("SIGTERM"));
+    Deno.addSignalListener("SIGINT", handler("SIGINT"));
+  });
+}

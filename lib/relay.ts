@@ -1,0 +1,120 @@
+/**
+ * The relay between the kernel channel and the net channel: each kernel batch → one datagram; each datagram →
+ * validated by the wire codec → one JOOLD_ADD. Every drop is counted by reason.
+ *
+ * Queues: kernel → net goes through a bounded queue drained by one sender (a datagram send is asynchronous);
+ * its capacity caps memory at `netQueueCapacity` × 2 KiB. Net → kernel needs none: JOOLD_ADD is a synchronous
+ * netlink send, so the receive loop applies back-pressure and the socket's receive buffer is the only queue.
+ * @module
+ */
+import type { Logger } from "./log.ts";
+import { LogRateLimiter } from "./rate_limit.ts";
+import type { SessionFormat } from "./session/format.ts";
+import type { DropReason, Stats } from "./stats.ts";
+import type { WireCodec } from "./wire.ts";
+
+/** What the relay needs of the kernel channel. */
+export interface KernelSide {
+  readonly format: SessionFormat | undefined;
+  addSessions(payload: Uint8Array, sessions: number): void;
+  run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void>;
+}
+
+/** What the relay needs of the net channel. */
+export interface NetSide {
+  send(datagram: Uint8Array, sessions?: number): Promise<boolean>;
+  receive(): AsyncIterable<Uint8Array>;
+}
+
+/** Relay tuning. */
+export interface RelayOptions {
+  /** Kernel batches waiting for the network, at most (default 1024). */
+  readonly netQueueCapacity?: number;
+}
+
+/** Moves session batches both ways until the channels close. */
+export class Relay {
+  readonly #queue: { datagram: Uint8Array; sessions: number }[] = [];
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  readonly #capacity: number;
+  readonly #limiter = new LogRateLimiter();
+
+  constructor(
+    private readonly kernel: KernelSide,
+    private readonly net: NetSide,
+    private readonly codec: WireCodec,
+    private readonly stats: Stats,
+    private readonly log: Logger,
+    options: RelayOptions = {},
+  ) {
+    this.#capacity = options.netQueueCapacity ?? 1024;
+  }
+
+  /** Runs until both channels end (they end when closed). */
+  async run(): Promise<void> {
+    const sender = this.#sendLoop();
+    try {
+      await Promise.all([
+        this.kernel.run((payload, sessions) => this.#fromKernel(payload, sessions)),
+        this.#fromNet(),
+      ]);
+    } finally {
+      this.stop();
+      await sender;
+    }
+  }
+
+  /** Stops the sender loop (the channels are closed by their owner). */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  #fromKernel(payload: Uint8Array, sessions: number): void {
+    if (this.#queue.length >= this.#capacity) {
+      this.#dropped("kernel_queue_full", `network send queue full (${this.#capacity} datagrams)`);
+      return;
+    }
+    this.#queue.push({ datagram: this.codec.encode(payload), sessions });
+    this.#wake?.();
+  }
+
+  async #sendLoop(): Promise<void> {
+    while (true) {
+      const next = this.#queue.shift();
+      if (next) {
+        await this.net.send(next.datagram, next.sessions);
+        continue;
+      }
+      if (this.#stopped) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+  }
+
+  async #fromNet(): Promise<void> {
+    for await (const datagram of this.net.receive()) {
+      const format = this.kernel.format;
+      if (format === undefined) {
+        this.#dropped("net_format_unknown", "the local kernel's session format is not known yet");
+        continue;
+      }
+      const decoded = this.codec.decode(datagram, format);
+      if (!decoded.ok) {
+        this.#dropped(decoded.reason, decoded.detail);
+        continue;
+      }
+      this.stats.add("NET_RCVD_SESSIONS", decoded.sessions);
+      this.kernel.addSessions(decoded.payload, decoded.sessions);
+    }
+  }
+
+  #dropped(reason: DropReason, detail: string): void {
+    this.stats.drop(reason);
+    const suppressed = this.#limiter.admit(reason);
+    if (suppressed === undefined) return;
+    const more = suppressed > 0 ? ` (${suppressed} more since the last line)` : "";
+    this.log.warn(`dropped (${reason}): ${detail}${more}`);
+  }
+}

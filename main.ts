@@ -1,0 +1,57 @@
+/**
+ * joold: Jool's session-sync daemon on Deno. Wiring only: parse the command line, pick the logger, run.
+ * @module
+ */
+import { parseCli, USAGE } from "./lib/cli.ts";
+import { EXIT, JooldError } from "./lib/errors.ts";
+import { LibraryLoadError } from "./ffi/libc.ts";
+import { SinkLogger, stderrSink, syslogSink } from "./lib/logging.ts";
+import { checkConfig, runDaemon } from "./lib/daemon.ts";
+import { JOOLD_VERSION } from "./lib/version.ts";
+
+function fail(message: string, code: number): never {
+  console.error(`joold: ${message}`);
+  Deno.exit(code);
+}
+
+async function main(): Promise<void> {
+  let cli;
+  try {
+    cli = parseCli(Deno.args);
+  } catch (error) {
+    if (error instanceof JooldError) fail(error.message, error.exitCode);
+    throw error;
+  }
+  if (cli.mode === "help") {
+    console.log(USAGE);
+    return;
+  }
+  if (cli.mode === "version") {
+    console.log(`joold ${JOOLD_VERSION} (Deno ${Deno.version.deno}; speaks Jool 4.1.x session sync)`);
+    return;
+  }
+  const log = new SinkLogger(cli.logLevel, cli.syslog ? syslogSink() : stderrSink());
+  try {
+    if (cli.mode === "check") {
+      console.log(await checkConfig(cli, log));
+      return;
+    }
+    await runDaemon(cli, log);
+  } catch (error) {
+    if (error instanceof JooldError) fail(error.message, error.exitCode);
+    if (error instanceof LibraryLoadError) fail(error.message, EXIT.LIBRARY);
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      fail(
+        `${error.message}; run with --allow-net --allow-ffi --allow-read --allow-env --unstable-net`,
+        EXIT.RUNTIME,
+      );
+    }
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    fail(`unexpected failure: ${message.split("\n")[0]}`, EXIT.RUNTIME);
+  }
+}
+
+if (import.meta.main) {
+  await main();
+  Deno.exit(0);
+}
