@@ -1,0 +1,130 @@
+import { assertEquals } from "../helpers/assert.ts";
+import { type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
+import type { WireCodec } from "../../lib/wire.ts";
+import type { SessionFormat } from "../../lib/session/format.ts";
+import { Stats } from "../../lib/stats.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+
+/** A codec that accepts datagrams whose first byte is 1 (one session per remaining byte). */
+const testCodec: WireCodec = {
+  name: "test",
+  encode: (payload) => payload,
+  decode: (datagram) =>
+    datagram[0] === 1
+      ? { ok: true, payload: datagram, sessions: datagram.length - 1 }
+      : { ok: false, reason: "net_bad_field", detail: "first byte is not 1" },
+};
+
+class FakeKernel implements KernelSide {
+  format: SessionFormat | undefined = "C";
+  added: Uint8Array[] = [];
+  #emit?: (payload: Uint8Array, sessions: number) => void;
+  #end?: () => void;
+  addSessions(payload: Uint8Array): void {
+    this.added.push(payload);
+  }
+  run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void> {
+    this.#emit = onBatch;
+    return new Promise((resolve) => this.#end = resolve);
+  }
+  batch(payload: Uint8Array): void {
+    this.#emit!(payload, 1);
+  }
+  close(): void {
+    this.#end?.();
+  }
+}
+
+class FakeNet implements NetSide {
+  sent: Uint8Array[] = [];
+  #incoming: Uint8Array[] = [];
+  #wake?: () => void;
+  #closed = false;
+  sendGate: Promise<void> = Promise.resolve();
+  async send(datagram: Uint8Array): Promise<boolean> {
+    await this.sendGate;
+    this.sent.push(datagram);
+    return true;
+  }
+  deliver(datagram: Uint8Array): void {
+    this.#incoming.push(datagram);
+    this.#wake?.();
+  }
+  async *receive(): AsyncIterable<Uint8Array> {
+    while (true) {
+      const next = this.#incoming.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+  close(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("relay: batches go out verbatim; valid datagrams reach the kernel; bad ones are counted", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  const stats = new Stats();
+  const relay = new Relay(kernel, net, testCodec, stats, new MemoryLogger());
+  const done = relay.run();
+  kernel.batch(new Uint8Array([9, 9, 9]));
+  net.deliver(new Uint8Array([1, 2, 3]));
+  net.deliver(new Uint8Array([7]));
+  await tick();
+  await tick();
+  assertEquals(net.sent, [new Uint8Array([9, 9, 9])]);
+  assertEquals(kernel.added, [new Uint8Array([1, 2, 3])]);
+  assertEquals(stats.get("NET_RCVD_SESSIONS"), 2);
+  assertEquals(stats.drops("net_bad_field"), 1);
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay: unknown kernel format drops datagrams with a counter", async () => {
+  const kernel = new FakeKernel();
+  kernel.format = undefined;
+  const net = new FakeNet();
+  const stats = new Stats();
+  const log = new MemoryLogger();
+  const done = new Relay(kernel, net, testCodec, stats, log).run();
+  net.deliver(new Uint8Array([1, 2]));
+  net.deliver(new Uint8Array([1, 2]));
+  await tick();
+  assertEquals(kernel.added.length, 0);
+  assertEquals(stats.drops("net_format_unknown"), 2);
+  assertEquals(log.lines.length, 1, "rate-limited: one line for two drops");
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay: the network queue is bounded and counts overflow", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const stats = new Stats();
+  const done = new Relay(kernel, net, testCodec, stats, new MemoryLogger(), { netQueueCapacity: 2 }).run();
+  await tick();
+  kernel.batch(new Uint8Array([0]));
+  await tick(); // the sender takes it and waits on the gate
+  for (let i = 1; i < 5; i++) kernel.batch(new Uint8Array([i]));
+  // One is in flight in the sender, two wait in the queue, two overflow.
+  assertEquals(stats.drops("kernel_queue_full"), 2);
+  open();
+  await tick();
+  await tick();
+  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2]);
+  kernel.close();
+  net.close();
+  await done;
+});

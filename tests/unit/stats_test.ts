@@ -1,0 +1,128 @@
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { Stats } from "../../lib/stats.ts";
+import { renderForRequest, renderPrometheus, renderSeedText } from "../../lib/stats_format.ts";
+import { StatsServer } from "../../lib/stats_server.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { LogRateLimiter } from "../../lib/rate_limit.ts";
+
+function sample(): Stats {
+  const stats = new Stats();
+  stats.add("KERNEL_SENT_PKTS", 4);
+  stats.add("KERNEL_SENT_BYTES", 208);
+  stats.add("NET_SENT_PKTS", 4);
+  stats.add("NET_SENT_BYTES", 208);
+  stats.drop("net_truncated_entry");
+  stats.kernelError(3);
+  return stats;
+}
+
+Deno.test("seed text: six lines in the seed's order, byte for byte", () => {
+  assertEquals(
+    renderSeedText(sample().snapshot()),
+    "KERNEL_SENT_PKTS,4\nKERNEL_SENT_BYTES,208\nNET_RCVD_PKTS,0\nNET_RCVD_BYTES,0\nNET_SENT_PKTS,4\nNET_SENT_BYTES,208\n",
+  );
+});
+
+Deno.test("counters go past 2^31 without wrapping", () => {
+  const stats = new Stats();
+  stats.add("NET_RCVD_BYTES", 2 ** 31 - 1);
+  stats.add("NET_RCVD_BYTES", 2);
+  assertEquals(stats.get("NET_RCVD_BYTES"), 2 ** 31 + 1);
+  assert(renderSeedText(stats.snapshot()).includes("NET_RCVD_BYTES,2147483649\n"));
+});
+
+Deno.test("request words pick the view", () => {
+  const snap = sample().snapshot();
+  assertEquals(renderForRequest("", snap), renderSeedText(snap));
+  assertEquals(renderForRequest("\n", snap), renderSeedText(snap));
+  const json = JSON.parse(renderForRequest("json\n", snap, { instance: "default" }));
+  assertEquals(json.instance, "default");
+  assertEquals(json.counters.KERNEL_SENT_PKTS, 4);
+  assertEquals(json.drops.net_truncated_entry, 1);
+  assertEquals(json.kernelErrors, { "3": 1 });
+  assertEquals(renderForRequest("PROMETHEUS", snap), renderPrometheus(snap));
+});
+
+Deno.test("prometheus exposition: HELP/TYPE per metric, labelled drops", () => {
+  const text = renderPrometheus(sample().snapshot());
+  assert(text.includes("# TYPE joold_kernel_sent_pkts_total counter\njoold_kernel_sent_pkts_total 4\n"));
+  assert(text.includes('joold_drops_total{reason="net_truncated_entry"} 1\n'));
+  assert(text.includes('joold_kernel_error_replies_by_code_total{code="3"} 1\n'));
+  for (const line of text.trimEnd().split("\n")) {
+    assert(/^(# (HELP|TYPE) \w+ .+|\w+(\{\w+="[\w]+"\})? \d+)$/.test(line), `bad exposition line: ${line}`);
+  }
+});
+
+Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
+  const stats = sample();
+  const log = new MemoryLogger();
+  const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = await freeUdpPort();
+  const server = StatsServer.open({
+    port,
+    addresses: ["127.0.0.1", "::1"],
+    defaultAddresses: true,
+    stats,
+    log,
+    describe: () => ({ instance: "default" }),
+  });
+  try {
+    const ask = async (text: string, hostname = "127.0.0.1") => {
+      const client = hostname === "127.0.0.1" ? probe : Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+      await client.send(new TextEncoder().encode(text), { transport: "udp", hostname, port });
+      const [reply] = await client.receive();
+      if (client !== probe) client.close();
+      return new TextDecoder().decode(reply);
+    };
+    assertEquals(
+      await ask("\n"),
+      "KERNEL_SENT_PKTS,4\nKERNEL_SENT_BYTES,208\nNET_RCVD_PKTS,0\nNET_RCVD_BYTES,0\nNET_SENT_PKTS,4\nNET_SENT_BYTES,208\n",
+    );
+    assertEquals(await ask(""), renderSeedText(stats.snapshot()));
+    stats.add("NET_RCVD_PKTS");
+    assertEquals(JSON.parse(await ask("json")).counters.NET_RCVD_PKTS, 1);
+    assert((await ask("prometheus\n")).includes("joold_net_rcvd_pkts_total 1\n"));
+    if (server.boundAddresses.length === 2) assertEquals(JSON.parse(await ask("json", "::1")).instance, "default");
+  } finally {
+    probe.close();
+    await server.close();
+  }
+});
+
+Deno.test("stats server: a port in use is one line naming address and port", async () => {
+  const port = await freeUdpPort();
+  const holder = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port });
+  try {
+    let message = "";
+    try {
+      StatsServer.open({ port, addresses: ["127.0.0.1"], defaultAddresses: false, stats: new Stats(), log: new MemoryLogger() });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    assert(message.startsWith(`stats server: cannot bind 127.0.0.1:${port} (`), message);
+    assert(message.endsWith("); pick a free port or another --stats-address"), message);
+  } finally {
+    holder.close();
+  }
+});
+
+Deno.test("log rate limiter: first at once, then once per interval with the suppressed count", () => {
+  let now = 0;
+  const limiter = new LogRateLimiter(10_000, () => now);
+  assertEquals(limiter.admit("a"), 0);
+  assertEquals(limiter.admit("a"), undefined);
+  assertEquals(limiter.admit("b"), 0);
+  now = 5_000;
+  assertEquals(limiter.admit("a"), undefined);
+  now = 10_000;
+  assertEquals(limiter.admit("a"), 2);
+  assertEquals(limiter.admit("a"), undefined);
+});
+
+async function freeUdpPort(): Promise<number> {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  await Promise.resolve();
+  return port;
+}
