@@ -1,0 +1,285 @@
+/**
+ * Host facts through libc: interface indexes (`if_nametoindex`), interface addresses (`getifaddrs`), host name
+ * and service resolution (`getaddrinfo`), plus the sockaddr and address-text codecs they need.
+ *
+ * FFI instead of `Deno.networkInterfaces()` / `Deno.resolveDns()` so the daemon needs no `--allow-sys`, and so
+ * host names resolve exactly like upstream joold's (NSS: /etc/hosts, then DNS; services from /etc/services).
+ * Struct offsets are those of glibc on 64-bit Linux (x86_64, aarch64).
+ * @module
+ */
+import { cString, loadLibc } from "./libc.ts";
+
+/** AF_INET on Linux. */
+export const AF_INET = 2;
+/** AF_INET6 on Linux. */
+export const AF_INET6 = 10;
+const AF_UNSPEC = 0;
+const SOCK_DGRAM = 2;
+/** IF_NAMESIZE: interface names are at most 15 bytes plus NUL. */
+const IF_NAMESIZE = 16;
+
+/** A decoded `sockaddr_in` / `sockaddr_in6`. */
+export interface SocketAddress {
+  readonly family: 4 | 6;
+  /** Raw address bytes (4 or 16). */
+  readonly bytes: Uint8Array;
+  /** Address text (IPv4 dotted quad, IPv6 in RFC 5952 form), without scope. */
+  readonly address: string;
+  readonly port: number;
+  /** sin6_scope_id (0 for IPv4 and unscoped IPv6). */
+  readonly scopeId: number;
+}
+
+// ---- address text ------------------------------------------------------------------------------------------
+
+/** Parses a dotted-quad IPv4 literal into 4 bytes, or undefined. */
+export function ipv4Bytes(text: string): Uint8Array | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^\d{1,3}$/.test(parts[i])) return undefined;
+    const n = Number(parts[i]);
+    if (n > 255) return undefined;
+    out[i] = n;
+  }
+  return out;
+}
+
+/** Parses an IPv6 literal (no scope; an embedded IPv4 tail is allowed) into 16 bytes, or undefined. */
+export function ipv6Bytes(text: string): Uint8Array | undefined {
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (i === items.length - 1 && item.includes(".")) {
+        const v4 = ipv4Bytes(item);
+        if (!v4) return undefined;
+        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return undefined;
+        out.push(parseInt(item, 16));
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  const all = [...head, ...new Array(missing).fill(0), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+/** Formats 4 or 16 address bytes as text (IPv6 in RFC 5952 form: lower case, longest zero run as `::`). */
+export function addressText(bytes: Uint8Array): string {
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
+  let bestStart = -1, bestLength = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength && j - i >= 2) [bestStart, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
+}
+
+// ---- sockaddr ----------------------------------------------------------------------------------------------
+
+/** sizeof(struct sockaddr_in6), the largest sockaddr this module reads. */
+export const SOCKADDR_MAX = 28;
+
+/** Decodes a sockaddr_in / sockaddr_in6 (family in host order, port big-endian), or undefined for others. */
+export function decodeSockaddr(view: DataView, offset = 0): SocketAddress | undefined {
+  const family = view.getUint16(offset, true);
+  const port = view.getUint16(offset + 2, false);
+  if (family === AF_INET) {
+    const bytes = new Uint8Array(
+      view.buffer.slice(view.byteOffset + offset + 4, view.byteOffset + offset + 8),
+    );
+    return { family: 4, bytes, address: addressText(bytes), port, scopeId: 0 };
+  }
+  if (family === AF_INET6) {
+    const bytes = new Uint8Array(
+      view.buffer.slice(view.byteOffset + offset + 8, view.byteOffset + offset + 24),
+    );
+    const scopeId = view.getUint32(offset + 24, true);
+    return { family: 6, bytes, address: addressText(bytes), port, scopeId };
+  }
+  return undefined;
+}
+
+// ---- interfaces --------------------------------------------------------------------------------------------
+
+/** if_nametoindex(); undefined when there is no such interface (or the name cannot be one). */
+export function interfaceIndex(name: string): number | undefined {
+  if (name.length === 0 || new TextEncoder().encode(name).length >= IF_NAMESIZE || name.includes("\0")) {
+    return undefined;
+  }
+  const index = loadLibc().if_nametoindex(cString(name));
+  return index === 0 ? undefined : index;
+}
+
+/** if_indextoname(); undefined when no interface has that index. */
+export function interfaceName(index: number): string | undefined {
+  const buffer = new Uint8Array(IF_NAMESIZE);
+  const p = loadLibc().if_indextoname(index, buffer);
+  if (p === null) return undefined;
+  return new TextDecoder().decode(buffer.subarray(0, buffer.indexOf(0)));
+}
+
+/** One IPv4/IPv6 address of a local interface. */
+export interface LocalAddress {
+  readonly name: string;
+  readonly family: 4 | 6;
+  readonly address: string;
+}
+
+/** Error from getifaddrs/getaddrinfo, with the C function and its error text. */
+export class HostLookupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "HostLookupError";
+  }
+}
+
+/**
+ * Every IPv4/IPv6 address of every local interface (getifaddrs order), IPv6 without scope.
+ * Throws {@link HostLookupError} when getifaddrs fails.
+ */
+export function localAddresses(): LocalAddress[] {
+  const libc = loadLibc();
+  const head = new BigUint64Array(1);
+  if (libc.getifaddrs(head) !== 0) {
+    throw new HostLookupError("getifaddrs() failed");
+  }
+  const first = Deno.UnsafePointer.create(head[0]);
+  const out: LocalAddress[] = [];
+  try {
+    // struct ifaddrs { ifa_next @0; ifa_name @8; ifa_flags @16; ifa_addr @24; ifa_netmask @32; ... }
+    for (let p = first; p !== null;) {
+      const node = new Deno.UnsafePointerView(p);
+      const namePointer = node.getPointer(8);
+      const addrPointer = node.getPointer(24);
+      if (namePointer !== null && addrPointer !== null) {
+        const raw = new Deno.UnsafePointerView(addrPointer);
+        const family = raw.getUint16(0);
+        const size = family === AF_INET ? 16 : family === AF_INET6 ? SOCKADDR_MAX : 0;
+        if (size > 0) {
+          const bytes = new Uint8Array(size);
+          raw.copyInto(bytes);
+          const decoded = decodeSockaddr(new DataView(bytes.buffer));
+          if (decoded) {
+            out.push({
+              name: Deno.UnsafePointerView.getCString(namePointer),
+              family: decoded.family,
+              address: decoded.address,
+            });
+          }
+        }
+      }
+      p = node.getPointer(0);
+    }
+  } finally {
+    libc.freeifaddrs(first);
+  }
+  return out;
+}
+
+// ---- getaddrinfo -------------------------------------------------------------------------------------------
+
+/** sizeof(struct addrinfo) on 64-bit glibc. */
+const ADDRINFO_SIZE = 48;
+
+function hints(flags: number): Uint8Array<ArrayBuffer> {
+  // struct addrinfo { ai_flags @0; ai_family @4; ai_socktype @8; ai_protocol @12; ai_addrlen @16;
+  //                   ai_addr @24; ai_canonname @32; ai_next @40 }
+  const bytes = new Uint8Array(ADDRINFO_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(0, flags, true);
+  view.setInt32(4, AF_UNSPEC, true);
+  view.setInt32(8, SOCK_DGRAM, true);
+  return bytes;
+}
+
+/** Walks a getaddrinfo result list, frees it and returns the decoded addresses in order. */
+function collect(head: bigint): SocketAddress[] {
+  const libc = loadLibc();
+  const first = Deno.UnsafePointer.create(head);
+  const out: SocketAddress[] = [];
+  try {
+    for (let p = first; p !== null;) {
+      const node = new Deno.UnsafePointerView(p);
+      const length = node.getUint32(16);
+      const addrPointer = node.getPointer(24);
+      if (addrPointer !== null && length >= 16 && length <= SOCKADDR_MAX) {
+        const bytes = new Uint8Array(SOCKADDR_MAX);
+        new Deno.UnsafePointerView(addrPointer).copyInto(bytes.subarray(0, length));
+        const decoded = decodeSockaddr(new DataView(bytes.buffer));
+        if (decoded) out.push(decoded);
+      }
+      p = node.getPointer(40);
+    }
+  } finally {
+    libc.freeaddrinfo(first);
+  }
+  return out;
+}
+
+function gaiText(code: number): string {
+  const p = loadLibc().gai_strerror(code);
+  return p === null ? `EAI ${code}` : Deno.UnsafePointerView.getCString(p);
+}
+
+/** EAI_NONAME, EAI_NODATA, EAI_SERVICE, EAI_ADDRFAMILY: "does not resolve", not an error. */
+const NOT_FOUND = new Set([-2, -5, -8, -9]);
+
+/**
+ * getaddrinfo(node, NULL, {AF_UNSPEC, SOCK_DGRAM}) on a worker thread: the node's addresses in resolver
+ * order, duplicates removed, without scope. Empty when the name does not resolve; throws
+ * {@link HostLookupError} for other failures (e.g. EAI_AGAIN, a temporary DNS failure).
+ */
+export async function resolveHostAddresses(node: string): Promise<string[]> {
+  const nodeBuffer = cString(node);
+  const hintBuffer = hints(0);
+  const result = new BigUint64Array(1);
+  const code = await loadLibc().getaddrinfo_async(nodeBuffer, null, hintBuffer, result);
+  if (code !== 0) {
+    if (NOT_FOUND.has(code)) return [];
+    throw new HostLookupError(`getaddrinfo("${node}") failed: ${gaiText(code)}`);
+  }
+  return [...new Set(collect(result[0]).map((a) => a.address))];
+}
+
+/** AI_PASSIVE: with a null node, return the wildcard address (we only read the port). */
+const AI_PASSIVE = 0x1;
+
+/**
+ * getaddrinfo(NULL, service, {AF_UNSPEC, SOCK_DGRAM, AI_PASSIVE}): the UDP port of a service name or number
+ * (names come from /etc/services through NSS), or undefined when it is not one.
+ */
+export function servicePortNumber(service: string): number | undefined {
+  if (service.length === 0 || service.includes("\0")) return undefined;
+  const result = new BigUint64Array(1);
+  const code = loadLibc().getaddrinfo(null, cString(service), hints(AI_PASSIVE), result);
+  if (code !== 0) return undefined;
+  return collect(result[0])[0]?.port;
+}

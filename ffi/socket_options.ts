@@ -1,0 +1,212 @@
+/**
+ * Multicast socket options that `Deno.listenDatagram` cannot set, applied with setsockopt() on the descriptor
+ * of Deno's own socket.
+ *
+ * Why this module exists: Deno's UDP socket offers `joinMulticastV4/V6`, `setLoopback` and (IPv4 only)
+ * `setTTL`, but no outgoing-interface option (IP_MULTICAST_IF / IPV6_MULTICAST_IF), no IPv6 hop limit
+ * (IPV6_MULTICAST_HOPS stays 1) and no way to get the descriptor. Upstream joold sets all of them, and without
+ * them `out interface` and `ttl` would be silently ignored: with two interfaces the datagrams could leak
+ * through the wrong one, and an IPv4 send with no multicast route fails with "Network unreachable". So we find
+ * the descriptor Deno opened — getsockname() on each open descriptor, matching family, bound address, port and
+ * scope, minus the ones that matched before the socket was made — and set the options on it.
+ * @module
+ */
+import { EXIT, JooldError } from "../lib/errors.ts";
+import { errnoText, lastErrno, loadLibc } from "./libc.ts";
+import { decodeSockaddr, ipv4Bytes, ipv6Bytes, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+
+/** Linux socket option levels and names (spec §4.2). */
+export const SOCKOPT = {
+  SOL_SOCKET: 1,
+  SO_REUSEADDR: 2,
+  SO_REUSEPORT: 15,
+  IPPROTO_IP: 0,
+  IP_MULTICAST_IF: 32,
+  IP_MULTICAST_TTL: 33,
+  IP_MULTICAST_LOOP: 34,
+  IPPROTO_IPV6: 41,
+  IPV6_MULTICAST_IF: 17,
+  IPV6_MULTICAST_HOPS: 18,
+  IPV6_MULTICAST_LOOP: 19,
+} as const;
+
+const OPTION_NAMES: Record<string, string> = {
+  [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_REUSEADDR}`]: "SO_REUSEADDR",
+  [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_REUSEPORT}`]: "SO_REUSEPORT",
+  [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_IF}`]: "IP_MULTICAST_IF",
+  [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_TTL}`]: "IP_MULTICAST_TTL",
+  [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_LOOP}`]: "IP_MULTICAST_LOOP",
+  [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_IF}`]: "IPV6_MULTICAST_IF",
+  [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_HOPS}`]: "IPV6_MULTICAST_HOPS",
+  [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_LOOP}`]: "IPV6_MULTICAST_LOOP",
+};
+
+function optionName(level: number, name: number): string {
+  return OPTION_NAMES[`${level}/${name}`] ?? `option ${level}/${name}`;
+}
+
+// ---- finding Deno's descriptor -----------------------------------------------------------------------------
+
+/** What the wanted socket is bound to. */
+export interface BoundAddress {
+  readonly family: 4 | 6;
+  /** Address literal without scope. */
+  readonly address: string;
+  readonly port: number;
+  /** IPv6 scope interface index, when bound with `%ifname` (0 or absent otherwise). */
+  readonly scopeId?: number;
+}
+
+/** getsockname() of a descriptor, or undefined when it is not an IPv4/IPv6 socket (or not open). */
+export function boundAddressOf(fd: number): SocketAddress | undefined {
+  const buffer = new Uint8Array(SOCKADDR_MAX);
+  const length = new Uint32Array([SOCKADDR_MAX]);
+  if (loadLibc().getsockname(fd, buffer, length) !== 0) return undefined; // EBADF, ENOTSOCK: not a candidate
+  return decodeSockaddr(new DataView(buffer.buffer));
+}
+
+/**
+ * The process's open descriptors: /proc/self/fd when readable, else 0–1023 (getsockname() rejects the
+ * closed ones with EBADF).
+ */
+function openDescriptors(): number[] {
+  try {
+    return [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name)).filter(Number.isInteger);
+  } catch (cause) {
+    if (!(cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied)) {
+      throw cause;
+    }
+    return Array.from({ length: 1024 }, (_, i) => i);
+  }
+}
+
+/** Every open descriptor whose getsockname() equals `wanted` (family, address bytes, port, scope). */
+export function socketDescriptorsBoundTo(wanted: BoundAddress): number[] {
+  const bytes = wanted.family === 4 ? ipv4Bytes(wanted.address) : ipv6Bytes(wanted.address);
+  if (!bytes) throw new TypeError(`not an IPv${wanted.family} literal: ${wanted.address}`);
+  const matches: number[] = [];
+  for (const fd of openDescriptors()) {
+    const bound = boundAddressOf(fd);
+    if (
+      bound && bound.family === wanted.family && bound.port === wanted.port &&
+      bound.scopeId === (wanted.scopeId ?? 0) && bound.bytes.every((b, i) => b === bytes[i])
+    ) {
+      matches.push(fd);
+    }
+  }
+  return matches;
+}
+
+/**
+ * Finds the descriptor of the socket just bound to `wanted`: the one match that is not in `before` (the
+ * matches taken right before the socket was created). Throws JooldError(NET_SETUP) when there is none or
+ * more than one, since setting options on the wrong socket would be silent misconfiguration.
+ */
+export function findSocketDescriptor(wanted: BoundAddress, before: readonly number[] = []): number {
+  const fresh = socketDescriptorsBoundTo(wanted).filter((fd) => !before.includes(fd));
+  const where = `${wanted.family === 6 ? `[${wanted.address}]` : wanted.address}:${wanted.port}`;
+  if (fresh.length === 0) {
+    throw new JooldError(EXIT.NET_SETUP, `cannot find the descriptor of the UDP socket bound to ${where}`);
+  }
+  if (fresh.length > 1) {
+    throw new JooldError(
+      EXIT.NET_SETUP,
+      `found ${fresh.length} new UDP sockets bound to ${where} (descriptors ${
+        fresh.join(", ")
+      }); cannot tell which is ours`,
+    );
+  }
+  return fresh[0];
+}
+
+// ---- setsockopt / getsockopt -------------------------------------------------------------------------------
+
+function setRaw(
+  fd: number,
+  level: number,
+  name: number,
+  value: Uint8Array<ArrayBuffer>,
+  shown: string,
+): void {
+  if (loadLibc().setsockopt(fd, level, name, value, value.byteLength) !== 0) {
+    const errno = lastErrno();
+    throw new JooldError(
+      EXIT.NET_SETUP,
+      `setsockopt(${optionName(level, name)}, ${shown}) on descriptor ${fd} failed: ${errnoText(errno)}`,
+    );
+  }
+}
+
+function getRaw(fd: number, level: number, name: number, size: number): Uint8Array {
+  const value = new Uint8Array(size);
+  const length = new Uint32Array([size]);
+  if (loadLibc().getsockopt(fd, level, name, value, length) !== 0) {
+    const errno = lastErrno();
+    throw new JooldError(
+      EXIT.NET_SETUP,
+      `getsockopt(${optionName(level, name)}) on descriptor ${fd} failed: ${errnoText(errno)}`,
+    );
+  }
+  return value.subarray(0, length[0]);
+}
+
+/** setsockopt() with a 4-byte int value. Throws JooldError(NET_SETUP) naming option, value and errno text. */
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  setRaw(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), String(value));
+}
+
+/** getsockopt() of an int option (IPv4 TTL/LOOP may come back as one byte; both are handled). */
+export function getIntOption(fd: number, level: number, name: number): number {
+  const value = getRaw(fd, level, name, 4);
+  if (value.length === 1) return value[0];
+  return new DataView(value.buffer, value.byteOffset, value.byteLength).getInt32(0, true);
+}
+
+/** IP_MULTICAST_TTL (IPv4) or IPV6_MULTICAST_HOPS (IPv6), 0–255. */
+export function setMulticastTtl(fd: number, family: 4 | 6, ttl: number): void {
+  if (family === 4) setIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_TTL, ttl);
+  else setIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_HOPS, ttl);
+}
+
+/** Reads back IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS. */
+export function getMulticastTtl(fd: number, family: 4 | 6): number {
+  return family === 4
+    ? getIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_TTL)
+    : getIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_HOPS);
+}
+
+/** IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP: whether local sockets receive what this one sends. */
+export function setMulticastLoop(fd: number, family: 4 | 6, on: boolean): void {
+  if (family === 4) setIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_LOOP, on ? 1 : 0);
+  else setIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_LOOP, on ? 1 : 0);
+}
+
+/** Reads back IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP. */
+export function getMulticastLoop(fd: number, family: 4 | 6): boolean {
+  return (family === 4
+    ? getIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_LOOP)
+    : getIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_LOOP)) !== 0;
+}
+
+/** IP_MULTICAST_IF with a 4-byte in_addr: the local address (hence interface) IPv4 multicast leaves from. */
+export function setMulticastInterfaceV4(fd: number, address: string): void {
+  const bytes = ipv4Bytes(address);
+  if (!bytes) throw new TypeError(`not an IPv4 literal: ${address}`);
+  setRaw(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_IF, new Uint8Array(bytes), address);
+}
+
+/** Reads back IP_MULTICAST_IF as an address ("0.0.0.0" when unset). */
+export function getMulticastInterfaceV4(fd: number): string {
+  const value = getRaw(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_IF, 4);
+  return Array.from(value).join(".");
+}
+
+/** IPV6_MULTICAST_IF with an interface index (int). */
+export function setMulticastInterfaceV6(fd: number, index: number): void {
+  setIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_IF, index);
+}
+
+/** Reads back IPV6_MULTICAST_IF (0 when unset). */
+export function getMulticastInterfaceV6(fd: number): number {
+  return getIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_IF);
+}
