@@ -33,7 +33,10 @@ export function assertThrows<E extends Error>(fn: () => unknown, errorClass: Err
 }
 
 /** Awaits fn, expects it to reject with an instance of errorClass, returns the error. */
-export async function assertRejects<E extends Error>(fn: () => Promise<unknown>, errorClass: ErrorClass<E>): Promise<E> {
+export async function assertRejects<E extends Error>(
+  fn: () => Promise<unknown>,
+  errorClass: ErrorClass<E>,
+): Promise<E> {
   try {
     await fn();
   } catch (error) {

@@ -14,7 +14,10 @@ export const fakeLookup: HostLookup = {
   interfaceAddresses: () => FAKE_INTERFACES,
   resolveHost: (name) =>
     Promise.resolve(
-      ({ "sync-group.example": ["233.252.0.64"], "unicast.example": ["192.0.2.80"] } as Record<string, string[]>)[name] ??
+      ({ "sync-group.example": ["233.252.0.64"], "unicast.example": ["192.0.2.80"] } as Record<
+        string,
+        string[]
+      >)[name] ??
         [],
     ),
   servicePort: (name) => ({ domain: 53, joold: 6464 } as Record<string, number>)[name],

@@ -68,7 +68,9 @@ Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
   });
   try {
     const ask = async (text: string, hostname = "127.0.0.1") => {
-      const client = hostname === "127.0.0.1" ? probe : Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+      const client = hostname === "127.0.0.1"
+        ? probe
+        : Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
       await client.send(new TextEncoder().encode(text), { transport: "udp", hostname, port });
       const [reply] = await client.receive();
       if (client !== probe) client.close();
@@ -82,7 +84,9 @@ Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
     stats.add("NET_RCVD_PKTS");
     assertEquals(JSON.parse(await ask("json")).counters.NET_RCVD_PKTS, 1);
     assert((await ask("prometheus\n")).includes("joold_net_rcvd_pkts_total 1\n"));
-    if (server.boundAddresses.length === 2) assertEquals(JSON.parse(await ask("json", "::1")).instance, "default");
+    if (server.boundAddresses.length === 2) {
+      assertEquals(JSON.parse(await ask("json", "::1")).instance, "default");
+    }
   } finally {
     probe.close();
     await server.close();
@@ -95,7 +99,13 @@ Deno.test("stats server: a port in use is one line naming address and port", asy
   try {
     let message = "";
     try {
-      StatsServer.open({ port, addresses: ["127.0.0.1"], defaultAddresses: false, stats: new Stats(), log: new MemoryLogger() });
+      StatsServer.open({
+        port,
+        addresses: ["127.0.0.1"],
+        defaultAddresses: false,
+        stats: new Stats(),
+        log: new MemoryLogger(),
+      });
     } catch (error) {
       message = (error as Error).message;
     }
