@@ -1,13 +1,13 @@
-import { assert, assertEquals } from "node:assert/strict";
+import assert from "node:assert/strict";
 import { addressText, decodeSockaddr, interfaceName, ipv4Bytes, ipv6Bytes } from "../../ffi/host.ts";
 import { LibcHostLookup } from "../../lib/net/host_lookup.ts";
 
 const lookup = new LibcHostLookup();
 
 Deno.test("address text: IPv4 and IPv6 literals round-trip in canonical form", () => {
-  assertEquals(ipv4Bytes("192.0.2.1"), new Uint8Array([192, 0, 2, 1]));
+  assert.deepEqual(ipv4Bytes("192.0.2.1"), new Uint8Array([192, 0, 2, 1]));
   for (const bad of ["192.0.2", "192.0.2.256", "1.2.3.4.5", "a.b.c.d", ""]) {
-    assertEquals(ipv4Bytes(bad), undefined);
+    assert.deepEqual(ipv4Bytes(bad), undefined);
   }
   const cases: [string, string][] = [
     ["::", "::"],
@@ -18,16 +18,16 @@ Deno.test("address text: IPv4 and IPv6 literals round-trip in canonical form", (
     ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
     ["ff02::db8:64", "ff02::db8:64"],
   ];
-  for (const [text, canonical] of cases) assertEquals(addressText(ipv6Bytes(text)!), canonical, text);
+  for (const [text, canonical] of cases) assert.deepEqual(addressText(ipv6Bytes(text)!), canonical, text);
   for (const bad of ["1::2::3", "12345::", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "g::1", ":::"]) {
-    assertEquals(ipv6Bytes(bad), undefined, bad);
+    assert.deepEqual(ipv6Bytes(bad), undefined, bad);
   }
 });
 
 Deno.test("sockaddr decoding: family host order, port big-endian, scope id", () => {
   const v4 = new Uint8Array([2, 0, 0x19, 0x40, 233, 252, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0]);
-  assertEquals(decodeSockaddr(new DataView(v4.buffer))?.address, "233.252.0.64");
-  assertEquals(decodeSockaddr(new DataView(v4.buffer))?.port, 6464);
+  assert.deepEqual(decodeSockaddr(new DataView(v4.buffer))?.address, "233.252.0.64");
+  assert.deepEqual(decodeSockaddr(new DataView(v4.buffer))?.port, 6464);
   const v6 = new Uint8Array(28);
   const view = new DataView(v6.buffer);
   view.setUint16(0, 10, true);
@@ -35,22 +35,22 @@ Deno.test("sockaddr decoding: family host order, port big-endian, scope id", () 
   v6.set(ipv6Bytes("ff02::db8:64")!, 8);
   view.setUint32(24, 7, true);
   const decoded = decodeSockaddr(view)!;
-  assertEquals([decoded.family, decoded.address, decoded.port, decoded.scopeId], [
+  assert.deepEqual([decoded.family, decoded.address, decoded.port, decoded.scopeId], [
     6,
     "ff02::db8:64",
     6464,
     7,
   ]);
-  assertEquals(decodeSockaddr(new DataView(new Uint8Array(16).buffer)), undefined); // AF_UNSPEC
+  assert.deepEqual(decodeSockaddr(new DataView(new Uint8Array(16).buffer)), undefined); // AF_UNSPEC
 });
 
 Deno.test("interfaceIndex: lo exists, unknown and impossible names do not", () => {
   const lo = lookup.interfaceIndex("lo");
   assert(lo !== undefined && lo > 0);
-  assertEquals(interfaceName(lo), "lo");
-  assertEquals(lookup.interfaceIndex("joold-nosuch0"), undefined);
-  assertEquals(lookup.interfaceIndex(""), undefined);
-  assertEquals(lookup.interfaceIndex("a-name-longer-than-15"), undefined);
+  assert.deepEqual(interfaceName(lo!), "lo");
+  assert.deepEqual(lookup.interfaceIndex("joold-nosuch0"), undefined);
+  assert.deepEqual(lookup.interfaceIndex(""), undefined);
+  assert.deepEqual(lookup.interfaceIndex("a-name-longer-than-15"), undefined);
 });
 
 Deno.test("interfaceAddresses: getifaddrs lists the loopback addresses", () => {
@@ -65,15 +65,15 @@ Deno.test("interfaceAddresses: getifaddrs lists the loopback addresses", () => {
 });
 
 Deno.test("resolveHost: literals, localhost, and a name that does not resolve", async () => {
-  assertEquals(await lookup.resolveHost("233.252.0.64"), ["233.252.0.64"]);
-  assertEquals(await lookup.resolveHost("ff08::db8:64:64"), ["ff08::db8:64:64"]);
+  assert.deepEqual(await lookup.resolveHost("233.252.0.64"), ["233.252.0.64"]);
+  assert.deepEqual(await lookup.resolveHost("ff08::db8:64:64"), ["ff08::db8:64:64"]);
   assert((await lookup.resolveHost("localhost")).includes("127.0.0.1"));
-  assertEquals(await lookup.resolveHost("joold-test.invalid"), []);
+  assert.deepEqual(await lookup.resolveHost("joold-test.invalid"), []);
 });
 
 Deno.test("servicePort: numbers, /etc/services names, unknown names", () => {
-  assertEquals(lookup.servicePort("6464"), 6464);
-  assertEquals(lookup.servicePort("domain"), 53);
-  assertEquals(lookup.servicePort("joold-no-such-service"), undefined);
-  assertEquals(lookup.servicePort(""), undefined);
+  assert.deepEqual(lookup.servicePort("6464"), 6464);
+  assert.deepEqual(lookup.servicePort("domain"), 53);
+  assert.deepEqual(lookup.servicePort("joold-no-such-service"), undefined);
+  assert.deepEqual(lookup.servicePort(""), undefined);
 });
