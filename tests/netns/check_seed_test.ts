@@ -23,6 +23,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "joold-seed-" });
     await sh("ip", "netns", "add", ns);
     try {
+      await sh("ip", "-n", ns, "link", "set", "lo", "up");
       await sh("ip", "-n", ns, "link", "add", "eth0", "type", "dummy");
       await sh("ip", "-n", ns, "link", "set", "eth0", "up");
       await sh("ip", "-n", ns, "address", "add", "192.0.2.1/24", "dev", "eth0");
