@@ -12,7 +12,7 @@ import type { KernelTransport } from "./kernel/transport.ts";
 import { parseJoolVersion, readLoadedJoolVersion } from "./kernel/version.ts";
 import type { Logger } from "./log.ts";
 import { NetChannel } from "./net/channel.ts";
-import { hostLookup } from "./net/host_lookup.ts";
+import { LibcHostLookup } from "./net/host_lookup.ts";
 import { Relay } from "./relay.ts";
 import { Stats } from "./stats.ts";
 import { StatsServer } from "./stats_server.ts";
@@ -23,7 +23,7 @@ const SHUTDOWN_GRACE_MS = 800;
 
 /** Validates the configuration and prints it (`--check`). Throws JooldError. */
 export async function checkConfig(cli: CliOptions, log: Logger): Promise<string> {
-  const config = await loadConfig(cli.netFile, cli.modFile, hostLookup, log);
+  const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
   return describeConfig(config, cli.statsPort, cli.statsAddresses);
 }
 
@@ -32,7 +32,7 @@ export async function checkConfig(cli: CliOptions, log: Logger): Promise<string>
  * failures. A second signal exits at once.
  */
 export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
-  const config = await loadConfig(cli.netFile, cli.modFile, hostLookup, log);
+  const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
   const stats = new Stats();
 
   // Kernel first, as upstream ≥4.1.13 does: "Jool is not loaded" is the most common start-up failure.
