@@ -71,7 +71,19 @@ export async function validateNetSocket(
         "write a multicast address such as 233.252.0.64 or ff08::db8:64:64",
       );
     }
-    const resolved = await lookup.resolveHost(hostPart);
+    let resolved: string[];
+    try {
+      resolved = await lookup.resolveHost(hostPart);
+    } catch (cause) {
+      throw new ConfigError(
+        file,
+        addressEntry.key,
+        `cannot resolve the host name (${cause instanceof Error ? cause.message : cause})`,
+        showValue(addressText),
+        "write the group's address as a literal, or fix name resolution",
+        { cause },
+      );
+    }
     const group = resolved.find((a) => isMulticast(a));
     if (!group) {
       const what = resolved.length === 0
