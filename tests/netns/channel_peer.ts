@@ -1,0 +1,61 @@
+/**
+ * Test helper run INSIDE a network namespace (`ip netns exec NS deno run … channel_peer.ts CONFIG_JSON`):
+ * opens a {@link NetChannel} with the given NetSocketConfig and speaks a line protocol.
+ *
+ * stdout: `ready <descriptor>` once open; `recv <hex>` per datagram yielded; `sent <true|false>` per send;
+ * `stats <json>` on request; `error <exit code> <message>` if open fails (then exits with that code).
+ * stdin: `send <hex>`, `stats`, `quit` (or EOF).
+ * @module
+ */
+import type { NetSocketConfig } from "../../lib/config/types.ts";
+import { JooldError } from "../../lib/errors.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { NetChannel } from "../../lib/net/channel.ts";
+import { Stats } from "../../lib/stats.ts";
+
+const encoder = new TextEncoder();
+function say(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(`${line}\n`));
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function unhex(text: string): Uint8Array {
+  return Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
+}
+
+const config = JSON.parse(Deno.args[0]) as NetSocketConfig;
+const stats = new Stats();
+const log = new MemoryLogger();
+let channel: NetChannel;
+try {
+  channel = await NetChannel.open(config, { stats, log });
+} catch (error) {
+  if (!(error instanceof JooldError)) throw error;
+  say(`error ${error.exitCode} ${error.message}`);
+  Deno.exit(error.exitCode);
+}
+say(`ready ${channel.descriptor}`);
+
+const receiving = (async () => {
+  for await (const datagram of channel.receive()) say(`recv ${hex(datagram)}`);
+})();
+
+let pending = "";
+const decoder = new TextDecoder();
+read: for await (const chunk of Deno.stdin.readable) {
+  pending += decoder.decode(chunk, { stream: true });
+  let newline;
+  while ((newline = pending.indexOf("\n")) >= 0) {
+    const [command, argument] = pending.slice(0, newline).split(" ");
+    pending = pending.slice(newline + 1);
+    if (command === "send") say(`sent ${await channel.send(unhex(argument ?? ""))}`);
+    else if (command === "stats") say(`stats ${JSON.stringify({ ...stats.snapshot(), log: log.lines })}`);
+    else if (command === "quit") break read;
+  }
+}
+channel.close();
+await receiving;
+Deno.exit(0);
