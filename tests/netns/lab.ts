@@ -8,7 +8,15 @@
 import { DENO } from "../helpers/daemon_process.ts";
 
 /** Why netns tests cannot run here, or undefined when they can. */
-export function netnsSkipReason(options: { tcpdump?: boolean } = {}): string | undefined {
+export function netnsSkipReason(options: NetnsTestOptions = {}): string | undefined {
+  for (const file of options.files ?? []) {
+    try {
+      Deno.statSync(file);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      return `${file} does not exist yet`;
+    }
+  }
   if (Deno.build.os !== "linux") return "network namespaces need Linux";
   if (Deno.uid() !== 0) return "needs root to create network namespaces";
   if (!which("ip")) return "needs iproute2 (ip)";
@@ -27,13 +35,21 @@ function which(program: string): boolean {
   return false;
 }
 
+/** Preconditions of a netns test beyond root and iproute2. */
+export interface NetnsTestOptions {
+  /** Needs tcpdump. */
+  readonly tcpdump?: boolean;
+  /** Needs these files (absolute paths), e.g. a module another part of the project is still writing. */
+  readonly files?: string[];
+}
+
 /**
  * Deno.test wrapper: with a skip reason, fails under CI=true and is ignored (reason printed once) otherwise.
  */
 export function netnsTest(
   name: string,
   fn: () => Promise<void>,
-  options: { tcpdump?: boolean } = {},
+  options: NetnsTestOptions = {},
 ): void {
   const reason = netnsSkipReason(options);
   const ci = Deno.env.get("CI") === "true";
