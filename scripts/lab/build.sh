@@ -109,7 +109,7 @@ SRC="$CACHE/src/$JOOL_VERSION"
 rm -rf "$SRC"
 mkdir -p "$SRC"
 dpkg-deb -x "$(ls "$DEBS"/jool-dkms_"$JOOL_VERSION"-*.deb | head -1)" "$SRC"
-MOD="$SRC/usr/src/jool-dkms-$JOOL_VERSION/src/mod"
+MOD=$(dirname "$(ls -d "$SRC"/usr/src/*/dkms.conf | head -1)")/src/mod
 [ -d "$MOD/common" ] || fail "jool-dkms package has no src/mod/common"
 HDR="/usr/src/linux-headers-$KVER"
 say "make modules (takes ~30 s)"
@@ -169,7 +169,10 @@ ln -sf bash "$ROOT/usr/bin/sh.bash"
 if [ "$SUITE_KIND" = trixie ]; then
   # trixie's tools need trixie's glibc: own prefix, run through its loader from wrappers on PATH.
   PFX="/opt/jool-$JOOL_VERSION"
-  for d in "$DEBS"/*.deb; do dpkg-deb -x "$d" "$ROOT$PFX"; done
+  mkdir -p "$ROOT$PFX"
+  for d in "$DEBS"/*.deb; do
+    case "$d" in */jool-dkms_*) ;; *) dpkg-deb -x "$d" "$ROOT$PFX" ;; esac
+  done
   rm -rf "$ROOT$PFX/usr/src" "$ROOT$PFX/usr/share"
   LD=$(cd "$ROOT$PFX" && find . -name 'ld-linux-x86-64.so.2' | head -1)
   [ -n "$LD" ] || fail "trixie libc6 has no ld-linux-x86-64.so.2"
