@@ -2,62 +2,13 @@
  * Pure IP-address helpers for config validation: literal parsing and multicast scope rules.
  * @module
  */
+import { ipv4Bytes, ipv6Bytes } from "../net/address.ts";
 
 /** Parses a dotted-quad IPv4 literal; undefined when it is not one. */
-export function parseIPv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^\d{1,3}$/.test(parts[i])) return undefined;
-    const n = Number(parts[i]);
-    if (n > 255) return undefined;
-    out[i] = n;
-  }
-  return out;
-}
+export const parseIPv4 = ipv4Bytes;
 
 /** Parses an IPv6 literal (no scope, no brackets); undefined when it is not one. */
-export function parseIPv6(text: string): Uint8Array | undefined {
-  if (!/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const pieces = part.split(":");
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i];
-      if (i === pieces.length - 1 && piece.includes(".")) {
-        const v4 = parseIPv4(piece);
-        if (!v4) return undefined;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return undefined;
-        out.push(parseInt(piece, 16));
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (!head || !tail) return undefined;
-  let all: number[];
-  if (halves.length === 2) {
-    const missing = 8 - head.length - tail.length;
-    if (missing < 1) return undefined;
-    all = [...head, ...new Array(missing).fill(0), ...tail];
-  } else {
-    all = head;
-  }
-  if (all.length !== 8) return undefined;
-  const bytes = new Uint8Array(16);
-  all.forEach((g, i) => {
-    bytes[2 * i] = g >> 8;
-    bytes[2 * i + 1] = g & 0xff;
-  });
-  return bytes;
-}
+export const parseIPv6 = ipv6Bytes;
 
 /** Family of a literal address, or undefined when the text is not a literal. */
 export function literalFamily(text: string): 4 | 6 | undefined {
