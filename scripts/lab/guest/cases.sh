@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Guest-side test cases of the VM lab. Each writes OUT/cases/NAME/: facts (key=value), snapshots of session
+# tables, kernel stats and daemon stats, and the daemons' logs. The host parses them (scripts/lab/results.ts).
+# Every case starts from fresh instances and leaves the topology as it found it (routes via A, links up).
+
+SYNC_WAIT=${SYNC_WAIT:-20}
+N_FLOWS=${N_FLOWS:-5}
+
+case_dir() { echo "$OUT/cases/$1"; }
+
+# fresh_instances INSTANCE...: remove and re-add the named instances on A and B (resets sessions and stats).
+fresh_instances() {
+  local r i
+  for r in A B; do
+    for i in "$@"; do
+      nsx "$r" jool instance remove "$i" >/dev/null 2>&1
+      instance_add "$r" "$i" || return 1
+    done
+  done
+}
+
+collect_logs() {
+  local dir=$1 d
+  for d in /tmp/d-*; do
+    [ -d "$d" ] || continue
+    cp "$d/log" "$dir/$(basename "$d").log" 2>/dev/null
+    cp "$d/stop" "$dir/$(basename "$d").stop" 2>/dev/null
+    cp "$d/netsocket.json" "$dir/$(basename "$d").netsocket.json" 2>/dev/null
+  done
+}
+
+cleanup_case() {
+  local d
+  for d in /tmp/d-*; do
+    [ -d "$d" ] || continue
+    local b=${d#/tmp/d-}
+    daemon_stop "${b%%-*}" "${b#*-}"
+  done
+  for d in /tmp/tcp-*; do [ -d "$d" ] && tcp_close "${d#/tmp/tcp-}"; done
+  router_links A up
+  router_links B up
+  via A
+}
+
+# sync_case NAME DAEMON_A DAEMON_B FAMILY [QUICK]
+#   Sessions (TCP, UDP, ICMP) through A must reach B; a TCP connection opened through A must survive failover to
+#   B; sessions through B must reach A. QUICK=1 (negative control) waits less.
+sync_case() {
+  local name=$1 da=$2 db=$3 fam=$4 quick=${5:-0} dir t0 wait=$SYNC_WAIT
+  dir=$(case_dir "$name")
+  [ "$quick" = 1 ] && wait=8
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: A=$da B=$db IPv$fam"
+  fact "$dir" kind sync
+  fact "$dir" daemon_a "$da"
+  fact "$dir" daemon_b "$db"
+  fact "$dir" family "$fam"
+  fresh_instances default || {
+    fact "$dir" setup fail
+    return
+  }
+  daemon_start A "$da" "$fam" default 45678
+  daemon_start B "$db" "$fam" default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  via A
+  tcp_open t1 && fact "$dir" tcp_open yes || fact "$dir" tcp_open no
+  traffic 10000 "$N_FLOWS"
+  wait_mirror A B default "$wait" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  snapshot "$dir/through-a" A default 45678
+  snapshot "$dir/through-a" B default 45678
+  # failover: A's client and server links go down, routes move to B; the connection must still echo.
+  router_links A down
+  via B
+  tcp_echo t1 failover && fact "$dir" failover_echo yes || fact "$dir" failover_echo no
+  # reverse: new flows through B must reach A (A's sync link is still up).
+  traffic 20000 "$N_FLOWS"
+  wait_mirror B A default "$wait" && fact "$dir" b_to_a yes || fact "$dir" b_to_a no
+  sleep 1
+  snapshot "$dir/through-b" A default 45678
+  snapshot "$dir/through-b" B default 45678
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+  log "case $name done in $(($(date +%s) - t0))s"
+}
+
+# advertise_case NAME DAEMON FAMILY: sessions made through A while B has no daemon; B's daemon starts late and
+# an advertise on A must fill B (`jool session advertise` ≥4.1.13, `jool joold advertise` on 4.1.9).
+advertise_case() {
+  local name=$1 d=$2 fam=$3 dir t0
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: advertise, daemons $d, IPv$fam"
+  fact "$dir" kind advertise
+  fact "$dir" daemon_a "$d"
+  fact "$dir" daemon_b "$d"
+  fact "$dir" family "$fam"
+  fresh_instances default || return
+  daemon_start A "$d" "$fam" default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  via A
+  tcp_open t1 && fact "$dir" tcp_open yes || fact "$dir" tcp_open no
+  traffic 10000 "$N_FLOWS"
+  sleep 3
+  snapshot "$dir/before" B default
+  fact "$dir" b_sessions_before "$(($(session_count B default tcp) + $(session_count B default udp) + $(session_count B default icmp)))"
+  daemon_start B "$d" "$fam" default 45678
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  if is_4113; then
+    nsx A jool -i default session advertise >"$dir/advertise.out" 2>&1 && fact "$dir" advertise_cmd ok ||
+      fact "$dir" advertise_cmd fail
+  else
+    nsx A jool -i default joold advertise >"$dir/advertise.out" 2>&1 && fact "$dir" advertise_cmd ok ||
+      fact "$dir" advertise_cmd fail
+  fi
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  snapshot "$dir/after" A default 45678
+  snapshot "$dir/after" B default 45678
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}
+
+# two_instances_case NAME DAEMON: a second instance on each router (iptables framework: one netfilter instance
+# per namespace) with its own daemon and group; traffic through A's first instance must not leak into the
+# second instance of either router, nor reach the second daemons.
+two_instances_case() {
+  local name=$1 d=$2 dir t0
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: two instances, daemons $d"
+  fact "$dir" kind two-instances
+  fact "$dir" daemon_a "$d"
+  fact "$dir" daemon_b "$d"
+  fact "$dir" family 6
+  fresh_instances default || return
+  local r ok=yes
+  for r in A B; do
+    nsx "$r" jool instance remove second >/dev/null 2>&1
+    if ! nsx "$r" jool instance add second --iptables --pool6 64:ff9b::/96 >>"$dir/second.out" 2>&1; then ok=no; fi
+    nsx "$r" jool -i second global update ss-enabled true >>"$dir/second.out" 2>&1 || ok=no
+  done
+  fact "$dir" second_instance "$ok"
+  daemon_start A "$d" 6 default 45678
+  daemon_start B "$d" 6 default 45678
+  daemon_start A "$d" 6 second 45679 ff08::db8:64:65
+  daemon_start B "$d" 6 second 45679 ff08::db8:64:65
+  daemon_wait_ready A default 45678 && daemon_wait_ready B default 45678 && fact "$dir" ready_a yes ||
+    fact "$dir" ready_a no
+  daemon_wait_ready A second 45679 && daemon_wait_ready B second 45679 && fact "$dir" ready_b yes ||
+    fact "$dir" ready_b no
+  via A
+  tcp_open t1 && fact "$dir" tcp_open yes || fact "$dir" tcp_open no
+  traffic 10000 "$N_FLOWS"
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  sleep 2
+  for r in A B; do
+    snapshot "$dir/end" "$r" default 45678
+    [ "$ok" = yes ] && snapshot "$dir/end" "$r" second 45679
+  done
+  cleanup_case
+  for r in A B; do nsx "$r" jool instance remove second >/dev/null 2>&1; done
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}
+
+# instance_gone_case NAME: A's instance is removed under A's running daemon (ours); sessions through B keep
+# arriving at A's daemon. Expect one error line, a live or cleanly exited daemon, and no storm of kernel
+# messages (counters in the stats, log line count).
+instance_gone_case() {
+  local name=$1 dir t0
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: instance removed under a running daemon"
+  fact "$dir" kind instance-gone
+  fact "$dir" daemon_a ours
+  fact "$dir" daemon_b ours
+  fact "$dir" family 6
+  fresh_instances default || return
+  daemon_start A ours 6 default 45678
+  daemon_start B ours 6 default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  via A
+  traffic 10000 2
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  snapshot "$dir/before" A default 45678
+  cp /tmp/d-A-default/log "$dir/log-before-removal" 2>/dev/null
+  nsx A jool instance remove default && fact "$dir" removed yes || fact "$dir" removed no
+  via B
+  traffic 20000 "$N_FLOWS"
+  sleep 3
+  traffic 30000 "$N_FLOWS"
+  sleep 5
+  kill -0 "$(cat /tmp/d-A-default/pid)" 2>/dev/null && fact "$dir" alive_after yes || fact "$dir" alive_after no
+  stats_json A 45678 >"$dir/A.after.stats.json"
+  snapshot "$dir/end" B default 45678
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}

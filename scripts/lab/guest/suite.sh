@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the cases listed in LAB_CASES (space-separated KIND:NAME[:ARGS...], see cases.sh) in one boot:
+#   sync:NAME:DAEMON_A:DAEMON_B:FAMILY[:quick]   advertise:NAME:DAEMON:FAMILY
+#   two-instances:NAME:DAEMON                    instance-gone:NAME
+source /mnt/proj/scripts/lab/guest/lib.sh
+source /mnt/proj/scripts/lab/guest/cases.sh
+mkdir -p "$OUT/cases"
+log "Jool $JOOL_VERSION: $(jool --version 2>&1 | head -1); cases: $LAB_CASES"
+topology_up
+for spec in $LAB_CASES; do
+  IFS=: read -r kind name a1 a2 a3 a4 <<<"$spec"
+  case "$kind" in
+  sync) sync_case "$name" "$a1" "$a2" "$a3" "${a4:-0}" ;;
+  advertise) advertise_case "$name" "$a1" "$a2" ;;
+  two-instances) two_instances_case "$name" "$a1" ;;
+  instance-gone) instance_gone_case "$name" ;;
+  *) log "unknown case kind '$kind' in '$spec'" ;;
+  esac
+  echo "$name" >>"$OUT/cases-done"
+done
+log "all cases done"
