@@ -1,0 +1,258 @@
+/**
+ * The VM suite for one Jool version: one guest boot runs every case (scripts/lab/guest/cases.sh), then one
+ * t.step per check parses what the guest wrote. Shared by the per-version test files.
+ * @module
+ */
+import { assert, assertEquals } from "node:assert/strict";
+import { join } from "node:path";
+import {
+  bootLab,
+  type BootResult,
+  buildLab,
+  type JoolVersion,
+  labUnavailableReason,
+  OUT_DIR,
+} from "../../scripts/lab/lab.ts";
+import {
+  type CaseResult,
+  mirrors,
+  type Protocol,
+  readCases,
+  readSnapshot,
+  type Session,
+  sessionCount,
+  type Snapshot,
+  udpPortRange,
+} from "../../scripts/lab/results.ts";
+
+const N_FLOWS = 5;
+const PAIRS = [
+  ["uu", "upstream", "upstream"],
+  ["oo", "ours", "ours"],
+  ["ou", "ours", "upstream"],
+  ["uo", "upstream", "ours"],
+] as const;
+
+/** The cases one boot runs for `version` (see scripts/lab/guest/suite.sh for the syntax). */
+export function caseSpecs(version: JoolVersion): string[] {
+  const specs: string[] = [];
+  for (const [tag, a, b] of PAIRS) {
+    for (const fam of ["6", "4"]) specs.push(`sync:${tag}${fam}:${a}:${b}:${fam}`);
+  }
+  specs.push("sync:neg6:upstream:sleep:6:1");
+  if (version !== "4.1.9") specs.push("advertise:adv-ours:ours:6", "advertise:adv-upstream:upstream:6");
+  specs.push("two-instances:two:ours", "instance-gone:gone");
+  return specs;
+}
+
+function onlyProto(p: Protocol): Partial<Record<Protocol, number>> {
+  return { [p]: p === "udp" ? N_FLOWS : 1 };
+}
+function keepProto(p: Protocol, inner: (s: Session) => boolean = () => true): (s: Session) => boolean {
+  return (s) => s.proto.toLowerCase() === p && inner(s);
+}
+function mirrorOf(from: Snapshot, to: Snapshot, p: Protocol, range?: [number, number]) {
+  const filter = keepProto(p, range ? udpPortRange(range[0], range[1]) : undefined);
+  const strip = (s: Snapshot): Snapshot => ({
+    ...s,
+    sessions: { tcp: [], udp: [], icmp: [], [p]: s.sessions[p].filter(filter) },
+  });
+  return mirrors(strip(from), to, onlyProto(p));
+}
+
+/** A daemon counter from our JSON view or the six-line view (upstream ≥4.1.12), or undefined. */
+function counter(s: Snapshot, name: string): number | undefined {
+  return s.statsJson?.counters[name] ?? s.statsText?.[name];
+}
+
+function errorLines(text: string): number {
+  return text.split("\n").filter((l) => / joold error: /.test(l)).length;
+}
+function readOr(path: string, fallback = ""): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return fallback;
+  }
+}
+
+async function syncChecks(t: Deno.TestContext, version: JoolVersion, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const a1 = readSnapshot(join(c.dir, "through-a"), "A");
+  const b1 = readSnapshot(join(c.dir, "through-a"), "B");
+  const a2 = readSnapshot(join(c.dir, "through-b"), "A");
+  const b2 = readSnapshot(join(c.dir, "through-b"), "B");
+  const negative = f.daemon_b === "sleep";
+  const label = `${c.name} (A ${f.daemon_a} → B ${f.daemon_b}, IPv${f.family} group)`;
+
+  await t.step(`${label}: both daemons started and answered`, () => {
+    assertEquals([f.ready_a, f.ready_b], ["yes", "yes"], `daemon logs in ${c.dir}/d-*.log`);
+  });
+  for (const p of ["tcp", "udp", "icmp"] as const) {
+    await t.step(
+      `${label}: ${p.toUpperCase()} sessions through A ${negative ? "do NOT " : ""}appear in B`,
+      () => {
+        const v = mirrorOf(a1, b1, p, p === "udp" ? [10001, 10000 + N_FLOWS] : undefined);
+        if (negative) assert(!v.ok, "negative control: B mirrored A although its daemon is `sleep`");
+        else assert(v.ok, v.reason);
+      },
+    );
+  }
+  await t.step(
+    `${label}: TCP connection opened through A ${negative ? "does NOT survive" : "survives"} failover`,
+    () => {
+      assertEquals(f.tcp_open, "yes", "the TCP echo through A never worked");
+      assertEquals(f.failover_echo, negative ? "no" : "yes");
+    },
+  );
+  if (negative) return;
+  for (const p of ["udp", "icmp"] as const) {
+    await t.step(`${label}: ${p.toUpperCase()} sessions through B appear in A`, () => {
+      const v = mirrorOf(b2, a2, p, p === "udp" ? [20001, 20000 + N_FLOWS] : undefined);
+      assert(v.ok, v.reason);
+    });
+  }
+  // Counters: what A's daemon sent is what B's daemon received, and back (bridge: no loss).
+  const aSent = counter(a2, "NET_SENT_PKTS"), bRcvd = counter(b2, "NET_RCVD_PKTS");
+  const bSent = counter(b2, "NET_SENT_PKTS"), aRcvd = counter(a2, "NET_RCVD_PKTS");
+  if (aSent !== undefined && bRcvd !== undefined) {
+    await t.step(`${label}: A's NET_SENT_PKTS == B's NET_RCVD_PKTS and back`, () => {
+      assert(aSent > 0, "A's daemon sent nothing");
+      assertEquals(bRcvd, aSent, "A→B datagrams");
+      assertEquals(aRcvd, bSent, "B→A datagrams");
+    });
+  }
+  for (const [router, snap, kind] of [["A", a2, f.daemon_a], ["B", b2, f.daemon_b]] as const) {
+    if (kind !== "ours") continue;
+    await t.step(`${label}: ${router}'s daemon (ours) serves the json stats view`, () => {
+      assert(snap.statsJson, `no JSON from ${router}'s stats port; see ${c.dir}/d-${router}-default.log`);
+      assert(snap.statsJson.drops && snap.statsJson.kernelErrors, "json view lacks drops/kernelErrors");
+    });
+    if (version !== "4.1.9") {
+      await t.step(`${label}: ${router}'s KERNEL_SENT_PKTS == local JSTAT_JOOLD_PKT_RCVD`, () => {
+        assert(snap.jstat, "no jool stats");
+        assert(snap.statsJson, "no daemon stats");
+        assertEquals(snap.statsJson.counters.KERNEL_SENT_PKTS, snap.jstat.JSTAT_JOOLD_PKT_RCVD);
+        assert(snap.jstat.JSTAT_JOOLD_PKT_RCVD > 0, "the kernel received no sync packet");
+      });
+    }
+    await t.step(`${label}: ${router}'s daemon (ours) stops on SIGTERM`, () => {
+      const stop = readOr(join(c.dir, `d-${router}-default.stop`)).trim();
+      assert(stop.startsWith("stop_ms=") && stop !== "stop_ms=killed", `daemon_stop recorded '${stop}'`);
+    });
+  }
+}
+
+async function advertiseChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const label = `${c.name} (daemons ${f.daemon_a}, B's started late)`;
+  await t.step(`${label}: B holds no session before the advertise`, () => {
+    assertEquals(f.b_sessions_before, "0");
+  });
+  await t.step(`${label}: jool session advertise succeeds on A`, () => {
+    assertEquals(f.advertise_cmd, "ok", readOr(join(c.dir, "advertise.out")));
+  });
+  await t.step(`${label}: the advertise fills B with A's sessions`, () => {
+    const a = readSnapshot(join(c.dir, "after"), "A");
+    const b = readSnapshot(join(c.dir, "after"), "B");
+    const v = mirrors(a, b, { tcp: 1, udp: N_FLOWS, icmp: 1 });
+    assert(v.ok, v.reason);
+  });
+}
+
+async function twoInstanceChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const end = join(c.dir, "end");
+  await t.step(`${c.name}: a second (iptables) instance exists on A and B`, () => {
+    assertEquals(f.second_instance, "yes", readOr(join(c.dir, "second.out")));
+  });
+  await t.step(`${c.name}: sessions of instance 'default' reach B's 'default'`, () => {
+    const v = mirrors(readSnapshot(end, "A"), readSnapshot(end, "B"), { tcp: 1, udp: N_FLOWS, icmp: 1 });
+    assert(v.ok, v.reason);
+  });
+  for (const r of ["A", "B"]) {
+    await t.step(`${c.name}: instance 'second' on ${r} holds no session`, () => {
+      assertEquals(sessionCount(readSnapshot(end, r, "second")), 0);
+    });
+  }
+  await t.step(`${c.name}: B's daemon for 'second' received no datagram of the other group`, () => {
+    const s = readSnapshot(end, "B", "second");
+    const rcvd = counter(s, "NET_RCVD_PKTS");
+    assert(rcvd !== undefined, "B's 'second' daemon did not answer its stats port (45679)");
+    assertEquals(rcvd, 0);
+  });
+}
+
+async function instanceGoneChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  await t.step(`${c.name}: sync worked before the removal`, () => {
+    assertEquals([f.ready_a, f.ready_b, f.a_to_b], ["yes", "yes", "yes"]);
+  });
+  await t.step(`${c.name}: the instance was removed under the running daemon`, () => {
+    assertEquals(f.removed, "yes");
+  });
+  await t.step(`${c.name}: A's daemon logs exactly one error line for it`, () => {
+    const before = errorLines(readOr(join(c.dir, "log-before-removal")));
+    const all = readOr(join(c.dir, "d-A-default.log"));
+    assertEquals(errorLines(all) - before, 1, `log:\n${all.split("\n").slice(-15).join("\n")}`);
+  });
+  await t.step(`${c.name}: no ACK storm towards the kernel after the removal`, () => {
+    const before = readSnapshot(join(c.dir, "before"), "A").statsJson;
+    const afterText = readOr(join(c.dir, "A.after.stats.json"));
+    assert(before, "no stats before the removal");
+    if (f.alive_after !== "yes") return; // exited cleanly after its error line: no storm possible
+    const after = JSON.parse(afterText);
+    const grew = (k: string) => (after.counters[k] ?? 0) - (before.counters[k] ?? 0);
+    const received = grew("NET_RCVD_PKTS");
+    assertEquals(grew("KERNEL_ACKS_SENT"), 0, "ACKs sent to a deleted instance");
+    assert(
+      grew("KERNEL_SENT_PKTS") + grew("KERNEL_SEND_ERRORS") <= received,
+      `more kernel messages than datagrams received (${received}): ${afterText}`,
+    );
+  });
+}
+
+/** Registers the VM suite for `version`: skips (or fails with CI=true) when the lab cannot run here. */
+export function labSuite(version: JoolVersion): void {
+  const name = `VM lab, real Jool ${version}`;
+  const why = labUnavailableReason() ??
+    (Deno.env.get("JOOLD_VM_TESTS") === "skip" ? "JOOLD_VM_TESTS=skip" : null);
+  if (why) {
+    if (Deno.env.get("CI") === "true") {
+      Deno.test(name, () => {
+        throw new Error(`the VM lab cannot run in CI: ${why}`);
+      });
+    } else {
+      console.error(`skipping ${name}: ${why}`);
+      Deno.test({ name, ignore: true, fn: () => {} });
+    }
+    return;
+  }
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false }, async (t) => {
+    const specs = caseSpecs(version);
+    let boot: BootResult | undefined;
+    const outDir = join(OUT_DIR, `tests-${version}`);
+    await t.step("build the lab and boot once for every case", async () => {
+      const image = await buildLab(version);
+      boot = await bootLab(image, "suite", { LAB_CASES: specs.join(" ") }, outDir, 1800);
+      assert(!boot.timedOut, `the guest timed out; see ${outDir}/guest.log`);
+      assertEquals(boot.scenarioStatus, 0, `scenario failed; see ${outDir}/guest.log`);
+    });
+    const cases = readCases(outDir);
+    for (const spec of specs) {
+      const [kind, caseName] = spec.split(":");
+      const c = cases.get(caseName);
+      if (!c) {
+        await t.step(`${caseName}: the guest ran the case`, () => {
+          throw new Error(`no results for ${caseName}; see ${outDir}/guest.log`);
+        });
+        continue;
+      }
+      console.error(`case ${caseName}: ${c.facts.seconds ?? "?"}s in the guest`);
+      if (kind === "sync") await syncChecks(t, version, c);
+      else if (kind === "advertise") await advertiseChecks(t, c);
+      else if (kind === "two-instances") await twoInstanceChecks(t, c);
+      else if (kind === "instance-gone") await instanceGoneChecks(t, c);
+    }
+  });
+}
