@@ -3,7 +3,7 @@
  * t.step per check parses what the guest wrote. Shared by the per-version test files.
  * @module
  */
-import { assert, assertEquals } from "node:assert/strict";
+import { deepStrictEqual } from "node:assert";
 import { join } from "node:path";
 import {
   bootLab,
@@ -26,6 +26,13 @@ import {
 } from "../../scripts/lab/results.ts";
 
 const N_FLOWS = 5;
+
+function assert(condition: unknown, message = "assertion failed"): asserts condition {
+  if (!condition) throw new Error(message);
+}
+function assertEquals(actual: unknown, expected: unknown, message?: string): void {
+  deepStrictEqual(actual, expected, message);
+}
 const PAIRS = [
   ["uu", "upstream", "upstream"],
   ["oo", "ours", "ours"],
@@ -125,15 +132,17 @@ async function syncChecks(t: Deno.TestContext, version: JoolVersion, c: CaseResu
   for (const [router, snap, kind] of [["A", a2, f.daemon_a], ["B", b2, f.daemon_b]] as const) {
     if (kind !== "ours") continue;
     await t.step(`${label}: ${router}'s daemon (ours) serves the json stats view`, () => {
-      assert(snap.statsJson, `no JSON from ${router}'s stats port; see ${c.dir}/d-${router}-default.log`);
-      assert(snap.statsJson.drops && snap.statsJson.kernelErrors, "json view lacks drops/kernelErrors");
+      const json = snap.statsJson;
+      assert(json, `no JSON from ${router}'s stats port; see ${c.dir}/d-${router}-default.log`);
+      assert(json.drops && json.kernelErrors, "json view lacks drops/kernelErrors");
     });
     if (version !== "4.1.9") {
       await t.step(`${label}: ${router}'s KERNEL_SENT_PKTS == local JSTAT_JOOLD_PKT_RCVD`, () => {
-        assert(snap.jstat, "no jool stats");
-        assert(snap.statsJson, "no daemon stats");
-        assertEquals(snap.statsJson.counters.KERNEL_SENT_PKTS, snap.jstat.JSTAT_JOOLD_PKT_RCVD);
-        assert(snap.jstat.JSTAT_JOOLD_PKT_RCVD > 0, "the kernel received no sync packet");
+        const jstat = snap.jstat, json = snap.statsJson;
+        assert(jstat, "no jool stats");
+        assert(json, "no daemon stats");
+        assertEquals(json.counters.KERNEL_SENT_PKTS, jstat.JSTAT_JOOLD_PKT_RCVD);
+        assert(jstat.JSTAT_JOOLD_PKT_RCVD > 0, "the kernel received no sync packet");
       });
     }
     await t.step(`${label}: ${router}'s daemon (ours) stops on SIGTERM`, () => {
