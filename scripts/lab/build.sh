@@ -29,6 +29,16 @@ case "$JOOL_VERSION" in
 esac
 [ "$(id -u)" = 0 ] || fail "the lab needs root (apt-get, depmod, cpio with device nodes); rerun as root"
 
+# apt_install PKG...: apt-get install, refreshing the package lists once if the first attempt fails.
+apt_install() {
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 && return 0
+  say "apt-get install failed; running apt-get update and retrying"
+  apt-get update >&2 || fail "apt-get update failed; check the network and /etc/apt sources"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 ||
+    fail "apt-get install $* failed; install them by hand and rerun"
+}
+
 # --- step: kernel --------------------------------------------------------------------------------------------
 STEP="pick kernel"
 KVER=""
@@ -37,6 +47,15 @@ for img in /boot/vmlinuz-*; do
   k=${img#/boot/vmlinuz-}
   if [ -d "/lib/modules/$k/kernel" ]; then KVER=$k; fi
 done
+if [ -z "$KVER" ]; then
+  say "no /boot kernel: installing linux-image-amd64 linux-headers-amd64"
+  apt_install linux-image-amd64 linux-headers-amd64
+  for img in /boot/vmlinuz-*; do
+    [ -e "$img" ] || continue
+    k=${img#/boot/vmlinuz-}
+    if [ -d "/lib/modules/$k/kernel" ]; then KVER=$k; fi
+  done
+fi
 [ -n "$KVER" ] || fail "no /boot/vmlinuz-KVER with /lib/modules/KVER; install linux-image-amd64"
 say "kernel $KVER"
 
@@ -50,8 +69,7 @@ for p in "${NEED[@]}"; do
 done
 if [ ${#MISSING[@]} -gt 0 ]; then
   say "installing missing packages: ${MISSING[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${MISSING[@]}" >&2 ||
-    fail "apt-get install ${MISSING[*]} failed; run apt-get update and retry"
+  apt_install "${MISSING[@]}"
 fi
 
 OUT="$CACHE/$KVER/jool-$JOOL_VERSION"
