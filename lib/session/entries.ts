@@ -1,0 +1,262 @@
+/**
+ * Session entries in Jool's three wire formats (spec §1.6), decoded, validated and encoded field by field.
+ * Each entry is one JNLAL_ENTRY attribute, its 4-byte host-order header included.
+ *
+ * - A (≤4.1.11): 140 bytes of nested attributes; ports and expiration in host order.
+ * - B (4.1.12): 52 bytes; dst4 is derived by the receiver.
+ * - C (≥4.1.13): 40 bytes, big-endian; dst6 is derived by the receiver.
+ * @module
+ */
+import { ENTRY_SIZE, type SessionFormat } from "./format.ts";
+import { HOST_LITTLE_ENDIAN, NLA_F_NESTED, NLA_TYPE_MASK, viewOf } from "../jool/netlink.ts";
+
+/** JNLAL_ENTRY: the type of every entry attribute. */
+export const JNLAL_ENTRY = 1;
+
+/** l4_protocol: 0 TCP, 1 UDP, 2 ICMP. */
+export const PROTO_NAMES = ["TCP", "UDP", "ICMP"] as const;
+/** tcp_state 0–6. */
+export const TCP_STATE_MAX = 6;
+/** session_timer_type 0–2 (EST, TRANS, SYN4), checked for TCP only. */
+export const TIMER_MAX = 2;
+
+/** One session. Which addresses travel depends on the format (the receiver derives the others). */
+export interface SessionEntry {
+  /** 0 TCP, 1 UDP, 2 ICMP. */
+  readonly proto: number;
+  /** TCP state 0–6 (0 for UDP/ICMP). */
+  readonly state: number;
+  /** Timer type 0–2. */
+  readonly timer: number;
+  /** Milliseconds until the session expires. */
+  readonly expiration: number;
+  /** IPv6 client address (16 bytes) and port / ICMP id. */
+  readonly src6: Uint8Array;
+  readonly src6Port: number;
+  /** IPv6 destination (formats A and B). */
+  readonly dst6?: Uint8Array;
+  readonly dst6Port?: number;
+  /** IPv4 pool4 address (4 bytes) and port / ICMP id. */
+  readonly src4: Uint8Array;
+  readonly src4Port: number;
+  /** IPv4 peer (formats A and C). */
+  readonly dst4?: Uint8Array;
+  readonly dst4Port?: number;
+}
+
+/** Result of decoding one entry. */
+export type EntryResult = { ok: true; entry: SessionEntry } | { ok: false; field: string; detail: string };
+
+/** Format A nested attribute ids (JNLASE_*) and transport-address ids (JNLAT_*). */
+const JNLASE_SRC6 = 1, JNLASE_DST6 = 2, JNLASE_SRC4 = 3, JNLASE_DST4 = 4;
+const JNLASE_PROTO = 5, JNLASE_STATE = 6, JNLASE_TIMER = 7, JNLASE_EXPIRATION = 8;
+const JNLAT_ADDR = 1, JNLAT_PORT = 2;
+
+/** Format A layout: offset, nla_len, type and whether the attribute is a nest, in entry order. */
+const FORMAT_A_LAYOUT: readonly { name: string; at: number; len: number; type: number; nest: boolean }[] = [
+  { name: "src6", at: 4, len: 32, type: JNLASE_SRC6, nest: true },
+  { name: "src6.addr", at: 8, len: 20, type: JNLAT_ADDR, nest: false },
+  { name: "src6.port", at: 28, len: 6, type: JNLAT_PORT, nest: false },
+  { name: "dst6", at: 36, len: 32, type: JNLASE_DST6, nest: true },
+  { name: "dst6.addr", at: 40, len: 20, type: JNLAT_ADDR, nest: false },
+  { name: "dst6.port", at: 60, len: 6, type: JNLAT_PORT, nest: false },
+  { name: "src4", at: 68, len: 20, type: JNLASE_SRC4, nest: true },
+  { name: "src4.addr", at: 72, len: 8, type: JNLAT_ADDR, nest: false },
+  { name: "src4.port", at: 80, len: 6, type: JNLAT_PORT, nest: false },
+  { name: "dst4", at: 88, len: 20, type: JNLASE_DST4, nest: true },
+  { name: "dst4.addr", at: 92, len: 8, type: JNLAT_ADDR, nest: false },
+  { name: "dst4.port", at: 100, len: 6, type: JNLAT_PORT, nest: false },
+  { name: "proto", at: 108, len: 5, type: JNLASE_PROTO, nest: false },
+  { name: "state", at: 116, len: 5, type: JNLASE_STATE, nest: false },
+  { name: "timer", at: 124, len: 5, type: JNLASE_TIMER, nest: false },
+  { name: "expiration", at: 132, len: 8, type: JNLASE_EXPIRATION, nest: false },
+];
+
+/** Checks proto, state and timer ranges (the kernel's "Unknown protocol/session timer"). */
+export function checkEnums(proto: number, state: number, timer: number): EntryResult | undefined {
+  if (proto > 2) return { ok: false, field: "proto", detail: `protocol ${proto}; expected 0–2` };
+  if (state > TCP_STATE_MAX) {
+    return { ok: false, field: "state", detail: `TCP state ${state}; expected 0–${TCP_STATE_MAX}` };
+  }
+  if (proto === 0 && timer > TIMER_MAX) {
+    return { ok: false, field: "timer", detail: `TCP timer ${timer}; expected 0–${TIMER_MAX}` };
+  }
+  return undefined;
+}
+
+/** Packs proto/state/timer as formats B and C do: bits 5–6 proto, 2–4 state, 0–1 timer. */
+export function packPst(proto: number, state: number, timer: number): number {
+  return ((proto & 3) << 5) | ((state & 7) << 2) | (timer & 3);
+}
+
+/**
+ * Decodes one entry attribute (header included, exactly `ENTRY_SIZE[format]` bytes) and validates it.
+ * The entry header's type must be JNLAL_ENTRY (flags masked; NLA_F_NESTED optional for format A).
+ */
+export function decodeEntry(bytes: Uint8Array, format: SessionFormat): EntryResult {
+  const size = ENTRY_SIZE[format];
+  if (bytes.length !== size) {
+    return { ok: false, field: "length", detail: `${bytes.length} bytes; format ${format} has ${size}` };
+  }
+  const v = viewOf(bytes);
+  const nlaLen = v.getUint16(0, HOST_LITTLE_ENDIAN);
+  const nlaType = v.getUint16(2, HOST_LITTLE_ENDIAN);
+  if (nlaLen !== size) return { ok: false, field: "nla_len", detail: `${nlaLen}; expected ${size}` };
+  if ((nlaType & NLA_TYPE_MASK) !== JNLAL_ENTRY || (format !== "A" && nlaType !== JNLAL_ENTRY)) {
+    return { ok: false, field: "nla_type", detail: `0x${nlaType.toString(16)}; expected an entry (1)` };
+  }
+  switch (format) {
+    case "A":
+      return decodeA(bytes);
+    case "B":
+      return decodeB(bytes);
+    case "C":
+      return decodeC(bytes);
+  }
+}
+
+function decodeA(bytes: Uint8Array): EntryResult {
+  const v = viewOf(bytes);
+  for (const f of FORMAT_A_LAYOUT) {
+    const len = v.getUint16(f.at, HOST_LITTLE_ENDIAN);
+    const rawType = v.getUint16(f.at + 2, HOST_LITTLE_ENDIAN);
+    if (len !== f.len) return { ok: false, field: f.name, detail: `nla_len ${len}; expected ${f.len}` };
+    // The nested flag is optional (set only by ≥5.2 kernels); a leaf must not carry it.
+    const allowed = f.nest ? NLA_F_NESTED : 0;
+    if ((rawType & ~allowed) !== f.type) {
+      return { ok: false, field: f.name, detail: `nla_type 0x${rawType.toString(16)}; expected ${f.type}` };
+    }
+  }
+  const proto = bytes[112], state = bytes[120], timer = bytes[128];
+  const bad = checkEnums(proto, state, timer);
+  if (bad) return bad;
+  return {
+    ok: true,
+    entry: {
+      proto,
+      state,
+      timer,
+      expiration: v.getUint32(136, HOST_LITTLE_ENDIAN),
+      src6: bytes.slice(12, 28),
+      src6Port: v.getUint16(32, HOST_LITTLE_ENDIAN),
+      dst6: bytes.slice(44, 60),
+      dst6Port: v.getUint16(64, HOST_LITTLE_ENDIAN),
+      src4: bytes.slice(76, 80),
+      src4Port: v.getUint16(84, HOST_LITTLE_ENDIAN),
+      dst4: bytes.slice(96, 100),
+      dst4Port: v.getUint16(104, HOST_LITTLE_ENDIAN),
+    },
+  };
+}
+
+function unpackPst(packed: number): { proto: number; state: number; timer: number } | EntryResult {
+  if (packed & ~0x7f) {
+    return { ok: false, field: "flags", detail: `packed 0x${packed.toString(16)} has reserved bits set` };
+  }
+  return { proto: (packed >> 5) & 3, state: (packed >> 2) & 7, timer: packed & 3 };
+}
+
+function decodeB(bytes: Uint8Array): EntryResult {
+  const v = viewOf(bytes);
+  const pst = unpackPst(v.getUint16(50, false));
+  if ("ok" in pst) return pst;
+  const bad = checkEnums(pst.proto, pst.state, pst.timer);
+  if (bad) return bad;
+  return {
+    ok: true,
+    entry: {
+      ...pst,
+      src6: bytes.slice(4, 20),
+      dst6: bytes.slice(20, 36),
+      src4: bytes.slice(36, 40),
+      expiration: v.getUint32(40, false),
+      src6Port: v.getUint16(44, false),
+      dst6Port: v.getUint16(46, false),
+      src4Port: v.getUint16(48, false),
+    },
+  };
+}
+
+function decodeC(bytes: Uint8Array): EntryResult {
+  const v = viewOf(bytes);
+  const pst = unpackPst(v.getUint16(38, false));
+  if ("ok" in pst) return pst;
+  const bad = checkEnums(pst.proto, pst.state, pst.timer);
+  if (bad) return bad;
+  return {
+    ok: true,
+    entry: {
+      ...pst,
+      src6: bytes.slice(4, 20),
+      src4: bytes.slice(20, 24),
+      dst4: bytes.slice(24, 28),
+      expiration: v.getUint32(28, false),
+      src6Port: v.getUint16(32, false),
+      src4Port: v.getUint16(34, false),
+      dst4Port: v.getUint16(36, false),
+    },
+  };
+}
+
+function need<T>(value: T | undefined, field: string, format: SessionFormat): T {
+  if (value === undefined) throw new RangeError(`format ${format} needs ${field}`);
+  return value;
+}
+
+/**
+ * Encodes one entry (header included). Throws RangeError when a field the format carries is missing or an
+ * enum is out of range. Format A entries get NLA_F_NESTED on the nests when `nested` (default true, like a
+ * ≥5.2 kernel) and on the entry header too.
+ */
+export function encodeEntry(entry: SessionEntry, format: SessionFormat, nested = true): Uint8Array {
+  const bad = checkEnums(entry.proto, entry.state, entry.timer);
+  if (bad && !bad.ok) throw new RangeError(`${bad.field}: ${bad.detail}`);
+  const size = ENTRY_SIZE[format];
+  const out = new Uint8Array(size);
+  const v = viewOf(out);
+  v.setUint16(0, size, HOST_LITTLE_ENDIAN);
+  v.setUint16(2, JNLAL_ENTRY | (format === "A" && nested ? NLA_F_NESTED : 0), HOST_LITTLE_ENDIAN);
+  const pst = packPst(entry.proto, entry.state, entry.timer);
+  switch (format) {
+    case "A": {
+      for (const f of FORMAT_A_LAYOUT) {
+        v.setUint16(f.at, f.len, HOST_LITTLE_ENDIAN);
+        v.setUint16(f.at + 2, f.type | (f.nest && nested ? NLA_F_NESTED : 0), HOST_LITTLE_ENDIAN);
+      }
+      out.set(entry.src6, 12);
+      v.setUint16(32, entry.src6Port, HOST_LITTLE_ENDIAN);
+      out.set(need(entry.dst6, "dst6", format), 44);
+      v.setUint16(64, need(entry.dst6Port, "dst6Port", format), HOST_LITTLE_ENDIAN);
+      out.set(entry.src4, 76);
+      v.setUint16(84, entry.src4Port, HOST_LITTLE_ENDIAN);
+      out.set(need(entry.dst4, "dst4", format), 96);
+      v.setUint16(104, need(entry.dst4Port, "dst4Port", format), HOST_LITTLE_ENDIAN);
+      out[112] = entry.proto;
+      out[120] = entry.state;
+      out[128] = entry.timer;
+      v.setUint32(136, entry.expiration, HOST_LITTLE_ENDIAN);
+      break;
+    }
+    case "B":
+      out.set(entry.src6, 4);
+      out.set(need(entry.dst6, "dst6", format), 20);
+      out.set(entry.src4, 36);
+      v.setUint32(40, entry.expiration, false);
+      v.setUint16(44, entry.src6Port, false);
+      v.setUint16(46, need(entry.dst6Port, "dst6Port", format), false);
+      v.setUint16(48, entry.src4Port, false);
+      v.setUint16(50, pst, false);
+      break;
+    case "C":
+      out.set(entry.src6, 4);
+      out.set(entry.src4, 20);
+      out.set(need(entry.dst4, "dst4", format), 24);
+      v.setUint32(28, entry.expiration, false);
+      v.setUint16(32, entry.src6Port, false);
+      v.setUint16(34, entry.src4Port, false);
+      v.setUint16(36, need(entry.dst4Port, "dst4Port", format), false);
+      v.setUint16(38, pst, false);
+      break;
+  }
+  return out;
+}
