@@ -51,6 +51,7 @@ export const DROP_REASONS = [
   "kernel_version_mismatch", // a kernel of another major.minor
   "kernel_no_container", // a batch without its session container
   "kernel_queue_full", // the queue towards the network was full
+  "kernel_overrun", // the netlink receive buffer overflowed (ENOBUFS): an unknown number of batches lost
 ] as const;
 
 /** One drop reason. */

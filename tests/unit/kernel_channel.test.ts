@@ -1,0 +1,344 @@
+/**
+ * The kernel channel over the kernel double (lib/kernel/double.ts): frames in as kernel multicasts, frames out
+ * as the daemon's requests. No root, no Jool.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { KernelChannel } from "../../lib/kernel/channel.ts";
+import { DOUBLE_FAMILY_ID, encodeFrame, FrameReader, openKernelDouble } from "../../lib/kernel/double.ts";
+import type { KernelTransport } from "../../lib/kernel/transport.ts";
+import { encodeJooldAdd, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ADD } from "../../lib/jool/messages.ts";
+import { encodeIname, type JoolVersion } from "../../lib/jool/header.ts";
+import {
+  encodeAttributes,
+  NLA_F_NESTED,
+  NLMSG_HDRLEN,
+  readNetlinkHeader,
+  u16,
+  writeGenlHeader,
+  writeNetlinkHeader,
+} from "../../lib/jool/netlink.ts";
+import { encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { Stats } from "../../lib/stats.ts";
+import { EXIT, JooldError } from "../../lib/errors.ts";
+
+const V4_1_13: JoolVersion = { major: 4, minor: 1, revision: 13, dev: 0 };
+
+function entry(n: number): Uint8Array {
+  const session: SessionEntry = {
+    proto: 1,
+    state: 0,
+    timer: 0,
+    expiration: 59_000 + n,
+    src6: Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n),
+    src6Port: 1000 + n,
+    src4: Uint8Array.of(192, 0, 2, 1),
+    src4Port: 2000 + n,
+    dst4: Uint8Array.of(203, 0, 113, 7),
+    dst4Port: 53,
+  };
+  return encodeEntry(session, "C");
+}
+
+/** A kernel message: multicast (pid 0, seq 0) or reply, genl cmd 0 version 2, Jool header, attributes. */
+function kernelMessage(
+  options: { iname?: string; version?: number[]; flags?: number; seq?: number; pid?: number },
+  attributes: { type: number; payload: Uint8Array }[],
+): Uint8Array {
+  const attrs = encodeAttributes(attributes);
+  const out = new Uint8Array(48 + attrs.length);
+  writeNetlinkHeader(out, {
+    length: out.length,
+    type: DOUBLE_FAMILY_ID,
+    flags: 0,
+    seq: options.seq ?? 0,
+    pid: options.pid ?? 0,
+  });
+  writeGenlHeader(out, 16, { cmd: 0, version: 2, reserved: 0 });
+  out.set([0x6a, 0x6f, 0x6f, 0x6c], 20);
+  out.set(options.version ?? [4, 1, 13, 0], 24);
+  out[28] = 2;
+  out[29] = options.flags ?? 0;
+  out.set(encodeIname(options.iname ?? "default"), 32);
+  out.set(attrs, 48);
+  return out;
+}
+
+function batch(payload: Uint8Array, iname = "default", version?: number[]): Uint8Array {
+  return kernelMessage({ iname, version }, [{ type: NLA_F_NESTED | 7, payload }]);
+}
+
+function errorReply(code: number, message: string, pid: number): Uint8Array {
+  return kernelMessage({ flags: 1, seq: 77, pid }, [
+    { type: 1, payload: u16(code) },
+    { type: 2, payload: new TextEncoder().encode(message + "\0") },
+  ]);
+}
+
+/** The double on in-memory pipes. */
+class Rig {
+  readonly stats = new Stats();
+  readonly log = new MemoryLogger();
+  readonly sent: Uint8Array[] = [];
+  readonly transport: KernelTransport;
+  readonly #input: WritableStreamDefaultWriter<Uint8Array>;
+  #waiters: (() => void)[] = [];
+
+  constructor() {
+    const stdin = new TransformStream<Uint8Array, Uint8Array>();
+    this.#input = stdin.writable.getWriter();
+    const reader = new FrameReader();
+    const stdout = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        this.sent.push(...reader.push(chunk));
+        for (const w of this.#waiters.splice(0)) w();
+      },
+    });
+    this.transport = openKernelDouble({ version: "4.1.13", stdin: stdin.readable, stdout });
+  }
+
+  inject(datagram: Uint8Array): Promise<void> {
+    return this.#input.write(encodeFrame(datagram));
+  }
+
+  async until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Lets queued stream work and callbacks run. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+
+  commands(): number[] {
+    return this.sent.map((m) => m[16]);
+  }
+}
+
+async function openChannel(rig: Rig, instance = "default", kernelVersion: JoolVersion | null = V4_1_13) {
+  return await KernelChannel.open({
+    instance,
+    transport: rig.transport,
+    stats: rig.stats,
+    log: rig.log,
+    kernelVersion: kernelVersion ?? undefined,
+  });
+}
+
+Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig);
+  assertEquals(rig.sent.length, 0, "the probe stays inside the double");
+  assertEquals(channel.format, "C");
+  const payload = new Uint8Array([...entry(1), ...entry(2)]);
+  const got: [Uint8Array, number][] = [];
+  const running = channel.run((p, n) => got.push([p, n]));
+  await rig.inject(batch(payload));
+  await rig.until(() => rig.sent.length >= 1);
+  assertEquals(got, [[payload, 2]]);
+  assertEquals(rig.commands(), [JNLOP_JOOLD_ACK]);
+  const ack = rig.sent[0];
+  assertEquals(ack.length, 48);
+  const nl = readNetlinkHeader(ack);
+  assertEquals([nl.type, nl.flags, nl.pid], [DOUBLE_FAMILY_ID, 1, Deno.pid]);
+  assertEquals([...ack.subarray(17, 20)], [1, 0, 0], "genl version 1, reserved 0");
+  assertEquals([...ack.subarray(20, 32)], [0x6a, 0x6f, 0x6f, 0x6c, 4, 1, 13, 0, 2, 0, 0, 0]);
+  assertEquals(rig.stats.get("KERNEL_RCVD_BATCHES"), 1);
+  assertEquals(rig.stats.get("KERNEL_RCVD_SESSIONS"), 2);
+  assertEquals(rig.stats.get("KERNEL_RCVD_BYTES"), 80);
+  assertEquals(rig.stats.get("KERNEL_ACKS_SENT"), 1);
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel + double: addSessions writes a JOOLD_ADD byte-identical to the codec's", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig);
+  const payload = new Uint8Array([...entry(3)]);
+  channel.addSessions(payload, 1);
+  await rig.until(() => rig.sent.length >= 1);
+  const sent = rig.sent[0];
+  assertEquals(sent[16], JNLOP_JOOLD_ADD);
+  const nl = readNetlinkHeader(sent);
+  const expected = encodeJooldAdd({
+    familyId: DOUBLE_FAMILY_ID,
+    pid: Deno.pid,
+    seq: nl.seq,
+    version: V4_1_13,
+    instance: "default",
+  }, payload);
+  assertEquals(sent, expected);
+  assertEquals(sent.length, 92);
+  assertEquals([rig.stats.get("KERNEL_SENT_PKTS"), rig.stats.get("KERNEL_SENT_BYTES")], [1, 40]);
+  assertEquals(rig.stats.get("KERNEL_SENT_SESSIONS"), 1);
+  channel.close();
+});
+
+Deno.test("kernel channel + double: other instances are counted, not forwarded, not ACKed", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig, "Alpha");
+  const got: Uint8Array[] = [];
+  const running = channel.run((p) => got.push(p));
+  await rig.inject(batch(entry(4), "beta"));
+  await rig.inject(batch(entry(5), "ALPHA")); // case-insensitive match, as upstream
+  await rig.until(() => rig.sent.length >= 1);
+  await rig.settle();
+  assertEquals(got.length, 1);
+  assertEquals(got[0], entry(5));
+  assertEquals(rig.commands(), [JNLOP_JOOLD_ACK]);
+  assertEquals(rig.stats.get("KERNEL_OTHER_INSTANCE_BATCHES"), 1);
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel + double: error replies are counted, logged once, never ACKed", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig);
+  const running = channel.run(() => {
+    throw new Error("no batch expected");
+  });
+  for (let i = 0; i < 3; i++) {
+    await rig.inject(errorReply(22, "Session sync is disabled on this instance.", Deno.pid));
+  }
+  await rig.inject(errorReply(3, "This namespace lacks an instance named 'default'.", Deno.pid));
+  await rig.settle();
+  assertEquals(rig.sent.length, 0);
+  assertEquals(rig.stats.get("KERNEL_ERROR_REPLIES"), 4);
+  assertEquals(rig.stats.get("KERNEL_ADDS_REJECTED_SS_DISABLED"), 3);
+  assertEquals(rig.stats.snapshot().kernelErrors, { "22": 3, "3": 1 });
+  assertEquals(rig.log.lines.filter((l) => l.startsWith("error:")).length, 2, rig.log.lines.join("\n"));
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel + double: invalid kernel messages are dropped by reason and ACKed", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig);
+  const running = channel.run(() => {
+    throw new Error("no batch expected");
+  });
+  const noContainer = kernelMessage({}, [{ type: 3, payload: new Uint8Array(4) }]);
+  const badMagic = batch(entry(1));
+  badMagic[20] = 0x4a;
+  const truncated = batch(entry(1)).subarray(0, 40);
+  new DataView(truncated.buffer, truncated.byteOffset).setUint32(0, 40, true);
+  await rig.inject(noContainer);
+  await rig.inject(badMagic);
+  await rig.inject(truncated);
+  await rig.inject(batch(entry(1), "default", [4, 2, 0, 0])); // another major.minor: dropped, not ACKed
+  await rig.inject(batch(entry(1), "default", [4, 1, 255, 5])); // the 4.2 rc: dropped, not ACKed
+  await rig.until(() => rig.sent.length >= 3);
+  await rig.settle();
+  assertEquals(rig.commands(), [JNLOP_JOOLD_ACK, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ACK]);
+  assertEquals(rig.stats.drops("kernel_no_container"), 1);
+  assertEquals(rig.stats.drops("kernel_bad_message"), 2);
+  assertEquals(rig.stats.drops("kernel_version_mismatch"), 2);
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel: without /sys the format is learnt from the first multicast; a contradiction is trusted", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig, "default", null);
+  assertEquals(channel.format, undefined);
+  assertEquals(channel.kernelVersion, undefined);
+  // Requests before any multicast announce 4.1.15.
+  channel.advertise();
+  await rig.until(() => rig.sent.length >= 1);
+  assertEquals([...rig.sent[0].subarray(24, 28)], [4, 1, 15, 0]);
+  const running = channel.run(() => {});
+  await rig.inject(batch(entry(1), "default", [4, 1, 14, 0]));
+  await rig.until(() => rig.sent.length >= 2);
+  assertEquals(channel.format, "C");
+  assertEquals(channel.kernelVersion, { major: 4, minor: 1, revision: 14, dev: 0 });
+  assertEquals([...rig.sent[1].subarray(24, 28)], [4, 1, 14, 0], "the ACK mirrors the kernel's version");
+  // A 4.1.12 kernel's multicast (format B, 52-byte entries) contradicts: warn, trust it.
+  const b = new Uint8Array(52);
+  new DataView(b.buffer).setUint16(0, 52, true);
+  new DataView(b.buffer).setUint16(2, 1, true);
+  await rig.inject(batch(b, "default", [4, 1, 12, 0]));
+  await rig.until(() => rig.sent.length >= 3);
+  assertEquals(channel.format, "B");
+  assert(
+    rig.log.lines.some((l) => l.startsWith("warn:") && l.includes("format B")),
+    rig.log.lines.join("\n"),
+  );
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel: probe answers map to exit codes", async () => {
+  const cases: [number, number][] = [[3, EXIT.INSTANCE_ABSENT], [1, EXIT.PERMISSION], [22, EXIT.RUNTIME]];
+  for (const [code, exit] of cases) {
+    const transport = scriptedTransport((request) =>
+      errorReply(code, "nope", readNetlinkHeader(request).pid)
+    );
+    const error = await KernelChannel.open({
+      instance: "default",
+      transport,
+      stats: new Stats(),
+      log: new MemoryLogger(),
+    }).then(() => undefined, (e) => e);
+    assert(error instanceof JooldError, String(error));
+    assertEquals(error.exitCode, exit, error.message);
+    if (code === 3) {
+      assertEquals(
+        error.message,
+        "the instance 'default' does not exist in this network namespace; create it with `jool instance add`",
+      );
+    }
+  }
+  // ss-enabled off: opens, with a warning.
+  const log = new MemoryLogger();
+  const off = scriptedTransport((request) => {
+    const reply = kernelMessage({ seq: readNetlinkHeader(request).seq, pid: 9 }, [{
+      type: 27,
+      payload: Uint8Array.of(0),
+    }]);
+    return reply;
+  });
+  await KernelChannel.open({ instance: "default", transport: off, stats: new Stats(), log });
+  assert(log.lines.some((l) => l.startsWith("warn:") && l.includes("ss-enabled")), log.lines.join("\n"));
+});
+
+/** A transport that answers every request with `answer(request)`, keeping the request's seq. */
+function scriptedTransport(answer: (request: Uint8Array) => Uint8Array): KernelTransport {
+  const queue: Uint8Array[] = [];
+  let wake: (() => void) | undefined;
+  let closed = false;
+  return {
+    familyId: DOUBLE_FAMILY_ID,
+    localPort: 4242,
+    send(message) {
+      const reply = answer(message);
+      // Replies carry the request's seq.
+      const seq = readNetlinkHeader(message).seq;
+      new DataView(reply.buffer, reply.byteOffset).setUint32(8, seq, true);
+      queue.push(reply);
+      wake?.();
+    },
+    async *receive() {
+      while (true) {
+        const next = queue.shift();
+        if (next) yield next;
+        else if (closed) return;
+        else await new Promise<void>((resolve) => wake = resolve);
+      }
+    },
+    close() {
+      closed = true;
+      wake?.();
+    },
+  };
+}
+
+Deno.test("kernel double: frames split across chunks", () => {
+  const reader = new FrameReader();
+  const a = encodeFrame(Uint8Array.of(1, 2, 3));
+  const b = encodeFrame(Uint8Array.of(4));
+  const both = new Uint8Array([...a, ...b]);
+  assertEquals(reader.push(both.subarray(0, 5)), []);
+  assertEquals(reader.push(both.subarray(5)), [Uint8Array.of(1, 2, 3), Uint8Array.of(4)]);
+  assertEquals(reader.buffered, 0);
+  assertEquals(NLMSG_HDRLEN, 16);
+});
