@@ -9,7 +9,7 @@ import { KernelChannel } from "./kernel/channel.ts";
 import { openKernelDouble } from "./kernel/double.ts";
 import { openLibnlTransport } from "./kernel/libnl_transport.ts";
 import type { KernelTransport } from "./kernel/transport.ts";
-import { parseJoolVersion, readLoadedJoolVersion } from "./kernel/version.ts";
+import { parseJoolVersion, readLoadedJoolVersion, versionText } from "./kernel/version.ts";
 import type { Logger } from "./log.ts";
 import { NetChannel } from "./net/channel.ts";
 import { LibcHostLookup } from "./net/host_lookup.ts";
@@ -97,10 +97,6 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
     await closeAll();
     throw error;
   }
-}
-
-function versionText(v: { major: number; minor: number; revision: number; dev: number }): string {
-  return `${v.major}.${v.minor}.${v.revision}${v.dev ? `.${v.dev}` : ""}`;
 }
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */

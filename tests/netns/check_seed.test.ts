@@ -24,7 +24,7 @@ Deno.test({
     await sh("ip", "netns", "add", ns);
     try {
       await sh("ip", "-n", ns, "link", "set", "lo", "up");
-      await sh("ip", "-n", ns, "link", "add", "eth0", "type", "dummy");
+      await sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p");
       await sh("ip", "-n", ns, "link", "set", "eth0", "up");
       await sh("ip", "-n", ns, "address", "add", "192.0.2.1/24", "dev", "eth0");
       await sh("ip", "-n", ns, "address", "add", "2001:db8::1/64", "dev", "eth0", "nodad");
@@ -60,6 +60,9 @@ Deno.test({
         const d = new TextDecoder();
         return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
       };
+      const linkLine = await new Deno.Command("ip", { args: ["-n", ns, "-o", "link", "show", "eth0"], stdout: "piped" })
+        .output();
+      const index = Number(new TextDecoder().decode(linkLine.stdout).split(":")[0]);
       const v6 = await check("v6.json");
       assertEquals(v6.code, 0, v6.stderr);
       assertEquals(v6.stderr, "");
@@ -70,8 +73,8 @@ Deno.test({
           "multicast address: ff08::db8:64:64",
           "family: IPv6",
           "multicast port: 6464",
-          "in interface: eth0 (index 2)",
-          "out interface: eth0 (index 2)",
+          `in interface: eth0 (index ${index})`,
+          `out interface: eth0 (index ${index})`,
           "reuseaddr: 1",
           "ttl: 3",
           "modsocket file: modsocket.json",

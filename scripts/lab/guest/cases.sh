@@ -140,13 +140,19 @@ two_instances_case() {
   fact "$dir" daemon_b "$d"
   fact "$dir" family 6
   fresh_instances default || return
-  local r ok=yes
+  local r ok=yes fw
+  # iptables framework if the module has it (4.1.9), else a second netfilter instance with its own pool6.
   for r in A B; do
     nsx "$r" jool instance remove second >/dev/null 2>&1
-    if ! nsx "$r" jool instance add second --iptables --pool6 64:ff9b::/96 >>"$dir/second.out" 2>&1; then ok=no; fi
+    fw=iptables
+    if ! nsx "$r" jool instance add second --iptables --pool6 64:ff9b::/96 >>"$dir/second.out" 2>&1; then
+      fw=netfilter
+      nsx "$r" jool instance add second --netfilter --pool6 64:ff9c::/96 >>"$dir/second.out" 2>&1 || ok=no
+    fi
     nsx "$r" jool -i second global update ss-enabled true >>"$dir/second.out" 2>&1 || ok=no
   done
   fact "$dir" second_instance "$ok"
+  fact "$dir" second_framework "$fw"
   daemon_start A "$d" 6 default 45678
   daemon_start B "$d" 6 default 45678
   daemon_start A "$d" 6 second 45679 ff08::db8:64:65

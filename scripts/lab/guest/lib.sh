@@ -163,6 +163,11 @@ daemon_stop() {
   local dir=/tmp/d-$1-$2 pid t0 i
   [ -f "$dir/pid" ] || return 0
   pid=$(cat "$dir/pid")
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "stop_ms=not-running" >"$dir/stop"
+    rm -f "$dir/pid"
+    return 0
+  fi
   t0=$(uptime_ms)
   kill -TERM "$pid" 2>/dev/null
   for i in $(seq 1 30); do
@@ -201,7 +206,10 @@ wait_mirror() {
     for p in tcp udp icmp; do
       session_keys "$src" "$inst" "$p" >/tmp/keys.src
       session_keys "$dst" "$inst" "$p" >/tmp/keys.dst
-      if [ -s /tmp/keys.src ] && grep -qvxFf /tmp/keys.dst /tmp/keys.src; then missing=1; fi
+      # (busybox grep -f with an empty pattern file matches everything: test emptiness first)
+      if [ -s /tmp/keys.src ] && { [ ! -s /tmp/keys.dst ] || grep -qvxFf /tmp/keys.dst /tmp/keys.src; }; then
+        missing=1
+      fi
     done
     [ $missing = 0 ] && return 0
     [ $(($(date +%s) - t0)) -ge "$max" ] && return 1
