@@ -132,10 +132,14 @@ MOD=$(dirname "$(ls -d "$SRC"/usr/src/*/dkms.conf | head -1)")/src/mod
 HDR="/usr/src/linux-headers-$KVER"
 say "make modules (takes ~30 s)"
 J=$(nproc)
+# ≥4.1.11 builds the iptables framework only with -DNETFILTER_XTABLES (Debian's module has none). The lab turns
+# it on so a second instance can share a router namespace with the netfilter one (the two-instances case).
+KCF=""
+[ "$SUITE_KIND" = system ] || KCF="-DNETFILTER_XTABLES"
 {
-  make -j"$J" -C "$HDR" M="$MOD/common" modules
-  make -j"$J" -C "$HDR" M="$MOD/nat64" KBUILD_EXTRA_SYMBOLS="$MOD/common/Module.symvers" modules
-  make -j"$J" -C "$HDR" M="$MOD/siit" KBUILD_EXTRA_SYMBOLS="$MOD/common/Module.symvers" modules
+  make -j"$J" -C "$HDR" M="$MOD/common" KCFLAGS="$KCF" modules
+  make -j"$J" -C "$HDR" M="$MOD/nat64" KCFLAGS="$KCF" KBUILD_EXTRA_SYMBOLS="$MOD/common/Module.symvers" modules
+  make -j"$J" -C "$HDR" M="$MOD/siit" KCFLAGS="$KCF" KBUILD_EXTRA_SYMBOLS="$MOD/common/Module.symvers" modules
 } >"$OUT/modules-build.log" 2>&1 || fail "kernel module build failed; see $OUT/modules-build.log"
 say "modules built"
 

@@ -64,6 +64,8 @@ export interface DaemonJsonStats {
 /** One router instance's state at one moment. */
 export interface Snapshot {
   sessions: Record<Protocol, Session[]>;
+  /** Whether every protocol's table was displayed (false when the instance did not exist). */
+  present: boolean;
   /** `jool stats display --all` (≥4.1.12), or null. */
   jstat: Record<string, number> | null;
   /** The daemon's six-line view, or null when it did not answer. */
@@ -84,9 +86,12 @@ function readText(path: string): string | null {
 /** Reads DIR/ROUTER.INSTANCE.* as written by the guest's `snapshot`. */
 export function readSnapshot(dir: string, router: string, instance = "default"): Snapshot {
   const base = join(dir, `${router}.${instance}`);
-  const sessions = Object.fromEntries(
-    PROTOCOLS.map((p) => [p, parseSessions(readText(`${base}.${p}.csv`) ?? "")]),
-  ) as Record<Protocol, Session[]>;
+  const csv = PROTOCOLS.map((p) => readText(`${base}.${p}.csv`) ?? "");
+  const sessions = Object.fromEntries(PROTOCOLS.map((p, i) => [p, parseSessions(csv[i])])) as Record<
+    Protocol,
+    Session[]
+  >;
+  const present = csv.every((text) => text.startsWith("Protocol,"));
   const jstatText = readText(`${base}.jstat.txt`);
   const jstat = jstatText && jstatText.includes("JSTAT_") ? parseCounters(jstatText) : null;
   const text = readText(`${base}.stats.txt`);
@@ -101,7 +106,7 @@ export function readSnapshot(dir: string, router: string, instance = "default"):
       statsJson = null; // not our daemon's JSON view (e.g. upstream's six lines): no JSON stats
     }
   }
-  return { sessions, jstat, statsText, statsJson };
+  return { sessions, present, jstat, statsText, statsJson };
 }
 
 /** One guest case: its facts (key=value) and directory. */

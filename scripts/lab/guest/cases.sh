@@ -141,13 +141,16 @@ two_instances_case() {
   fact "$dir" family 6
   fresh_instances default || return
   local r ok=yes fw
-  # iptables framework if the module has it (4.1.9), else a second netfilter instance with its own pool6.
+  # One netfilter instance per namespace: the second uses the iptables framework (`instance add --iptables`;
+  # trixie's 4.1.13 tools are built without it, so try atomic configuration as well).
   for r in A B; do
     nsx "$r" jool instance remove second >/dev/null 2>&1
     fw=iptables
     if ! nsx "$r" jool instance add second --iptables --pool6 64:ff9b::/96 >>"$dir/second.out" 2>&1; then
-      fw=netfilter
-      nsx "$r" jool instance add second --netfilter --pool6 64:ff9c::/96 >>"$dir/second.out" 2>&1 || ok=no
+      fw=iptables-atomic
+      printf '{ "instance": "second", "framework": "iptables", "global": { "pool6": "64:ff9b::/96" } }\n' \
+        >/tmp/second.json
+      nsx "$r" jool file handle /tmp/second.json >>"$dir/second.out" 2>&1 || ok=no
     fi
     nsx "$r" jool -i second global update ss-enabled true >>"$dir/second.out" 2>&1 || ok=no
   done
