@@ -131,6 +131,19 @@ export class Lab {
       }
       await sh("ip", "-n", end.ns, "link", "set", end.name, "mtu", String(mtu), "up");
     }
+    // A veth end transmits only once linkwatch has seen the carrier and replaced the "noop" qdisc (which drops
+    // everything); that happens asynchronously, up to a second later. Wait for it so the first datagram of a
+    // test is not lost.
+    for (const end of [a, b]) await this.#waitOperUp(end.ns, end.name);
+  }
+
+  async #waitOperUp(ns: string, name: string): Promise<void> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const line = await sh("ip", "-n", ns, "-o", "link", "show", "dev", name);
+      if (line.includes("state UP") && !line.includes("qdisc noop")) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`${ns}/${name} did not come up within 5 s`);
   }
 
   /** Index of an interface inside a namespace. */
