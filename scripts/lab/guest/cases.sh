@@ -60,6 +60,7 @@ sync_case() {
     fact "$dir" setup fail
     return
   }
+  capture_start "$dir"
   daemon_start A "$da" "$fam" default 45678
   daemon_start B "$db" "$fam" default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
@@ -80,6 +81,7 @@ sync_case() {
   sleep 1
   snapshot "$dir/through-b" A default 45678
   snapshot "$dir/through-b" B default 45678
+  capture_stop
   cleanup_case
   collect_logs "$dir"
   rm -rf /tmp/d-*
@@ -156,6 +158,7 @@ two_instances_case() {
   done
   fact "$dir" second_instance "$ok"
   fact "$dir" second_framework "$fw"
+  capture_start "$dir"
   daemon_start A "$d" 6 default 45678
   daemon_start B "$d" 6 default 45678
   daemon_start A "$d" 6 second 45679 ff08::db8:64:65
@@ -173,6 +176,7 @@ two_instances_case() {
     snapshot "$dir/end" "$r" default 45678
     [ "$ok" = yes ] && snapshot "$dir/end" "$r" second 45679
   done
+  capture_stop
   cleanup_case
   for r in A B; do nsx "$r" jool instance remove second >/dev/null 2>&1; done
   collect_logs "$dir"

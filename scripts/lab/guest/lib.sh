@@ -274,6 +274,19 @@ snapshot() {
   fi
 }
 
+# capture_start DIR / capture_stop: the sync link's traffic as seen by router A (DIR/sync.pcap), for debugging.
+capture_start() {
+  tcpdump -ni A-brss -U -w "$1/sync.pcap" udp >"$1/tcpdump.log" 2>&1 &
+  CAPTURE_PID=$!
+  sleep 0.5
+}
+capture_stop() {
+  [ -n "${CAPTURE_PID:-}" ] || return 0
+  kill "$CAPTURE_PID" 2>/dev/null
+  wait "$CAPTURE_PID" 2>/dev/null
+  CAPTURE_PID=""
+}
+
 # result DIR KEY VALUE: one line in DIR/facts (key=value), read by the host.
 fact() {
   mkdir -p "$1"
