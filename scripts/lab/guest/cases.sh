@@ -65,19 +65,23 @@ sync_case() {
   daemon_start B "$db" "$fam" default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
   daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  log "  $name: daemons up"
   via A
   tcp_open t1 && fact "$dir" tcp_open yes || fact "$dir" tcp_open no
   traffic 10000 "$N_FLOWS"
   wait_mirror A B default "$wait" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  log "  $name: traffic through A, A→B $(tail -1 "$dir/facts")"
   snapshot "$dir/through-a" A default 45678
   snapshot "$dir/through-a" B default 45678
   # failover: A's client and server links go down, routes move to B; the connection must still echo.
   router_links A down
   via B
   tcp_echo t1 failover && fact "$dir" failover_echo yes || fact "$dir" failover_echo no
+  log "  $name: failover $(tail -1 "$dir/facts")"
   # reverse: new flows through B must reach A (A's sync link is still up).
   traffic 20000 "$N_FLOWS"
   wait_mirror B A default "$wait" && fact "$dir" b_to_a yes || fact "$dir" b_to_a no
+  log "  $name: traffic through B, $(tail -1 "$dir/facts")"
   sleep 1
   snapshot "$dir/through-b" A default 45678
   snapshot "$dir/through-b" B default 45678

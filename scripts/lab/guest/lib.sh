@@ -276,7 +276,7 @@ snapshot() {
 
 # capture_start DIR / capture_stop: the sync link's traffic as seen by router A (DIR/sync.pcap), for debugging.
 capture_start() {
-  tcpdump -ni A-brss -U -w "$1/sync.pcap" udp >"$1/tcpdump.log" 2>&1 &
+  tcpdump -Z root -ni A-brss -U -w "$1/sync.pcap" udp >"$1/tcpdump.log" 2>&1 &
   CAPTURE_PID=$!
   sleep 0.5
 }
