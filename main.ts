@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     if (error instanceof LibraryLoadError) fail(error.message, EXIT.LIBRARY);
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
       fail(
-        `${error.message}; run with --allow-net --allow-ffi --allow-read --allow-env --unstable-net`,
+        `${error.message}; run with --allow-net --allow-ffi --allow-read --unstable-net`,
         EXIT.RUNTIME,
       );
     }

@@ -8,7 +8,7 @@ export const ROOT = new URL("../../", import.meta.url).pathname;
 /** The deno binary running the tests. */
 export const DENO = Deno.execPath();
 /** Permission flags of `deno task start`. */
-export const DAEMON_FLAGS = ["--unstable-net", "--allow-net", "--allow-ffi", "--allow-read", "--allow-env"];
+export const DAEMON_FLAGS = ["--unstable-net", "--allow-net", "--allow-ffi", "--allow-read"];
 
 /** Result of a finished daemon run. */
 export interface DaemonResult {

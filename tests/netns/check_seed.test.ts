@@ -60,7 +60,10 @@ Deno.test({
         const d = new TextDecoder();
         return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
       };
-      const linkLine = await new Deno.Command("ip", { args: ["-n", ns, "-o", "link", "show", "eth0"], stdout: "piped" })
+      const linkLine = await new Deno.Command("ip", {
+        args: ["-n", ns, "-o", "link", "show", "eth0"],
+        stdout: "piped",
+      })
         .output();
       const index = Number(new TextDecoder().decode(linkLine.stdout).split(":")[0]);
       const v6 = await check("v6.json");
