@@ -7,73 +7,17 @@ import { KernelChannel } from "../../lib/kernel/channel.ts";
 import { DOUBLE_FAMILY_ID, encodeFrame, FrameReader, openKernelDouble } from "../../lib/kernel/double.ts";
 import type { KernelTransport } from "../../lib/kernel/transport.ts";
 import { encodeJooldAdd, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ADD } from "../../lib/jool/messages.ts";
-import { encodeIname, type JoolVersion } from "../../lib/jool/header.ts";
-import {
-  encodeAttributes,
-  NLA_F_NESTED,
-  NLMSG_HDRLEN,
-  readNetlinkHeader,
-  u16,
-  writeGenlHeader,
-  writeNetlinkHeader,
-} from "../../lib/jool/netlink.ts";
-import { encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
+import type { JoolVersion } from "../../lib/jool/header.ts";
+import { NLMSG_HDRLEN, readNetlinkHeader } from "../../lib/jool/netlink.ts";
 import { MemoryLogger } from "../../lib/log.ts";
+import { errorReply, kernelMessage, multicastBatch, sessionEntry } from "../helpers/kernel_messages.ts";
 import { Stats } from "../../lib/stats.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 
 const V4_1_13: JoolVersion = { major: 4, minor: 1, revision: 13, dev: 0 };
 
-function entry(n: number): Uint8Array {
-  const session: SessionEntry = {
-    proto: 1,
-    state: 0,
-    timer: 0,
-    expiration: 59_000 + n,
-    src6: Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n),
-    src6Port: 1000 + n,
-    src4: Uint8Array.of(192, 0, 2, 1),
-    src4Port: 2000 + n,
-    dst4: Uint8Array.of(203, 0, 113, 7),
-    dst4Port: 53,
-  };
-  return encodeEntry(session, "C");
-}
-
-/** A kernel message: multicast (pid 0, seq 0) or reply, genl cmd 0 version 2, Jool header, attributes. */
-function kernelMessage(
-  options: { iname?: string; version?: number[]; flags?: number; seq?: number; pid?: number },
-  attributes: { type: number; payload: Uint8Array }[],
-): Uint8Array {
-  const attrs = encodeAttributes(attributes);
-  const out = new Uint8Array(48 + attrs.length);
-  writeNetlinkHeader(out, {
-    length: out.length,
-    type: DOUBLE_FAMILY_ID,
-    flags: 0,
-    seq: options.seq ?? 0,
-    pid: options.pid ?? 0,
-  });
-  writeGenlHeader(out, 16, { cmd: 0, version: 2, reserved: 0 });
-  out.set([0x6a, 0x6f, 0x6f, 0x6c], 20);
-  out.set(options.version ?? [4, 1, 13, 0], 24);
-  out[28] = 2;
-  out[29] = options.flags ?? 0;
-  out.set(encodeIname(options.iname ?? "default"), 32);
-  out.set(attrs, 48);
-  return out;
-}
-
-function batch(payload: Uint8Array, iname = "default", version?: number[]): Uint8Array {
-  return kernelMessage({ iname, version }, [{ type: NLA_F_NESTED | 7, payload }]);
-}
-
-function errorReply(code: number, message: string, pid: number): Uint8Array {
-  return kernelMessage({ flags: 1, seq: 77, pid }, [
-    { type: 1, payload: u16(code) },
-    { type: 2, payload: new TextEncoder().encode(message + "\0") },
-  ]);
-}
+const entry = (n: number) => sessionEntry(n);
+const batch = multicastBatch;
 
 /** The double on in-memory pipes. */
 class Rig {
