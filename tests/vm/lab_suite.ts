@@ -169,7 +169,7 @@ async function advertiseChecks(t: Deno.TestContext, c: CaseResult): Promise<void
   });
 }
 
-async function twoInstanceChecks(t: Deno.TestContext, version: JoolVersion, c: CaseResult): Promise<void> {
+async function twoInstanceChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
   const f = c.facts;
   const end = join(c.dir, "end");
   await t.step(`${c.name} (daemons ${f.daemon_a}): a second (iptables) instance exists on A and B`, () => {
@@ -257,7 +257,7 @@ export function labSuite(version: JoolVersion): void {
     const outDir = join(OUT_DIR, `tests-${version}`);
     await t.step("build the lab and boot once for every case", async () => {
       const image = await buildLab(version);
-      boot = await bootLab(image, "suite", { LAB_CASES: specs.join(" ") }, outDir, 1800);
+      boot = await bootLab(image, "suite", { LAB_CASES: specs.join(" ") }, outDir, 1200);
       assert(!boot.timedOut, `the guest timed out; see ${outDir}/guest.log`);
       assertEquals(boot.scenarioStatus, 0, `scenario failed; see ${outDir}/guest.log`);
     });
@@ -274,7 +274,7 @@ export function labSuite(version: JoolVersion): void {
       console.error(`case ${caseName}: ${c.facts.seconds ?? "?"}s in the guest`);
       if (kind === "sync") await syncChecks(t, version, c);
       else if (kind === "advertise") await advertiseChecks(t, c);
-      else if (kind === "two-instances") await twoInstanceChecks(t, version, c);
+      else if (kind === "two-instances") await twoInstanceChecks(t, c);
       else if (kind === "instance-gone") await instanceGoneChecks(t, c);
     }
   });

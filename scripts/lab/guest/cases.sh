@@ -3,7 +3,7 @@
 # tables, kernel stats and daemon stats, and the daemons' logs. The host parses them (scripts/lab/results.ts).
 # Every case starts from fresh instances and leaves the topology as it found it (routes via A, links up).
 
-SYNC_WAIT=${SYNC_WAIT:-20}
+SYNC_WAIT=${SYNC_WAIT:-12}
 N_FLOWS=${N_FLOWS:-5}
 
 case_dir() { echo "$OUT/cases/$1"; }

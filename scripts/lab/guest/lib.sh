@@ -278,7 +278,6 @@ snapshot() {
 capture_start() {
   tcpdump -Z root -ni A-brss -U -w "$1/sync.pcap" udp >"$1/tcpdump.log" 2>&1 &
   CAPTURE_PID=$!
-  sleep 0.5
 }
 capture_stop() {
   [ -n "${CAPTURE_PID:-}" ] || return 0
