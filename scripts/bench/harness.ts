@@ -1,0 +1,296 @@
+/**
+ * Benchmark harness: two network namespaces joined by a veth pair, the real daemon (main.ts) with the kernel
+ * double in each, the double's stdout parsed as netlink frames, the stats `json` view, and /proc readings
+ * (CPU ticks, VmRSS) of the deno processes. Everything it creates is removed by {@link Pair.close}.
+ * @module
+ */
+import { DOUBLE_FAMILY_ID } from "../../lib/kernel/double.ts";
+
+/** Project root (absolute, trailing slash). */
+export const ROOT = new URL("../../", import.meta.url).pathname;
+/** The deno binary running the benchmark (the pinned one under `deno task`). */
+export const DENO = Deno.execPath();
+/** Permission flags of `deno task start`. */
+export const DAEMON_FLAGS = ["--unstable-net", "--allow-net", "--allow-ffi", "--allow-read"];
+/** Stats port of the benchmark daemons (each in its own namespace). */
+export const STATS_PORT = 46700;
+/** genl commands the daemon sends its kernel. */
+export const JOOLD_ADD = 27;
+export const JOOLD_ACK = 29;
+/** Clock ticks per second of /proc/PID/stat (USER_HZ; 100 on every Linux architecture Deno runs on). */
+export const CLK_TCK = 100;
+/** Offset of the session container's payload in a JOOLD_ADD (nlmsghdr + genl + Jool header + nla header). */
+export const ADD_PAYLOAD_OFFSET = 52;
+
+/** Runs a command; throws with its stderr when it fails. Returns stdout. */
+export async function sh(...args: string[]): Promise<string> {
+  const out = await new Deno.Command(args[0], { args: args.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const decoder = new TextDecoder();
+  if (!out.success) {
+    throw new Error(`${args.join(" ")} failed (${out.code}): ${decoder.decode(out.stderr).trim()}`);
+  }
+  return decoder.decode(out.stdout);
+}
+
+/** Sleeps `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Why the host benchmarks cannot run here, or undefined. */
+export function hostBenchSkipReason(): string | undefined {
+  if (Deno.build.os !== "linux") return "network namespaces need Linux";
+  if (Deno.uid() !== 0) return "needs root to create network namespaces";
+  return undefined;
+}
+
+/** utime + stime of a process, in seconds (all its threads). */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name (which may contain spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** A field of /proc/PID/status in KiB (VmRSS, VmHWM…), or undefined when the process is gone. */
+export function statusKiB(pid: number, field: string): number | undefined {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const match = status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
+    return match ? Number(match[1]) : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/** Options of a daemon run. */
+export interface DaemonOptions {
+  /** Write a V8 CPU profile into this directory at exit (`deno run --cpu-prof`). */
+  readonly cpuProfDir?: string;
+  /** Keep every JOOLD_ADD payload's copy? (no: the bench checks them as they arrive, see onAdd). */
+  readonly onAdd?: (payload: Uint8Array, at: number) => void;
+}
+
+/** The real daemon with its kernel double, inside a namespace. */
+export class DaemonProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #done: Promise<unknown>;
+  readonly log: string[] = [];
+  /** JOOLD_ADD and JOOLD_ACK frames seen on the double's stdout. */
+  adds = 0;
+  acks = 0;
+  /** Other frames (should stay 0). */
+  others = 0;
+  exited = false;
+  status: Deno.CommandStatus | undefined;
+
+  constructor(readonly ns: string, dir: string, private readonly options: DaemonOptions = {}) {
+    const prof = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+    // `ip netns exec` execs deno in place: the child's pid is the daemon's.
+    this.#child = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        DENO,
+        "run",
+        "--quiet",
+        ...prof,
+        ...DAEMON_FLAGS,
+        `${ROOT}main.ts`,
+        "netsocket.json",
+        "modsocket.json",
+        String(STATS_PORT),
+        "--kernel-double=4.1.13",
+      ],
+      cwd: dir,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    this.#stdin = this.#child.stdin.getWriter();
+    this.#done = Promise.all([
+      this.#readFrames(),
+      this.#readLog(),
+      this.#child.status.then((s) => {
+        this.exited = true;
+        this.status = s;
+      }),
+    ]);
+  }
+
+  /** Process id of the deno running main.ts. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async #readFrames(): Promise<void> {
+    let pending = new Uint8Array(0);
+    for await (const chunk of this.#child.stdout) {
+      const at0 = performance.now();
+      let buffer: Uint8Array = chunk;
+      if (pending.length) {
+        buffer = new Uint8Array(pending.length + chunk.length);
+        buffer.set(pending);
+        buffer.set(chunk, pending.length);
+      }
+      const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+      let at = 0;
+      while (buffer.length - at >= 4) {
+        const length = view.getUint32(at, false);
+        if (buffer.length - at - 4 < length) break;
+        const message = buffer.subarray(at + 4, at + 4 + length);
+        const cmd = message[16];
+        if (
+          cmd === JOOLD_ADD && length >= ADD_PAYLOAD_OFFSET &&
+          view.getUint16(at + 8, true) === DOUBLE_FAMILY_ID
+        ) {
+          this.adds++;
+          const attrLength = view.getUint16(at + 4 + 48, true);
+          this.options.onAdd?.(message.subarray(ADD_PAYLOAD_OFFSET, 48 + attrLength), at0);
+        } else if (cmd === JOOLD_ACK) this.acks++;
+        else this.others++;
+        at += 4 + length;
+      }
+      pending = buffer.slice(at);
+    }
+  }
+
+  async #readLog(): Promise<void> {
+    let pending = "";
+    for await (const text of this.#child.stderr.pipeThrough(new TextDecoderStream())) {
+      pending += text;
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      // Bounded: keep the first 200 lines (start-up, first warnings) and count the rest.
+      for (const line of lines) if (this.log.length < 200) this.log.push(line);
+    }
+  }
+
+  /** Waits (bounded) for the daemon's start-up line. */
+  async ready(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.log.some((l) => l.includes("relaying instance"))) {
+      if (this.exited || Date.now() > deadline) {
+        throw new Error(
+          `${this.ns}: daemon ${this.exited ? "exited" : "not ready"}; log:\n${this.log.join("\n")}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+
+  /** Writes bytes to the double's stdin (resolves once the pipe took them: the daemon's back-pressure). */
+  write(bytes: Uint8Array): Promise<void> {
+    return this.#stdin.write(bytes);
+  }
+
+  /** The stats server's `json` view. */
+  async stats(): Promise<{ counters: Record<string, number>; drops: Record<string, number> }> {
+    const script = `const c = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+await c.send(new TextEncoder().encode("json"), { transport: "udp", hostname: "127.0.0.1", port: ${STATS_PORT} });
+const t = setTimeout(() => Deno.exit(9), 5000);
+const [d] = await c.receive(); console.log(new TextDecoder().decode(d)); c.close(); clearTimeout(t);`;
+    const out = await sh("ip", "netns", "exec", this.ns, DENO, "eval", "--quiet", "--unstable-net", script);
+    return JSON.parse(out);
+  }
+
+  /** Closes stdin, sends SIGTERM, waits (bounded: SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    await this.#stdin.close().catch((error) => {
+      if (!(error instanceof Deno.errors.BrokenPipe) && !(error instanceof TypeError)) throw error;
+    });
+    if (!this.exited) {
+      try {
+        this.#child.kill("SIGTERM");
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error; // already exited
+      }
+    }
+    const killer = setTimeout(() => {
+      if (!this.exited) this.#child.kill("SIGKILL");
+    }, 10_000);
+    await this.#done;
+    clearTimeout(killer);
+  }
+}
+
+let serial = 0;
+
+/** Two namespaces, a veth `eth0` between them (2001:db8::1 / ::2), a daemon in each on ff08::db8:64:64. */
+export class Pair {
+  readonly namespaces: string[] = [];
+  readonly dirs: string[] = [];
+  readonly daemons: DaemonProcess[] = [];
+
+  /** Builds the namespaces and the link (no daemon yet). */
+  async setup(): Promise<{ nsA: string; nsB: string }> {
+    const names = ["a", "b"].map((role) => `jdb-${Deno.pid}-${++serial}-${role}`);
+    for (const name of names) {
+      await sh("ip", "netns", "add", name);
+      this.namespaces.push(name);
+      await sh("ip", "-n", name, "link", "set", "lo", "up");
+      for (const key of ["all", "default"]) {
+        await sh("ip", "netns", "exec", name, "sysctl", "-qw", `net.ipv6.conf.${key}.accept_dad=0`);
+      }
+    }
+    const [nsA, nsB] = names;
+    await sh("ip", "link", "add", "eth0", "netns", nsA, "type", "veth", "peer", "name", "eth0", "netns", nsB);
+    for (const [ns, address] of [[nsA, "2001:db8::1/64"], [nsB, "2001:db8::2/64"]]) {
+      await sh("ip", "-n", ns, "address", "add", address, "dev", "eth0", "nodad");
+      await sh("ip", "-n", ns, "link", "set", "eth0", "up");
+    }
+    // A veth end transmits only once linkwatch replaced the "noop" qdisc: wait for it (bounded).
+    for (const ns of names) {
+      for (let attempt = 0;; attempt++) {
+        const line = await sh("ip", "-n", ns, "-o", "link", "show", "dev", "eth0");
+        if (line.includes("state UP") && !line.includes("qdisc noop")) break;
+        if (attempt > 100) throw new Error(`${ns}/eth0 did not come up within 5 s`);
+        await sleep(50);
+      }
+    }
+    return { nsA, nsB };
+  }
+
+  /** Starts a daemon in `ns` and waits for it to be ready. */
+  async daemon(ns: string, options: DaemonOptions = {}): Promise<DaemonProcess> {
+    const dir = await Deno.makeTempDir({ prefix: "joold-bench-" });
+    this.dirs.push(dir);
+    const net = {
+      "multicast address": "ff08::db8:64:64",
+      "multicast port": "6464",
+      "in interface": "eth0",
+      "out interface": "eth0",
+      reuseaddr: 1,
+      ttl: 1,
+    };
+    await Deno.writeTextFile(`${dir}/netsocket.json`, JSON.stringify(net, null, "\t"));
+    await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);
+    const daemon = new DaemonProcess(ns, dir, options);
+    this.daemons.push(daemon);
+    await daemon.ready();
+    return daemon;
+  }
+
+  /** UDP counters of /proc/net/snmp inside `ns` (InDatagrams, RcvbufErrors…). */
+  async udpCounters(ns: string): Promise<Record<string, number>> {
+    const text = await sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp6");
+    const out: Record<string, number> = {};
+    for (const line of text.split("\n")) {
+      const [key, value] = line.trim().split(/\s+/);
+      if (key?.startsWith("Udp6")) out[key] = Number(value);
+    }
+    return out;
+  }
+
+  /** Stops the daemons, deletes the namespaces and temporary directories. */
+  async close(): Promise<void> {
+    for (const d of this.daemons) await d.stop();
+    for (const ns of this.namespaces.reverse()) await sh("ip", "netns", "del", ns);
+    for (const dir of this.dirs) await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Host relay at saturation: the real daemon on both ends of a veth pair; A's kernel double gets 36-session
+ * format-C batches as fast as A takes them (the stdin pipe is the back-pressure), B's double's JOOLD_ADDs are
+ * counted and checked byte for byte. Reports sessions/s A→B, loss, CPU per million sessions, latency and RSS.
+ * @module
+ */
+import { cpuSeconds, DaemonProcess, Pair, sleep, statusKiB } from "./harness.ts";
+import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
+
+/** Options of one relay run. */
+export interface RelayOptions {
+  /** Batches to inject at most. */
+  readonly batches: number;
+  /** Stop injecting after this many seconds even if not all batches went in. */
+  readonly maxSeconds: number;
+  /** Every n-th batch is timestamped for latency. */
+  readonly sampleEvery: number;
+  /** Directory for V8 CPU profiles of both daemons (`--cpu-prof`), if wanted. */
+  readonly cpuProfDir?: string;
+  /** Batches per pipe write. */
+  readonly framesPerWrite?: number;
+}
+
+/** Figures of one relay run. */
+export interface RelayResult {
+  batchesInjected: number;
+  addsAtB: number;
+  acksAtA: number;
+  mismatchedAdds: number;
+  sessionsRelayed: number;
+  seconds: number;
+  sessionsPerSecond: number;
+  datagramsPerSecond: number;
+  lossPercent: number;
+  drops: { a: Record<string, number>; b: Record<string, number> };
+  udpB: Record<string, number>;
+  cpuSecondsPerMillionSessions: { a: number; b: number };
+  cpuUtilisation: { a: number; b: number };
+  latencyMs: { samples: number; p50: number; p99: number; max: number };
+  rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
+}
+
+const SESSIONS_PER_BATCH = 36;
+/** Offset of the sequence number inside a frame: frame header 4 + Jool headers 48 + container header 4. */
+const FRAME_SEQ_AT = 4 + 48 + 4 + SEQ_OFFSET;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function nonZero(record: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== 0));
+}
+
+/** One saturation run on a fresh namespace pair. */
+export async function runRelay(options: RelayOptions): Promise<RelayResult> {
+  const payload = batch(0, SESSIONS_PER_BATCH, "C");
+  const frame = multicastFrame(payload);
+  const perWrite = options.framesPerWrite ?? 16;
+  const chunk = new Uint8Array(frame.length * perWrite);
+  for (let i = 0; i < perWrite; i++) chunk.set(frame, i * frame.length);
+  const chunkView = new DataView(chunk.buffer);
+
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+  let mismatched = 0;
+  let lastAddAt = 0;
+  const onAdd = (added: Uint8Array, at: number) => {
+    lastAddAt = at;
+    if (added.length !== payload.length) {
+      mismatched++;
+      return;
+    }
+    const seq = new DataView(added.buffer, added.byteOffset).getUint32(SEQ_OFFSET, false);
+    for (let i = 0; i < payload.length; i++) {
+      if (added[i] !== payload[i] && (i < SEQ_OFFSET || i >= SEQ_OFFSET + 4)) {
+        mismatched++;
+        return;
+      }
+    }
+    const t0 = sentAt.get(seq);
+    if (t0 !== undefined) {
+      latencies.push(at - t0);
+      sentAt.delete(seq);
+    }
+  };
+
+  const pair = new Pair();
+  try {
+    const { nsA, nsB } = await pair.setup();
+    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, onAdd });
+    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir });
+    await sleep(1000);
+    const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
+    const peak = { ...idle };
+    const rssTimer = setInterval(() => {
+      for (const [key, d] of [["a", a], ["b", b]] as const) {
+        peak[key] = Math.max(peak[key], statusKiB(d.pid, "VmRSS") ?? 0);
+      }
+    }, 250);
+
+    const cpu0 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
+    const t0 = performance.now();
+    const deadline = t0 + options.maxSeconds * 1000;
+    let seq = 0;
+    while (seq < options.batches && performance.now() < deadline && !a.exited) {
+      const n = Math.min(perWrite, options.batches - seq);
+      const now = performance.now();
+      for (let i = 0; i < n; i++, seq++) {
+        chunkView.setUint32(i * frame.length + FRAME_SEQ_AT, seq, false);
+        if (seq % options.sampleEvery === 0) sentAt.set(seq, now);
+      }
+      await a.write(n === perWrite ? chunk : chunk.subarray(0, n * frame.length));
+    }
+    const injected = seq;
+    const injectedAt = performance.now();
+    // Drain: until every batch arrived, or nothing moved for 2 s (bounded by 30 s in all).
+    let lastCount = -1, stableSince = performance.now();
+    while (b.adds < injected && performance.now() - injectedAt < 30_000) {
+      if (b.adds !== lastCount) {
+        lastCount = b.adds;
+        stableSince = performance.now();
+      } else if (performance.now() - stableSince > 2000) break;
+      await sleep(20);
+    }
+    const cpu1 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
+    clearInterval(rssTimer);
+    const hwm = { a: statusKiB(a.pid, "VmHWM") ?? 0, b: statusKiB(b.pid, "VmHWM") ?? 0 };
+    const [sa, sb] = [await a.stats(), await b.stats()];
+    const udpB = await pair.udpCounters(nsB);
+
+    const seconds = (Math.max(lastAddAt, injectedAt) - t0) / 1000;
+    const sessions = b.adds * SESSIONS_PER_BATCH;
+    const perMillion = (d: number) => sessions ? d / (sessions / 1e6) : NaN;
+    latencies.sort((x, y) => x - y);
+    return {
+      batchesInjected: injected,
+      addsAtB: b.adds,
+      acksAtA: a.acks,
+      mismatchedAdds: mismatched,
+      sessionsRelayed: sessions,
+      seconds,
+      sessionsPerSecond: sessions / seconds,
+      datagramsPerSecond: b.adds / seconds,
+      lossPercent: injected ? 100 * (injected - b.adds) / injected : 0,
+      drops: { a: nonZero(sa.drops), b: nonZero(sb.drops) },
+      udpB: {
+        InDatagrams: udpB.Udp6InDatagrams,
+        RcvbufErrors: udpB.Udp6RcvbufErrors,
+        InErrors: udpB.Udp6InErrors,
+      },
+      cpuSecondsPerMillionSessions: { a: perMillion(cpu1.a - cpu0.a), b: perMillion(cpu1.b - cpu0.b) },
+      cpuUtilisation: { a: (cpu1.a - cpu0.a) / seconds, b: (cpu1.b - cpu0.b) / seconds },
+      latencyMs: {
+        samples: latencies.length,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies.at(-1) ?? NaN,
+      },
+      rssKiB: {
+        a: { idle: idle.a, peak: peak.a, hwm: hwm.a },
+        b: { idle: idle.b, peak: peak.b, hwm: hwm.b },
+      },
+    };
+  } finally {
+    await pair.close();
+  }
+}
+
+export type { DaemonProcess };
