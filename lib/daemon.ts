@@ -32,6 +32,8 @@ export async function checkConfig(cli: CliOptions, log: Logger): Promise<string>
  * failures. A second signal exits at once.
  */
 export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
+  // Listen for signals before anything else, so a SIGTERM during start-up also ends in a clean close.
+  const signalled = waitForSignal(log);
   const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
   const stats = new Stats();
 
@@ -85,7 +87,7 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
     const relay = new Relay(kernel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
-    await waitForSignal(log);
+    await signalled;
     const shutdown = closeAll().then(() => relayDone);
     const timeout = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), SHUTDOWN_GRACE_MS)
