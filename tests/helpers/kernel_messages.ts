@@ -6,6 +6,7 @@
 import { DOUBLE_FAMILY_ID, encodeFrame } from "../../lib/kernel/double.ts";
 import { encodeIname } from "../../lib/jool/header.ts";
 import {
+  concatBytes,
   encodeAttributes,
   NLA_F_NESTED,
   u16,
@@ -34,14 +35,7 @@ export function sessionEntry(n: number, format: SessionFormat = "C"): Uint8Array
 
 /** `count` consecutive entries starting at `first`, concatenated: one batch payload. */
 export function sessionBatch(first: number, count: number, format: SessionFormat = "C"): Uint8Array {
-  const parts = Array.from({ length: count }, (_, i) => sessionEntry(first + i, format));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(Array.from({ length: count }, (_, i) => sessionEntry(first + i, format)));
 }
 
 /** A kernel message: multicast (pid 0, seq 0) or reply; genl cmd 0 version 2; Jool header; attributes. */

@@ -4,21 +4,11 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, DENO, ROOT } from "../helpers/daemon_process.ts";
+import { netnsTest, sh } from "./lab.ts";
 
-const isRoot = Deno.uid() === 0;
-const skipReason = isRoot ? undefined : "needs root to create a network namespace";
-if (skipReason && Deno.env.get("CI") !== "true") console.log(`skipping netns --check tests: ${skipReason}`);
-
-async function sh(...args: string[]): Promise<void> {
-  const out = await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-Deno.test({
-  name: "--check accepts the seed's IPv4 and IPv6 examples and prints the effective configuration",
-  ignore: skipReason !== undefined && Deno.env.get("CI") !== "true",
-  async fn() {
-    assert(isRoot, `CI=true but ${skipReason}`);
+netnsTest(
+  "--check accepts the seed's IPv4 and IPv6 examples and prints the effective configuration",
+  async () => {
     const ns = `jchk${Deno.pid}`;
     const dir = await Deno.makeTempDir({ prefix: "joold-seed-" });
     await sh("ip", "netns", "add", ns);
@@ -105,4 +95,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);
