@@ -4,7 +4,6 @@
  * (CPU ticks, VmRSS) of the deno processes. Everything it creates is removed by {@link Pair.close}.
  * @module
  */
-import { DOUBLE_FAMILY_ID } from "../../lib/kernel/double.ts";
 
 /** Project root (absolute, trailing slash). */
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -69,8 +68,12 @@ export function statusKiB(pid: number, field: string): number | undefined {
 export interface DaemonOptions {
   /** Write a V8 CPU profile into this directory at exit (`deno run --cpu-prof`). */
   readonly cpuProfDir?: string;
-  /** Keep every JOOLD_ADD payload's copy? (no: the bench checks them as they arrive, see onAdd). */
-  readonly onAdd?: (payload: Uint8Array, at: number) => void;
+  /**
+   * Where the double's stdout (the daemon's netlink messages) goes: nowhere (default; the stats view counts
+   * them), or a FIFO read by sink.ts. Never a pipe to the driver: a slow reader would block the daemon's
+   * synchronous writes and measure the driver instead of the daemon.
+   */
+  readonly stdoutFifo?: string;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -79,42 +82,41 @@ export class DaemonProcess {
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #done: Promise<unknown>;
   readonly log: string[] = [];
-  /** JOOLD_ADD and JOOLD_ACK frames seen on the double's stdout. */
-  adds = 0;
-  acks = 0;
-  /** Other frames (should stay 0). */
-  others = 0;
   exited = false;
   status: Deno.CommandStatus | undefined;
 
-  constructor(readonly ns: string, dir: string, private readonly options: DaemonOptions = {}) {
+  constructor(readonly ns: string, dir: string, options: DaemonOptions = {}) {
     const prof = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-    // `ip netns exec` execs deno in place: the child's pid is the daemon's.
-    this.#child = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns,
-        DENO,
-        "run",
-        "--quiet",
-        ...prof,
-        ...DAEMON_FLAGS,
-        `${ROOT}main.ts`,
-        "netsocket.json",
-        "modsocket.json",
-        String(STATS_PORT),
-        "--kernel-double=4.1.13",
-      ],
+    const command = [
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      DENO,
+      "run",
+      "--quiet",
+      ...prof,
+      ...DAEMON_FLAGS,
+      `${ROOT}main.ts`,
+      "netsocket.json",
+      "modsocket.json",
+      String(STATS_PORT),
+      "--kernel-double=4.1.13",
+    ];
+    // `sh -c 'exec "$@" > FIFO'` then `ip netns exec` exec in place: the child's pid stays the daemon's.
+    const [program, args] = options.stdoutFifo
+      ? ["sh", ["-c", `exec "$@" > '${options.stdoutFifo}'`, "sh", ...command]]
+      : [command[0], command.slice(1)];
+    this.#child = new Deno.Command(program, {
+      args,
       cwd: dir,
       stdin: "piped",
-      stdout: "piped",
+      stdout: "null",
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
     this.#done = Promise.all([
-      this.#readFrames(),
       this.#readLog(),
       this.#child.status.then((s) => {
         this.exited = true;
@@ -126,38 +128,6 @@ export class DaemonProcess {
   /** Process id of the deno running main.ts. */
   get pid(): number {
     return this.#child.pid;
-  }
-
-  async #readFrames(): Promise<void> {
-    let pending = new Uint8Array(0);
-    for await (const chunk of this.#child.stdout) {
-      const at0 = performance.now();
-      let buffer: Uint8Array = chunk;
-      if (pending.length) {
-        buffer = new Uint8Array(pending.length + chunk.length);
-        buffer.set(pending);
-        buffer.set(chunk, pending.length);
-      }
-      const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-      let at = 0;
-      while (buffer.length - at >= 4) {
-        const length = view.getUint32(at, false);
-        if (buffer.length - at - 4 < length) break;
-        const message = buffer.subarray(at + 4, at + 4 + length);
-        const cmd = message[16];
-        if (
-          cmd === JOOLD_ADD && length >= ADD_PAYLOAD_OFFSET &&
-          view.getUint16(at + 8, true) === DOUBLE_FAMILY_ID
-        ) {
-          this.adds++;
-          const attrLength = view.getUint16(at + 4 + 48, true);
-          this.options.onAdd?.(message.subarray(ADD_PAYLOAD_OFFSET, 48 + attrLength), at0);
-        } else if (cmd === JOOLD_ACK) this.acks++;
-        else this.others++;
-        at += 4 + length;
-      }
-      pending = buffer.slice(at);
-    }
   }
 
   async #readLog(): Promise<void> {

@@ -4,7 +4,7 @@
  * counted and checked byte for byte. Reports sessions/s A→B, loss, CPU per million sessions, latency and RSS.
  * @module
  */
-import { cpuSeconds, DaemonProcess, Pair, sleep, statusKiB } from "./harness.ts";
+import { cpuSeconds, DENO, Pair, ROOT, sh, sleep, statusKiB } from "./harness.ts";
 import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
 
 /** Options of one relay run. */
@@ -24,6 +24,8 @@ export interface RelayOptions {
 /** Figures of one relay run. */
 export interface RelayResult {
   batchesInjected: number;
+  /** Batches per second A's double took from the pipe (A's kernel-side intake). */
+  intakePerSecondA: number;
   addsAtB: number;
   acksAtA: number;
   mismatchedAdds: number;
@@ -61,35 +63,17 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
   const chunk = new Uint8Array(frame.length * perWrite);
   for (let i = 0; i < perWrite; i++) chunk.set(frame, i * frame.length);
   const chunkView = new DataView(chunk.buffer);
-
   const sentAt = new Map<number, number>();
-  const latencies: number[] = [];
-  let mismatched = 0;
-  let lastAddAt = 0;
-  const onAdd = (added: Uint8Array, at: number) => {
-    lastAddAt = at;
-    if (added.length !== payload.length) {
-      mismatched++;
-      return;
-    }
-    const seq = new DataView(added.buffer, added.byteOffset).getUint32(SEQ_OFFSET, false);
-    for (let i = 0; i < payload.length; i++) {
-      if (added[i] !== payload[i] && (i < SEQ_OFFSET || i >= SEQ_OFFSET + 4)) {
-        mismatched++;
-        return;
-      }
-    }
-    const t0 = sentAt.get(seq);
-    if (t0 !== undefined) {
-      latencies.push(at - t0);
-      sentAt.delete(seq);
-    }
-  };
+  const hex = Array.from(payload, (x) => x.toString(16).padStart(2, "0")).join("");
+  const fifoDir = await Deno.makeTempDir({ prefix: "joold-bench-fifo-" });
+  const fifo = `${fifoDir}/b.out`;
+  await sh("mkfifo", fifo);
+  const sink = new Sink(fifo, hex, options.sampleEvery);
 
   const pair = new Pair();
   try {
     const { nsA, nsB } = await pair.setup();
-    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, onAdd });
+    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo });
     const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
@@ -106,7 +90,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     let seq = 0;
     while (seq < options.batches && performance.now() < deadline && !a.exited) {
       const n = Math.min(perWrite, options.batches - seq);
-      const now = performance.now();
+      const now = performance.timeOrigin + performance.now();
       for (let i = 0; i < n; i++, seq++) {
         chunkView.setUint32(i * frame.length + FRAME_SEQ_AT, seq, false);
         if (seq % options.sampleEvery === 0) sentAt.set(seq, now);
@@ -117,33 +101,41 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     const injectedAt = performance.now();
     // Drain: until every batch arrived, or nothing moved for 2 s (bounded by 30 s in all).
     let lastCount = -1, stableSince = performance.now();
-    while (b.adds < injected && performance.now() - injectedAt < 30_000) {
-      if (b.adds !== lastCount) {
-        lastCount = b.adds;
+    while (sink.count < injected && performance.now() - injectedAt < 30_000) {
+      if (sink.count !== lastCount) {
+        lastCount = sink.count;
         stableSince = performance.now();
       } else if (performance.now() - stableSince > 2000) break;
       await sleep(20);
     }
+    const lastAddAt = sink.lastChange;
     const cpu1 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
     clearInterval(rssTimer);
     const hwm = { a: statusKiB(a.pid, "VmHWM") ?? 0, b: statusKiB(b.pid, "VmHWM") ?? 0 };
     const [sa, sb] = [await a.stats(), await b.stats()];
     const udpB = await pair.udpCounters(nsB);
-
-    const seconds = (Math.max(lastAddAt, injectedAt) - t0) / 1000;
-    const sessions = b.adds * SESSIONS_PER_BATCH;
-    const perMillion = (d: number) => sessions ? d / (sessions / 1e6) : NaN;
+    await b.stop(); // closes the FIFO: the sink reports
+    const end = await sink.result();
+    const latencies: number[] = [];
+    for (const [s, at] of end.arrivals) {
+      const sent = sentAt.get(s);
+      if (sent !== undefined) latencies.push(at - sent);
+    }
     latencies.sort((x, y) => x - y);
+    const seconds = (Math.max(lastAddAt, injectedAt) - t0) / 1000;
+    const sessions = end.adds * SESSIONS_PER_BATCH;
+    const perMillion = (d: number) => sessions ? d / (sessions / 1e6) : NaN;
     return {
       batchesInjected: injected,
-      addsAtB: b.adds,
-      acksAtA: a.acks,
-      mismatchedAdds: mismatched,
+      intakePerSecondA: injected / ((injectedAt - t0) / 1000),
+      addsAtB: end.adds,
+      acksAtA: sa.counters.KERNEL_ACKS_SENT,
+      mismatchedAdds: end.mismatched,
       sessionsRelayed: sessions,
       seconds,
       sessionsPerSecond: sessions / seconds,
-      datagramsPerSecond: b.adds / seconds,
-      lossPercent: injected ? 100 * (injected - b.adds) / injected : 0,
+      datagramsPerSecond: end.adds / seconds,
+      lossPercent: injected ? 100 * (injected - end.adds) / injected : 0,
       drops: { a: nonZero(sa.drops), b: nonZero(sb.drops) },
       udpB: {
         InDatagrams: udpB.Udp6InDatagrams,
@@ -165,7 +157,77 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     };
   } finally {
     await pair.close();
+    await sink.stop();
+    await Deno.remove(fifoDir, { recursive: true });
   }
 }
 
-export type { DaemonProcess };
+interface SinkResult {
+  adds: number;
+  acks: number;
+  others: number;
+  mismatched: number;
+  arrivals: [number, number][];
+}
+
+/** sink.ts reading B's double's stdout from the FIFO. */
+class Sink {
+  readonly #child: Deno.ChildProcess;
+  count = 0;
+  /** Driver time (performance.now()) of the last count change. */
+  lastChange = 0;
+  readonly #final: Promise<SinkResult>;
+
+  constructor(fifo: string, expectedHex: string, sampleEvery: number) {
+    this.#child = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "--quiet",
+        "--allow-read",
+        `${ROOT}scripts/bench/sink.ts`,
+        fifo,
+        expectedHex,
+        String(sampleEvery),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#final = this.#read();
+  }
+
+  async #read(): Promise<SinkResult> {
+    let pending = "";
+    let final: SinkResult | undefined;
+    for await (const text of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
+      pending += text;
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line.startsWith("count ")) {
+          const n = Number(line.slice(6));
+          if (n !== this.count) this.lastChange = performance.now();
+          this.count = n;
+        } else if (line.startsWith("{")) final = JSON.parse(line);
+      }
+    }
+    await this.#child.status;
+    if (!final) throw new Error("sink.ts ended without its result");
+    return final;
+  }
+
+  /** The sink's final figures (after the writer closed the FIFO). */
+  result(): Promise<SinkResult> {
+    return this.#final;
+  }
+
+  /** Kills the sink if still running, and waits for it. */
+  async stop(): Promise<void> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // already exited
+    }
+    await this.#final.catch(() => {/* a killed sink has no result: result() already reported it */});
+  }
+}
