@@ -264,3 +264,10 @@ export class Pair {
     for (const dir of this.dirs) await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** Busy jiffies of the whole host (all CPUs) from /proc/stat, in seconds. */
+export function hostBusySeconds(): number {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+}

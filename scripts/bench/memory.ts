@@ -1,0 +1,203 @@
+/**
+ * Memory of our daemon: VmRSS at idle and during a soak (a steady paced load for N seconds, sampled every
+ * 10 s: first, last, max and the least-squares slope), plus whether upstream's joold can start here at all.
+ * @module
+ */
+import { cpuSeconds, hostBusySeconds, Pair, sleep, statusKiB } from "./harness.ts";
+import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
+
+/** One RSS sample. */
+export interface RssSample {
+  readonly second: number;
+  readonly a: number;
+  readonly b: number;
+}
+
+/** Figures of a soak. */
+export interface SoakResult {
+  seconds: number;
+  batchesPerSecond: number;
+  batchesInjected: number;
+  sessionsAddedAtB: number;
+  lossPercent: number;
+  samples: RssSample[];
+  a: RssSummary;
+  b: RssSummary;
+  cpuSeconds: { a: number; b: number };
+  otherHostCores: number;
+}
+
+/** first/last/max VmRSS (KiB) and the slope in KiB per minute. */
+export interface RssSummary {
+  first: number;
+  last: number;
+  max: number;
+  slopeKiBPerMinute: number;
+}
+
+function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
+  const ys = samples.map((s) => s[key]);
+  const xs = samples.map((s) => s.second / 60);
+  const n = xs.length;
+  const mx = xs.reduce((p, x) => p + x, 0) / n, my = ys.reduce((p, y) => p + y, 0) / n;
+  let num = 0, den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i] - mx) * (ys[i] - my);
+    den += (xs[i] - mx) ** 2;
+  }
+  return { first: ys[0], last: ys[n - 1], max: Math.max(...ys), slopeKiBPerMinute: den ? num / den : 0 };
+}
+
+/** VmRSS of both daemons after they have been up and idle for `seconds`. */
+export async function idleRss(seconds = 5): Promise<{ a: number; b: number }> {
+  const pair = new Pair();
+  try {
+    const { nsA, nsB } = await pair.setup();
+    const b = await pair.daemon(nsB);
+    const a = await pair.daemon(nsA);
+    await sleep(seconds * 1000);
+    return { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
+  } finally {
+    await pair.close();
+  }
+}
+
+/**
+ * A steady load of `batchesPerSecond` 36-session batches into A for `seconds`, VmRSS of both daemons sampled
+ * every `sampleSeconds` (the first sample once the load runs).
+ */
+export async function soak(
+  seconds: number,
+  batchesPerSecond: number,
+  sampleSeconds = 10,
+  progress: (line: string) => void = () => {},
+): Promise<SoakResult> {
+  const payload = batch(0, 36, "C");
+  const frame = multicastFrame(payload);
+  const tickMs = 10;
+  const perTick = Math.max(1, Math.round((batchesPerSecond * tickMs) / 1000));
+  const chunk = new Uint8Array(frame.length * perTick);
+  for (let i = 0; i < perTick; i++) chunk.set(frame, i * frame.length);
+  const view = new DataView(chunk.buffer);
+  const pair = new Pair();
+  try {
+    const { nsA, nsB } = await pair.setup();
+    const b = await pair.daemon(nsB);
+    const a = await pair.daemon(nsA);
+    const samples: RssSample[] = [];
+    const cpu0 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
+    const host0 = hostBusySeconds();
+    const t0 = performance.now();
+    let seq = 0, nextSample = 0;
+    // Paced: one chunk per tick, catching up when a tick was late (bounded by the wall clock).
+    while (performance.now() - t0 < seconds * 1000 && !a.exited && !b.exited) {
+      const elapsed = (performance.now() - t0) / 1000;
+      if (elapsed >= nextSample) {
+        samples.push({
+          second: Math.round(elapsed),
+          a: statusKiB(a.pid, "VmRSS") ?? 0,
+          b: statusKiB(b.pid, "VmRSS") ?? 0,
+        });
+        const s = samples.at(-1)!;
+        progress(`soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB, B ${s.b} KiB`);
+        nextSample += sampleSeconds;
+      }
+      const due = Math.floor(elapsed * batchesPerSecond);
+      if (seq + perTick <= due) {
+        for (let i = 0; i < perTick; i++) {
+          view.setUint32(i * frame.length + 4 + 48 + 4 + SEQ_OFFSET, seq++, false);
+        }
+        await a.write(chunk);
+      } else await sleep(tickMs);
+    }
+    const elapsed = (performance.now() - t0) / 1000;
+    samples.push({
+      second: Math.round(elapsed),
+      a: statusKiB(a.pid, "VmRSS") ?? 0,
+      b: statusKiB(b.pid, "VmRSS") ?? 0,
+    });
+    await sleep(2000);
+    const cpu = { a: cpuSeconds(a.pid) - cpu0.a, b: cpuSeconds(b.pid) - cpu0.b };
+    const other = (hostBusySeconds() - host0) - cpu.a - cpu.b;
+    const sb = await b.stats();
+    const added = sb.counters.KERNEL_SENT_PKTS;
+    return {
+      seconds: elapsed,
+      batchesPerSecond,
+      batchesInjected: seq,
+      sessionsAddedAtB: sb.counters.KERNEL_SENT_SESSIONS ?? added * 36,
+      lossPercent: seq ? 100 * (seq - added) / seq : 0,
+      samples,
+      a: summary(samples, "a"),
+      b: summary(samples, "b"),
+      cpuSeconds: cpu,
+      otherHostCores: other / (elapsed + 2),
+    };
+  } finally {
+    await pair.close();
+  }
+}
+
+/** What happens when upstream's joold (Debian jool-tools) starts on this host. */
+export interface UpstreamProbe {
+  path: string;
+  present: boolean;
+  exitCode?: number;
+  firstLine?: string;
+  rssKiB?: number;
+}
+
+/** Starts /usr/bin/joold (or /usr/sbin/joold) with a valid configuration in a throw-away namespace. */
+export async function probeUpstream(): Promise<UpstreamProbe> {
+  const path = ["/usr/sbin/joold", "/usr/bin/joold"].find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false; // absent: try the next path
+    }
+  });
+  if (!path) return { path: "/usr/sbin/joold", present: false };
+  const pair = new Pair();
+  const dir = await Deno.makeTempDir({ prefix: "joold-upstream-" });
+  try {
+    const { nsA } = await pair.setup();
+    await Deno.writeTextFile(
+      `${dir}/netsocket.json`,
+      JSON.stringify({
+        "multicast address": "ff08::db8:64:64",
+        "multicast port": "6464",
+        "in interface": "eth0",
+        "out interface": "eth0",
+        reuseaddr: 1,
+        ttl: 1,
+      }),
+    );
+    await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", nsA, path, "netsocket.json", "modsocket.json"],
+      cwd: dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let rss: number | undefined;
+    const timer = setTimeout(() => {
+      rss = statusKiB(child.pid, "VmRSS");
+      child.kill("SIGTERM");
+    }, 2000);
+    const out = await child.output();
+    clearTimeout(timer);
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    const lines = text.split("\n").filter((l) => l.trim());
+    return {
+      path,
+      present: true,
+      exitCode: out.code,
+      firstLine: lines.find((l) => /error/i.test(l)) ?? lines.at(-1),
+      rssKiB: rss,
+    };
+  } finally {
+    await pair.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
