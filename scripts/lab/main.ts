@@ -11,6 +11,7 @@ import {
   JOOL_VERSIONS,
   type JoolVersion,
   LabError,
+  type LabImage,
   labUnavailableReason,
   OUT_DIR,
 } from "./lab.ts";
@@ -27,7 +28,11 @@ options:
   --family 6|4               sync group: ff08::db8:64:64 (6, default) or 233.252.0.64 (4)
   --daemon-a ours|upstream   daemon on router A (default ours)
   --daemon-b ours|upstream   daemon on router B (default ours)
-  --timeout SECONDS          QEMU time limit (default 300)
+  --timeout SECONDS          QEMU time limit (default 300; 1500 with --burst)
+  --burst                    instead: bursts of new UDP flows through A, ours vs upstream on both routers;
+                             prints a Markdown table of the sessions that never reached B (stdout)
+  --burst-sizes N,N          flows per burst (default 40,200)
+  --repeat N                 runs per daemon and size (default 3)
   --help                     this text
 Output (logs, tables, stats) goes to .lab-out/demo-VERSION/.`;
 
@@ -51,6 +56,39 @@ function statsLine(label: string, s: Snapshot): string {
   return `${label}: no stats (the daemon has no stats port, or did not answer)`;
 }
 
+/** `--burst`: one boot, `repeat` bursts per daemon kind and size; a Markdown table on stdout. */
+async function burst(image: LabImage, sizes: number[], repeat: number, timeout: number): Promise<number> {
+  const specs: string[] = [];
+  for (const n of sizes) {
+    for (let r = 1; r <= repeat; r++) {
+      for (const d of ["ours", "upstream"]) specs.push(`burst:burst-${d}-${n}-${r}:${d}:${n}`);
+    }
+  }
+  const outDir = join(OUT_DIR, `burst-${image.version}`);
+  const boot = await bootLab(image, "suite", { LAB_CASES: specs.join(" ") }, outDir, timeout);
+  const cases = readCases(outDir);
+  const rows = [
+    `Jool ${image.version}, VM lab (QEMU TCG, 2 vCPUs), daemons of the same kind on A and B, IPv6 group.`,
+    "Sessions created through A that never reached B (per run), and seconds until B held all of them.",
+    "",
+    "| flows per burst | daemon | lost per run | runs with loss | seconds to mirror |",
+    "|---|---|---|---|---|",
+  ];
+  for (const n of sizes) {
+    for (const d of ["ours", "upstream"]) {
+      const runs = Array.from({ length: repeat }, (_, i) => cases.get(`burst-${d}-${n}-${i + 1}`)?.facts);
+      const lost = runs.map((f) => (f && f.ready_b === "yes" ? f.missing ?? "?" : "n/a"));
+      const waited = runs.map((f) => (f?.a_to_b === "yes" ? f.waited : "—"));
+      const withLoss = lost.filter((l) => l !== "0").length;
+      const label = d === "ours" ? "ours (Deno)" : `upstream C joold ${image.version}`;
+      rows.push(`| ${n} | ${label} | ${lost.join(", ")} | ${withLoss}/${repeat} | ${waited.join(", ")} |`);
+    }
+  }
+  rows.push("", `Guest time ${boot.seconds.toFixed(0)} s; details in ${outDir}/cases/.`);
+  console.log(rows.join("\n"));
+  return boot.scenarioStatus === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -61,7 +99,10 @@ async function main(): Promise<number> {
         family: { type: "string", default: "6" },
         "daemon-a": { type: "string", default: "ours" },
         "daemon-b": { type: "string", default: "ours" },
-        timeout: { type: "string", default: "300" },
+        timeout: { type: "string" },
+        burst: { type: "boolean", default: false },
+        "burst-sizes": { type: "string", default: "40,200" },
+        repeat: { type: "string", default: "3" },
         help: { type: "boolean", default: false },
       },
     }));
@@ -78,12 +119,19 @@ async function main(): Promise<number> {
   for (const k of ["daemon-a", "daemon-b"] as const) {
     if (values[k] !== "ours" && values[k] !== "upstream") die(`--${k} ${values[k]}: use ours or upstream`);
   }
-  const timeout = Number(values.timeout);
+  const timeout = Number(values.timeout ?? (values.burst ? "1500" : "300"));
   if (!Number.isInteger(timeout) || timeout < 30) die(`--timeout ${values.timeout}: use whole seconds ≥ 30`);
+  const sizes = values["burst-sizes"].split(",").map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 5000)) {
+    die(`--burst-sizes ${values["burst-sizes"]}: use comma-separated flow counts 1..5000`);
+  }
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) die(`--repeat ${values.repeat}: use 1..20`);
   const why = labUnavailableReason();
   if (why) die(`cannot run the lab here: ${why}`);
 
   const image = await buildLab(version);
+  if (values.burst) return await burst(image, sizes, repeat, timeout);
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;
   const boot = await bootLab(image, "suite", { LAB_CASES: spec }, outDir, timeout);

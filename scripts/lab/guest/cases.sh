@@ -225,3 +225,41 @@ instance_gone_case() {
   rm -rf /tmp/d-*
   fact "$dir" seconds $(($(date +%s) - t0))
 }
+
+# burst_case NAME DAEMON N: N new UDP flows through A in one burst (daemons DAEMON on A and B); how many of A's
+# sessions never reach B (facts: a_udp, missing, waited).
+burst_case() {
+  local name=$1 d=$2 n=$3 dir t0 w0
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: burst of $n UDP flows, daemons $d"
+  fact "$dir" kind burst
+  fact "$dir" daemon_a "$d"
+  fact "$dir" daemon_b "$d"
+  fact "$dir" burst "$n"
+  fresh_instances default || return
+  daemon_start A "$d" 6 default 45678
+  daemon_start B "$d" 6 default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  via A
+  w0=$(date +%s)
+  nsx c6 bash -c "for i in \$(seq 1 $n); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  fact "$dir" waited $(($(date +%s) - w0))
+  session_keys A default udp >/tmp/keys.a
+  session_keys B default udp >/tmp/keys.b
+  fact "$dir" a_udp "$(grep -c . /tmp/keys.a)"
+  if [ -s /tmp/keys.b ]; then
+    fact "$dir" missing "$(grep -cvxFf /tmp/keys.b /tmp/keys.a)"
+  else
+    fact "$dir" missing "$(grep -c . /tmp/keys.a)"
+  fi
+  snapshot "$dir/end" A default 45678
+  snapshot "$dir/end" B default 45678
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}

@@ -2,6 +2,7 @@
 # Runs the cases listed in LAB_CASES (space-separated KIND:NAME[:ARGS...], see cases.sh) in one boot:
 #   sync:NAME:DAEMON_A:DAEMON_B:FAMILY[:quick]   advertise:NAME:DAEMON:FAMILY
 #   two-instances:NAME:DAEMON                    instance-gone:NAME
+#   burst:NAME:DAEMON:FLOWS
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
 mkdir -p "$OUT/cases"
@@ -14,6 +15,7 @@ for spec in $LAB_CASES; do
   advertise) advertise_case "$name" "$a1" "$a2" ;;
   two-instances) two_instances_case "$name" "$a1" ;;
   instance-gone) instance_gone_case "$name" ;;
+  burst) burst_case "$name" "$a1" "$a2" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
