@@ -243,12 +243,15 @@ function memoryTable(m: MemorySummary, h?: HostSummary): string {
       ? `| peak under saturation (VmHWM, median) | ${mib(h.median.peakRssA)} MiB | ${
         mib(h.median.peakRssB)
       } MiB | ≤ 64 MiB |`
-      : "",
+      : undefined,
     `| soak first sample | ${mib(s.a.first)} MiB | ${mib(s.b.first)} MiB | |`,
     `| soak last sample | ${mib(s.a.last)} MiB | ${mib(s.b.last)} MiB | |`,
     `| soak max | ${mib(s.a.max)} MiB | ${mib(s.b.max)} MiB | ≤ 64 MiB steady |`,
     `| soak slope (least squares) | ${fmt(s.a.slopeKiBPerMinute, 1)} KiB/min | ${
       fmt(s.b.slopeKiBPerMinute, 1)
+    } KiB/min | flat |`,
+    `| soak slope, second half | ${fmt(s.a.slopeSecondHalfKiBPerMinute, 1)} KiB/min | ${
+      fmt(s.b.slopeSecondHalfKiBPerMinute, 1)
     } KiB/min | flat |`,
     "",
     `Soak: ${fmt(s.seconds)} s at ${fmt(s.batchesPerSecond)} batches/s (${
@@ -257,7 +260,7 @@ function memoryTable(m: MemorySummary, h?: HostSummary): string {
       fmt(s.cpuSeconds.a, 1)
     } s / B ${fmt(s.cpuSeconds.b, 1)} s, other processes ${fmt(s.otherHostCores, 2)} cores.`,
     `Upstream: ${upstreamText}.`,
-  ].filter((l) => l !== "").join("\n");
+  ].filter((l) => l !== undefined).join("\n");
 }
 
 // ---- lab ---------------------------------------------------------------------------------------------------

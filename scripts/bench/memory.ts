@@ -33,9 +33,12 @@ export interface RssSummary {
   last: number;
   max: number;
   slopeKiBPerMinute: number;
+  /** The same over the second half only (after the heap's warm-up). */
+  slopeSecondHalfKiBPerMinute: number;
 }
 
-function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
+/** Least-squares slope of VmRSS (KiB) against minutes. */
+function slope(samples: RssSample[], key: "a" | "b"): number {
   const ys = samples.map((s) => s[key]);
   const xs = samples.map((s) => s.second / 60);
   const n = xs.length;
@@ -45,7 +48,19 @@ function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
     num += (xs[i] - mx) * (ys[i] - my);
     den += (xs[i] - mx) ** 2;
   }
-  return { first: ys[0], last: ys[n - 1], max: Math.max(...ys), slopeKiBPerMinute: den ? num / den : 0 };
+  return den ? num / den : 0;
+}
+
+function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
+  const ys = samples.map((s) => s[key]);
+  const half = samples.at(-1)!.second / 2;
+  return {
+    first: ys[0],
+    last: ys.at(-1)!,
+    max: Math.max(...ys),
+    slopeKiBPerMinute: slope(samples, key),
+    slopeSecondHalfKiBPerMinute: slope(samples.filter((s) => s.second >= half), key),
+  };
 }
 
 /** VmRSS of both daemons after they have been up and idle for `seconds`. */
