@@ -239,6 +239,7 @@ burst_case() {
   fact "$dir" daemon_b "$d"
   fact "$dir" burst "$n"
   fresh_instances default || return
+  capture_start "$dir"
   daemon_start A "$d" 6 default 45678
   daemon_start B "$d" 6 default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
@@ -258,6 +259,7 @@ burst_case() {
   fi
   snapshot "$dir/end" A default 45678
   snapshot "$dir/end" B default 45678
+  capture_stop
   cleanup_case
   collect_logs "$dir"
   rm -rf /tmp/d-*
