@@ -89,6 +89,29 @@ export function packPst(proto: number, state: number, timer: number): number {
   return ((proto & 3) << 5) | ((state & 7) << 2) | (timer & 3);
 }
 
+/** Offset of the packed proto/state/timer field in formats B and C (entry header included). */
+const PST_OFFSET: Readonly<Record<"B" | "C", number>> = { B: 50, C: 38 };
+
+/**
+ * Validates the entry of `format` at `at` in `view` without decoding it into objects: the per-datagram hot
+ * path (a B or C entry costs a few reads, no allocation). The caller has checked that nla_len is the format's
+ * size and that the entry fits. Format A, whose layout is nested, goes through {@link decodeEntry}.
+ * Returns undefined when the entry is valid, else the problem.
+ */
+export function checkEntryAt(view: DataView, at: number, format: SessionFormat): EntryResult | undefined {
+  if (format === "A") {
+    const decoded = decodeEntry(new Uint8Array(view.buffer, view.byteOffset + at, ENTRY_SIZE.A), "A");
+    return decoded.ok ? undefined : decoded;
+  }
+  const nlaType = view.getUint16(at + 2, HOST_LITTLE_ENDIAN);
+  if (nlaType !== JNLAL_ENTRY) {
+    return { ok: false, field: "nla_type", detail: `0x${nlaType.toString(16)}; expected an entry (1)` };
+  }
+  const pst = unpackPst(view.getUint16(at + PST_OFFSET[format], false));
+  if ("ok" in pst) return pst;
+  return checkEnums(pst.proto, pst.state, pst.timer);
+}
+
 /**
  * Decodes one entry attribute (header included, exactly `ENTRY_SIZE[format]` bytes) and validates it.
  * The entry header's type must be JNLAL_ENTRY (flags masked; NLA_F_NESTED optional for format A).

@@ -5,7 +5,7 @@
  * @module
  */
 import { ENTRY_SIZE, type SessionFormat } from "./format.ts";
-import { decodeEntry } from "./entries.ts";
+import { checkEntryAt } from "./entries.ts";
 import type { DropReason } from "../stats.ts";
 import { HOST_LITTLE_ENDIAN, NLA_HDRLEN, viewOf } from "../jool/netlink.ts";
 
@@ -65,12 +65,12 @@ export function validatePayload(payload: Uint8Array, format: SessionFormat): Pay
           detail: `entry ${sessions}: nla_len ${nlaLen}; format ${format} entries have ${size}`,
         };
     }
-    const decoded = decodeEntry(payload.subarray(at, at + size), format);
-    if (!decoded.ok) {
+    const problem = checkEntryAt(v, at, format);
+    if (problem && !problem.ok) {
       return {
         ok: false,
         reason: "net_bad_field",
-        detail: `entry ${sessions}: ${decoded.field} ${decoded.detail}`,
+        detail: `entry ${sessions}: ${problem.field} ${problem.detail}`,
       };
     }
     at += size; // every format's size is a multiple of 4: no padding between entries
