@@ -3,8 +3,12 @@
  * validated by the wire codec → one JOOLD_ADD. Every drop is counted by reason.
  *
  * Queues: kernel → net goes through a bounded queue drained by one sender (a datagram send is asynchronous);
- * its capacity caps memory at `netQueueCapacity` × 2 KiB. Net → kernel needs none: JOOLD_ADD is a synchronous
- * netlink send, so the receive loop applies back-pressure and the socket's receive buffer is the only queue.
+ * its capacity caps memory at `netQueueCapacity` × 2 KiB. When it passes three quarters full, the relay asks
+ * the kernel channel to hold its next ACK until it is back under a quarter: the kernel sends one batch per
+ * ACK, so its own queue absorbs the burst instead of joold dropping batches the kernel considers delivered.
+ * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline).
+ * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
+ * back-pressure and the socket's receive buffer is the only queue.
  * @module
  */
 import type { Logger } from "./log.ts";
@@ -17,7 +21,10 @@ import type { WireCodec } from "./wire.ts";
 export interface KernelSide {
   readonly format: SessionFormat | undefined;
   addSessions(payload: Uint8Array, sessions: number): void;
-  run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void>;
+  run(
+    onBatch: (payload: Uint8Array, sessions: number) => void,
+    backpressure?: () => Promise<void> | undefined,
+  ): Promise<void>;
 }
 
 /** What the relay needs of the net channel. */
@@ -36,6 +43,8 @@ export interface RelayOptions {
 export class Relay {
   readonly #queue: { datagram: Uint8Array; sessions: number }[] = [];
   #wake: (() => void) | undefined;
+  /** Resolves the pending back-pressure promise once the queue has drained. */
+  #drained: { promise: Promise<void>; resolve: () => void } | undefined;
   #stopped = false;
   readonly #capacity: number;
   readonly #limiter = new LogRateLimiter();
@@ -56,7 +65,10 @@ export class Relay {
     const sender = this.#sendLoop();
     try {
       await Promise.all([
-        this.kernel.run((payload, sessions) => this.#fromKernel(payload, sessions)),
+        this.kernel.run(
+          (payload, sessions) => this.#fromKernel(payload, sessions),
+          () => this.#backpressure(),
+        ),
         this.#fromNet(),
       ]);
     } finally {
@@ -69,6 +81,16 @@ export class Relay {
   stop(): void {
     this.#stopped = true;
     this.#wake?.();
+    this.#drained?.resolve();
+  }
+
+  /** A promise while the network queue is above its high watermark (see the module doc). */
+  #backpressure(): Promise<void> | undefined {
+    if (this.#drained) return this.#drained.promise;
+    if (this.#stopped || this.#queue.length < Math.ceil(this.#capacity * 3 / 4)) return undefined;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drained = { promise, resolve };
+    return promise;
   }
 
   #fromKernel(payload: Uint8Array, sessions: number): void {
@@ -84,6 +106,10 @@ export class Relay {
     while (true) {
       const next = this.#queue.shift();
       if (next) {
+        if (this.#drained && this.#queue.length <= Math.floor(this.#capacity / 4)) {
+          this.#drained.resolve();
+          this.#drained = undefined;
+        }
         await this.net.send(next.datagram, next.sessions);
         continue;
       }

@@ -44,6 +44,9 @@ export interface KernelChannelOptions {
   probeTimeoutMs?: number;
 }
 
+/** Receives each accepted batch's container payload (a copy) and its session count. */
+export type BatchHandler = (payload: Uint8Array, sessions: number) => void;
+
 /** errno values the channel interprets. */
 const EPERM = 1;
 const ESRCH = 3;
@@ -64,6 +67,7 @@ export class KernelChannel {
   #format: SessionFormat | undefined;
   #seq: number;
   #closed = false;
+  #backpressure: (() => Promise<void> | undefined) | undefined;
 
   private constructor(options: KernelChannelOptions) {
     this.#instance = options.instance;
@@ -125,13 +129,21 @@ export class KernelChannel {
    * Receive loop until close(): each batch for our instance is ACKed at once, counted, then given to
    * `onBatch`. Other instances' batches are counted and ignored (no ACK); error replies are counted and
    * logged (rate-limited), never ACKed.
+   *
+   * `backpressure`, when given, is asked before each ACK: a promise means "the consumer is saturated", and the
+   * channel holds that batch's ACK (and stops reading) until it resolves. The kernel sends one batch per ACK,
+   * so this pauses the kernel's flushing instead of dropping batches it considers delivered.
    */
-  async run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void> {
-    for (const message of this.#pending.splice(0)) this.#handle(message, onBatch);
+  async run(onBatch: BatchHandler, backpressure?: () => Promise<void> | undefined): Promise<void> {
+    this.#backpressure = backpressure;
+    for (const message of this.#pending.splice(0)) await this.#handle(message, onBatch);
     while (!this.#closed) {
       const next = await this.#iterator.next();
       if (next.done) break;
-      for (const message of this.#split(next.value)) this.#handle(message, onBatch);
+      for (const message of this.#split(next.value)) {
+        const wait = this.#handle(message, onBatch);
+        if (wait) await wait;
+      }
     }
   }
 
@@ -258,7 +270,7 @@ export class KernelChannel {
     return messages;
   }
 
-  #handle(raw: Uint8Array, onBatch: (payload: Uint8Array, sessions: number) => void): void {
+  #handle(raw: Uint8Array, onBatch: BatchHandler): Promise<void> | void {
     const m = parseKernelMessage(raw, this.#transport.familyId);
     switch (m.kind) {
       case "batch":
@@ -299,10 +311,7 @@ export class KernelChannel {
     }
   }
 
-  #batch(
-    m: Extract<KernelMessage, { kind: "batch" }>,
-    onBatch: (payload: Uint8Array, sessions: number) => void,
-  ): void {
+  #batch(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): Promise<void> | void {
     if (!sameInstance(m.header.iname, this.#instance)) {
       this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
       return;
@@ -314,6 +323,12 @@ export class KernelChannel {
       return;
     }
     this.#learn(m.header.version, m.payload);
+    const wait = this.#backpressure?.();
+    if (wait) return wait.then(() => this.#accept(m, onBatch));
+    this.#accept(m, onBatch);
+  }
+
+  #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): void {
     const sessions = countSessions(m.payload);
     this.#ack(); // at once, so the kernel can prepare the next batch while this one travels
     if (sessions === undefined || sessions === 0) {

@@ -95,6 +95,27 @@ Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", 
   await running;
 });
 
+Deno.test("kernel channel + double: back-pressure holds the ACK (and the batch) until released", async () => {
+  const rig = new Rig();
+  const channel = await openChannel(rig);
+  const got: number[] = [];
+  let release!: () => void;
+  let holding = true;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const running = channel.run((_, n) => got.push(n), () => holding ? gate : undefined);
+  await rig.inject(batch(new Uint8Array([...entry(1)])));
+  await rig.settle();
+  assertEquals(rig.sent.length, 0, "no ACK while the consumer is saturated");
+  assertEquals(got, []);
+  holding = false;
+  release();
+  await rig.until(() => rig.sent.length >= 1);
+  assertEquals(rig.commands(), [JNLOP_JOOLD_ACK]);
+  assertEquals(got, [1]);
+  channel.close();
+  await running;
+});
+
 Deno.test("kernel channel + double: addSessions writes a JOOLD_ADD byte-identical to the codec's", async () => {
   const rig = new Rig();
   const channel = await openChannel(rig);

@@ -23,8 +23,13 @@ class FakeKernel implements KernelSide {
   addSessions(payload: Uint8Array): void {
     this.added.push(payload);
   }
-  run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void> {
+  backpressure?: () => Promise<void> | undefined;
+  run(
+    onBatch: (payload: Uint8Array, sessions: number) => void,
+    backpressure?: () => Promise<void> | undefined,
+  ): Promise<void> {
     this.#emit = onBatch;
+    this.backpressure = backpressure;
     return new Promise((resolve) => this.#end = resolve);
   }
   batch(payload: Uint8Array): void {
@@ -127,4 +132,32 @@ Deno.test("relay: the network queue is bounded and counts overflow", async () =>
   kernel.close();
   net.close();
   await done;
+});
+
+Deno.test("relay: above 3/4 of the queue the kernel's ACK is held until it drains under 1/4", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const stats = new Stats();
+  const done = new Relay(kernel, net, testCodec, stats, new MemoryLogger(), { netQueueCapacity: 8 }).run();
+  await tick();
+  kernel.batch(new Uint8Array([0]));
+  await tick(); // in flight, blocked on the gate
+  for (let i = 1; i <= 5; i++) kernel.batch(new Uint8Array([i]));
+  assertEquals(kernel.backpressure!(), undefined, "5 queued < 6 (3/4 of 8): no hold");
+  kernel.batch(new Uint8Array([6]));
+  const hold = kernel.backpressure!();
+  assertEquals(hold instanceof Promise, true, "6 queued: hold the ACK");
+  let released = false;
+  hold!.then(() => released = true);
+  open();
+  for (let i = 0; i < 10 && !released; i++) await tick();
+  assertEquals(released, true);
+  assertEquals(net.sent.length >= 5, true, "released once the queue is at most 2 (1/4 of 8)");
+  assertEquals(stats.drops("kernel_queue_full"), 0);
+  kernel.close();
+  net.close();
+  await done;
+  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2, 3, 4, 5, 6]);
 });
