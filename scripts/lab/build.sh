@@ -209,7 +209,8 @@ if [ "$SUITE_KIND" = trixie ]; then
 fi
 
 # kernel modules, in dependency order, loaded by /init with insmod
-KMODS=(veth bridge 9p 9pnet_virtio virtio_pci virtio_rng x_tables nf_defrag_ipv4 nf_defrag_ipv6 dummy)
+# nlmon: a netlink tap device, to capture a namespace's Generic Netlink traffic (the kernel↔daemon channel).
+KMODS=(veth bridge 9p 9pnet_virtio virtio_pci virtio_rng x_tables nf_defrag_ipv4 nf_defrag_ipv6 dummy nlmon)
 for ko in "$MOD/common/jool_common.ko" "$MOD/nat64/jool.ko" "$MOD/siit/jool_siit.ko"; do
   [ -f "$ko" ] || fail "missing $ko after the build"
   for d in $(modinfo -F depends "$ko" | tr ',' ' '); do

@@ -121,8 +121,43 @@ export interface BootResult {
 }
 
 /**
+ * Copies the daemon's sources (main.ts, lib/, ffi/, deno.json) as of git revision `rev` into `dir`, so a guest
+ * can run that commit's daemon (`DAEMON_PROJ`) while the working tree changes. Returns the full commit id.
+ */
+export async function snapshotDaemonTree(rev: string, dir: string): Promise<string> {
+  const commit = (await run(`git rev-parse ${rev}`, [
+    "git",
+    "-C",
+    PROJECT_DIR,
+    "rev-parse",
+    "--verify",
+    `${rev}^{commit}`,
+  ]))
+    .trim();
+  Deno.mkdirSync(dir, { recursive: true });
+  const archive = join(dir, "..", `tree-${commit.slice(0, 12)}.tar`);
+  await run("git archive", [
+    "git",
+    "-C",
+    PROJECT_DIR,
+    "archive",
+    "-o",
+    archive,
+    commit,
+    "main.ts",
+    "lib",
+    "ffi",
+    "deno.json",
+  ]);
+  await run("tar -x", ["tar", "-x", "-f", archive, "-C", dir]);
+  Deno.removeSync(archive);
+  return commit;
+}
+
+/**
  * Boots the guest once and runs `scripts/lab/guest/<scenario>.sh` there with `env` exported.
  * @param timeoutSeconds QEMU is killed after this long.
+ * @param prepare runs after `outDir` is emptied and before the boot (e.g. {@link snapshotDaemonTree}).
  */
 export async function bootLab(
   image: LabImage,
@@ -130,6 +165,7 @@ export async function bootLab(
   env: Record<string, string>,
   outDir: string,
   timeoutSeconds: number,
+  prepare?: (outDir: string) => Promise<void>,
 ): Promise<BootResult> {
   try {
     Deno.statSync(join(LAB_DIR, "guest", `${scenario}.sh`));
@@ -142,6 +178,7 @@ export async function bootLab(
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   Deno.mkdirSync(outDir, { recursive: true });
+  if (prepare) await prepare(outDir);
   const job = { ...env, LAB_SCENARIO: scenario, JOOL_VERSION: image.version };
   Deno.writeTextFileSync(
     join(outDir, "job.env"),

@@ -14,6 +14,7 @@ import {
   type LabImage,
   labUnavailableReason,
   OUT_DIR,
+  snapshotDaemonTree,
 } from "./lab.ts";
 import { mirrors, readCases, readSnapshot, sideBySide, type Snapshot } from "./results.ts";
 
@@ -33,6 +34,9 @@ options:
                              prints a Markdown table of the sessions that never reached B (stdout)
   --burst-sizes N,N          flows per burst (default 40,200)
   --repeat N                 runs per daemon and size (default 3)
+  --daemon-rev REV           run our daemon as of git revision REV (a snapshot of main.ts, lib/, ffi/ in the
+                             output directory) instead of the working tree; the output directory gets
+                             the commit's short id as a suffix
   --help                     this text
 Output (logs, tables, stats) goes to .lab-out/demo-VERSION/.`;
 
@@ -57,15 +61,34 @@ function statsLine(label: string, s: Snapshot): string {
 }
 
 /** `--burst`: one boot, `repeat` bursts per daemon kind and size; a Markdown table on stdout. */
-async function burst(image: LabImage, sizes: number[], repeat: number, timeout: number): Promise<number> {
+async function burst(
+  image: LabImage,
+  sizes: number[],
+  repeat: number,
+  timeout: number,
+  rev: string | undefined,
+): Promise<number> {
   const specs: string[] = [];
   for (const n of sizes) {
     for (let r = 1; r <= repeat; r++) {
       for (const d of ["ours", "upstream"]) specs.push(`burst:burst-${d}-${n}-${r}:${d}:${n}`);
     }
   }
-  const outDir = join(OUT_DIR, `burst-${image.version}`);
-  const boot = await bootLab(image, "suite", { LAB_CASES: specs.join(" ") }, outDir, timeout);
+  const env: Record<string, string> = { LAB_CASES: specs.join(" ") };
+  let outDir = join(OUT_DIR, `burst-${image.version}`);
+  let prepare: ((dir: string) => Promise<void>) | undefined;
+  if (rev !== undefined) {
+    const commit = (await snapshotDaemonTree(rev, join(OUT_DIR, ".rev-probe"))).slice(0, 12);
+    Deno.removeSync(join(OUT_DIR, ".rev-probe"), { recursive: true });
+    outDir = `${outDir}-${commit}`;
+    env.DAEMON_PROJ = "/mnt/out/tree";
+    env.DAEMON_COMMIT = commit;
+    prepare = async (dir) => {
+      await snapshotDaemonTree(commit, join(dir, "tree"));
+      Deno.writeTextFileSync(join(dir, "daemon-commit"), `${commit}\n`);
+    };
+  }
+  const boot = await bootLab(image, "suite", env, outDir, timeout, prepare);
   const cases = readCases(outDir);
   const rows = [
     `Jool ${image.version}, VM lab (QEMU TCG, 2 vCPUs), daemons of the same kind on A and B, IPv6 group.`,
@@ -103,6 +126,7 @@ async function main(): Promise<number> {
         burst: { type: "boolean", default: false },
         "burst-sizes": { type: "string", default: "40,200" },
         repeat: { type: "string", default: "3" },
+        "daemon-rev": { type: "string" },
         help: { type: "boolean", default: false },
       },
     }));
@@ -131,7 +155,7 @@ async function main(): Promise<number> {
   if (why) die(`cannot run the lab here: ${why}`);
 
   const image = await buildLab(version);
-  if (values.burst) return await burst(image, sizes, repeat, timeout);
+  if (values.burst) return await burst(image, sizes, repeat, timeout, values["daemon-rev"]);
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;
   const boot = await bootLab(image, "suite", { LAB_CASES: spec }, outDir, timeout);

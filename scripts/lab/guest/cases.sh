@@ -240,15 +240,25 @@ burst_case() {
   fact "$dir" burst "$n"
   fresh_instances default || return
   capture_start "$dir"
+  nlmon_start "$dir" A && fact "$dir" nlmon yes || fact "$dir" nlmon no
   daemon_start A "$d" 6 default 45678
   daemon_start B "$d" 6 default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
   daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  sleep 1
+  fact "$dir" rss_idle_a "$(daemon_rss A default | tr ' ' /)"
+  fact "$dir" rss_idle_b "$(daemon_rss B default | tr ' ' /)"
   via A
   w0=$(date +%s)
+  local m0
+  m0=$(uptime_ms)
   nsx c6 bash -c "for i in \$(seq 1 $n); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null
+  fact "$dir" burst_ms $(($(uptime_ms) - m0))
   wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
   fact "$dir" waited $(($(date +%s) - w0))
+  fact "$dir" waited_ms $(($(uptime_ms) - m0))
+  fact "$dir" rss_after_a "$(daemon_rss A default | tr ' ' /)"
+  fact "$dir" rss_after_b "$(daemon_rss B default | tr ' ' /)"
   session_keys A default udp >/tmp/keys.a
   session_keys B default udp >/tmp/keys.b
   fact "$dir" a_udp "$(grep -c . /tmp/keys.a)"
@@ -259,6 +269,7 @@ burst_case() {
   fi
   snapshot "$dir/end" A default 45678
   snapshot "$dir/end" B default 45678
+  nlmon_stop
   capture_stop
   cleanup_case
   collect_logs "$dir"

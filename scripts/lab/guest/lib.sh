@@ -10,6 +10,8 @@ OUT=${OUT:-/mnt/out}
 PROJ=/mnt/proj
 DENO=/mnt/deno/deno
 LAB=$PROJ/scripts/lab
+# The daemon's source tree: the project share, or a snapshot of one commit (`main.ts --daemon-rev`, under /mnt/out).
+DAEMON_PROJ=${DAEMON_PROJ:-$PROJ}
 export DENO_DIR=/tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 JOOL_VERSION=${JOOL_VERSION:-$(cat /etc/lab/jool-version)}
 SERVER6=64:ff9b::192.0.2.10
@@ -117,7 +119,7 @@ daemon_start() {
   printf '{ "instance": "%s" }\n' "$inst" >"$dir/modsocket.json"
   case "$kind" in
   ours)
-    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run --unstable-net --allow-all "$PROJ/main.ts" \
+    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run --unstable-net --allow-all "$DAEMON_PROJ/main.ts" \
       netsocket.json modsocket.json "$port" >"$dir/log" 2>&1) &
     ;;
   upstream)
@@ -284,6 +286,43 @@ capture_stop() {
   kill "$CAPTURE_PID" 2>/dev/null
   wait "$CAPTURE_PID" 2>/dev/null
   CAPTURE_PID=""
+}
+
+# nlmon_start DIR NS / nlmon_stop: NS's netlink traffic (kernel↔daemon: multicasts, ACKs, also `jool` queries)
+# through a netlink tap device, headers only (snaplen 160), into DIR/genl.pcap. Needs the nlmon module.
+nlmon_start() {
+  nsx "$2" ip link add nlmon0 type nlmon 2>"$1/nlmon.log" && nsx "$2" ip link set nlmon0 up || return 1
+  nsx "$2" tcpdump -Z root -ni nlmon0 -s 160 -U -w "$1/genl.pcap" >>"$1/nlmon.log" 2>&1 &
+  NLMON_PID=$!
+  NLMON_NS=$2
+  sleep 1
+}
+nlmon_stop() {
+  [ -n "${NLMON_PID:-}" ] || return 0
+  sleep 0.5
+  kill "$NLMON_PID" 2>/dev/null
+  wait "$NLMON_PID" 2>/dev/null
+  nsx "$NLMON_NS" ip link del nlmon0 2>/dev/null
+  NLMON_PID=""
+}
+
+# daemon_rss NS INSTANCE: "VmRSS_kB VmHWM_kB NAME" of the largest process among the daemon's pid (from its pid
+# file) and that pid's descendants (a wrapper may fork or exec the daemon).
+daemon_rss() {
+  local pid p pids best=""
+  pid=$(cat "/tmp/d-$1-$2/pid" 2>/dev/null) || return 0
+  pids=" $pid "
+  for _ in 1 2 3 4; do
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      case "$pids" in *" $p "*) continue ;; esac
+      case "$pids" in *" $(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null) "*) pids="$pids$p " ;; esac
+    done
+  done
+  for p in $pids; do
+    awk '$1 == "Name:" { n = $2 } $1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } END { if (r) print r, h, n }' \
+      "/proc/$p/status" 2>/dev/null
+  done | sort -n | tail -1
 }
 
 # result DIR KEY VALUE: one line in DIR/facts (key=value), read by the host.
