@@ -9,6 +9,7 @@ import {
   DEFAULT_REQUEST_VERSION,
   inameError,
   type JoolVersion,
+  packVersion,
   sameInstance,
   versionText,
 } from "../jool/header.ts";
@@ -22,7 +23,7 @@ import {
   type RequestContext,
   ssEnabledOf,
 } from "../jool/messages.ts";
-import { splitMessages } from "../jool/netlink.ts";
+import { HOST_LITTLE_ENDIAN, splitMessages } from "../jool/netlink.ts";
 import type { Logger } from "../log.ts";
 import { LogRateLimiter } from "../rate_limit.ts";
 import type { SessionFormat } from "../session/format.ts";
@@ -30,6 +31,7 @@ import { countSessions, formatBySize } from "../session/payload.ts";
 import type { DropReason, Stats } from "../stats.ts";
 import type { KernelTransport } from "./transport.ts";
 import { formatFor, unsupportedReason } from "./version.ts";
+import { warmUpBatchPath } from "./warmup.ts";
 
 /** Options of {@link KernelChannel.open}. */
 export interface KernelChannelOptions {
@@ -46,6 +48,9 @@ export interface KernelChannelOptions {
 
 /** Receives each accepted batch's container payload (a copy) and its session count. */
 export type BatchHandler = (payload: Uint8Array, sessions: number) => void;
+
+/** Offset of nlmsg_seq in a netlink message (after len u32, type u16, flags u16). */
+const NLMSG_SEQ_OFFSET = 8;
 
 /** errno values the channel interprets. */
 const EPERM = 1;
@@ -68,6 +73,9 @@ export class KernelChannel {
   #seq: number;
   #closed = false;
   #backpressure: (() => Promise<void> | undefined) | undefined;
+  #ackTemplate: Uint8Array | undefined;
+  #ackView: DataView | undefined;
+  #ackVersion: JoolVersion | undefined;
 
   private constructor(options: KernelChannelOptions) {
     this.#instance = options.instance;
@@ -95,6 +103,9 @@ export class KernelChannel {
     }
     const channel = new KernelChannel(options);
     await channel.#probe(options.probeTimeoutMs ?? 5000);
+    const started = performance.now();
+    warmUpBatchPath(channel.#format ?? "C", channel.#version);
+    options.log.debug(`per-batch path warmed up in ${Math.round(performance.now() - started)} ms`);
     return channel;
   }
 
@@ -346,7 +357,7 @@ export class KernelChannel {
 
   /** Learns (or corrects) the kernel's version and format from a multicast; the multicast wins. */
   #learn(version: JoolVersion, payload: Uint8Array): void {
-    if (!this.#version || versionText(this.#version) !== versionText(version)) {
+    if (!this.#version || packVersion(this.#version) !== packVersion(version)) {
       if (this.#version) {
         this.#warn(
           "version",
@@ -382,7 +393,20 @@ export class KernelChannel {
   // ---- sending -----------------------------------------------------------------------------------------------
 
   #ack(): void {
-    if (this.#send(encodeJooldAck(this.#context()), "JOOLD_ACK")) this.#stats.add("KERNEL_ACKS_SENT");
+    // The ACK is the same 48 bytes for every batch but for nlmsg_seq: build it once per version, patch seq.
+    const context = this.#context();
+    if (!this.#ackTemplate || this.#ackVersion !== context.version) {
+      this.#ackTemplate = encodeJooldAck(context);
+      this.#ackView = new DataView(
+        this.#ackTemplate.buffer,
+        this.#ackTemplate.byteOffset,
+        this.#ackTemplate.length,
+      );
+      this.#ackVersion = context.version;
+    } else {
+      this.#ackView!.setUint32(NLMSG_SEQ_OFFSET, context.seq, HOST_LITTLE_ENDIAN);
+    }
+    if (this.#send(this.#ackTemplate, "JOOLD_ACK")) this.#stats.add("KERNEL_ACKS_SENT");
   }
 
   #send(message: Uint8Array, what: string): boolean {
