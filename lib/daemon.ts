@@ -4,6 +4,7 @@
  * @module
  */
 import { type CliOptions, DEFAULT_STATS_ADDRESSES } from "./cli.ts";
+import { EXIT, JooldError } from "./errors.ts";
 import { describeConfig, loadConfig } from "./config/load.ts";
 import { KernelChannel } from "./kernel/channel.ts";
 import { openKernelDouble } from "./kernel/double.ts";
@@ -87,7 +88,16 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
     const relay = new Relay(kernel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
-    await signalled;
+    // The channels end only when closed, so the relay finishing (or failing) before a signal is a fault:
+    // close everything and exit non-zero with one line rather than run half a daemon.
+    const first = await Promise.race([
+      signalled.then(() => "signal" as const),
+      relayDone.then(() => "relay ended" as const, (error: unknown) => error),
+    ]);
+    if (first !== "signal") {
+      const reason = first === "relay ended" ? "a channel closed unexpectedly" : errorLine(first);
+      throw new JooldError(EXIT.RUNTIME, `relay stopped: ${reason}`, { cause: first });
+    }
     const shutdown = closeAll().then(() => relayDone);
     const timeout = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), SHUTDOWN_GRACE_MS)
@@ -99,6 +109,10 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
     await closeAll();
     throw error;
   }
+}
+
+function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */

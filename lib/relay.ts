@@ -60,11 +60,14 @@ export class Relay {
     this.#capacity = options.netQueueCapacity ?? 1024;
   }
 
-  /** Runs until both channels end (they end when closed). */
+  /**
+   * Runs until either channel ends (they end when closed; one ending alone means it failed or its peer went
+   * away, and the relay cannot go on half-open). Rejects with the channel's error.
+   */
   async run(): Promise<void> {
     const sender = this.#sendLoop();
     try {
-      await Promise.all([
+      await Promise.race([
         this.kernel.run(
           (payload, sessions) => this.#fromKernel(payload, sessions),
           () => this.#backpressure(),

@@ -161,3 +161,22 @@ Deno.test("relay: above 3/4 of the queue the kernel's ACK is held until it drain
   await done;
   assertEquals(net.sent.map((d) => d[0]), [0, 1, 2, 3, 4, 5, 6]);
 });
+
+Deno.test("relay: a channel that fails ends the relay with its error (no half-open relay)", async () => {
+  const kernel = new FakeKernel();
+  const failing: KernelSide = {
+    format: "C",
+    addSessions: () => {},
+    run: () => Promise.reject(new Error("recv failed: Bad file descriptor")),
+  };
+  const net = new FakeNet();
+  let message = "";
+  try {
+    await new Relay(failing, net, testCodec, new Stats(), new MemoryLogger()).run();
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertEquals(message, "recv failed: Bad file descriptor");
+  kernel.close();
+  net.close();
+});
