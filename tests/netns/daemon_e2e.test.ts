@@ -8,7 +8,7 @@
  * - Malformed datagrams sent to B (random bytes, a truncated entry, a foreign format, oversize, empty) are
  *   dropped and counted (stats `json` query inside the namespace) and never reach B's double.
  */
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, ROOT } from "../helpers/daemon_process.ts";
 import { Lab, type LineProcess, netnsTest } from "./lab.ts";
 import { Daemon, JOOLD_ACK, queryStats } from "../helpers/double_daemon.ts";
