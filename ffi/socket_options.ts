@@ -20,6 +20,8 @@ export const SOCKOPT = {
   SOL_SOCKET: 1,
   SO_REUSEADDR: 2,
   SO_REUSEPORT: 15,
+  SO_RCVBUF: 8,
+  SO_RCVBUFFORCE: 33,
   IPPROTO_IP: 0,
   IP_MULTICAST_IF: 32,
   IP_MULTICAST_TTL: 33,
@@ -33,6 +35,8 @@ export const SOCKOPT = {
 const OPTION_NAMES: Record<string, string> = {
   [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_REUSEADDR}`]: "SO_REUSEADDR",
   [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_REUSEPORT}`]: "SO_REUSEPORT",
+  [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_RCVBUF}`]: "SO_RCVBUF",
+  [`${SOCKOPT.SOL_SOCKET}/${SOCKOPT.SO_RCVBUFFORCE}`]: "SO_RCVBUFFORCE",
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_IF}`]: "IP_MULTICAST_IF",
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_TTL}`]: "IP_MULTICAST_TTL",
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_LOOP}`]: "IP_MULTICAST_LOOP",
@@ -160,6 +164,19 @@ export function getIntOption(fd: number, level: number, name: number): number {
   const value = getRaw(fd, level, name, 4);
   if (value.length === 1) return value[0];
   return new DataView(value.buffer, value.byteOffset, value.byteLength).getInt32(0, true);
+}
+
+/**
+ * Asks for a receive buffer of `bytes`: SO_RCVBUFFORCE (CAP_NET_ADMIN, which joold has for Jool anyway) so the
+ * size is not capped by net.core.rmem_max, else SO_RCVBUF (capped). Returns the size the kernel granted
+ * (getsockopt; Linux doubles the request for bookkeeping).
+ */
+export function setReceiveBuffer(fd: number, bytes: number): number {
+  const buffer = new Uint8Array(new Int32Array([bytes]).buffer);
+  if (loadLibc().setsockopt(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_RCVBUFFORCE, buffer, 4) !== 0) {
+    setIntOption(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_RCVBUF, bytes); // EPERM without CAP_NET_ADMIN: capped
+  }
+  return getIntOption(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_RCVBUF);
 }
 
 /** IP_MULTICAST_TTL (IPv4) or IPV6_MULTICAST_HOPS (IPv6), 0–255. */

@@ -29,6 +29,7 @@ export const COUNTER_NAMES = [
   "NET_SENT_SESSIONS",
   "NET_SEND_ERRORS", // sendto() failures
   "NET_RECV_ERRORS",
+  "NET_SOCKET_DROPS", // datagrams the kernel dropped in our socket's full receive buffer (sampled from /proc)
 ] as const;
 
 /** One plain counter name. */
@@ -70,6 +71,12 @@ export class Stats {
   readonly #counters = new Map<CounterName, number>(COUNTER_NAMES.map((n) => [n, 0]));
   readonly #drops = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
   readonly #kernelErrors = new Map<number, number>();
+  readonly #observed = new Map<CounterName, () => number>();
+
+  /** Makes `name` a counter sampled from `read` at each snapshot (counts kept by the kernel, not by us). */
+  observe(name: CounterName, read: () => number): void {
+    this.#observed.set(name, read);
+  }
 
   /** Adds `by` (default 1) to a counter. */
   add(name: CounterName, by = 1): void {
@@ -78,7 +85,8 @@ export class Stats {
 
   /** Current value of a counter. */
   get(name: CounterName): number {
-    return this.#counters.get(name)!;
+    const read = this.#observed.get(name);
+    return read ? read() : this.#counters.get(name)!;
   }
 
   /** Counts one drop for `reason`. */
@@ -100,7 +108,7 @@ export class Stats {
   /** Copies every counter. */
   snapshot(): StatsSnapshot {
     return {
-      counters: Object.fromEntries(this.#counters) as Record<CounterName, number>,
+      counters: Object.fromEntries(COUNTER_NAMES.map((n) => [n, this.get(n)])) as Record<CounterName, number>,
       drops: Object.fromEntries(this.#drops) as Record<DropReason, number>,
       kernelErrors: Object.fromEntries([...this.#kernelErrors].map(([k, v]) => [String(k), v])),
     };

@@ -44,6 +44,7 @@ const HELP: Record<string, string> = {
   NET_SENT_SESSIONS: "Sessions in the datagrams sent to the network",
   NET_SEND_ERRORS: "Datagrams that could not be sent",
   NET_RECV_ERRORS: "Errors receiving from the network",
+  NET_SOCKET_DROPS: "Datagrams the kernel dropped because the multicast socket's receive buffer was full",
 };
 
 /** Prometheus text exposition format (version 0.0.4). */

@@ -6,12 +6,14 @@
  * here: validation of session entries happens above, in the relay.
  * @module
  */
+import { socketDropReader } from "./socket_drops.ts";
 import {
   findSocketDescriptor,
   setMulticastInterfaceV4,
   setMulticastInterfaceV6,
   setMulticastLoop,
   setMulticastTtl,
+  setReceiveBuffer,
   socketDescriptorsBoundTo,
 } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../config/types.ts";
@@ -21,6 +23,9 @@ import type { Stats } from "../stats.ts";
 
 /** Largest legal datagram (upstream's JOOLD_MAX_PAYLOAD); anything bigger is dropped as `net_oversize`. */
 export const NET_MAX_PAYLOAD = 2048;
+
+/** Receive buffer requested for the multicast socket. */
+export const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * Receive buffer size: larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6), so a datagram
@@ -112,6 +117,10 @@ export class NetChannel {
         const inName = config.inInterface?.name ?? config.scope?.name ?? "any interface";
         await join(() => conn.joinMulticastV6(group, inIndex), `${group} on ${inName} (index ${inIndex})`);
       }
+      // A burst from a peer must not overflow the socket while a JOOLD_ADD is in flight: 4 MiB holds ~1,700
+      // maximum-size datagrams (the kernel's default, rmem_default, holds ~90). What still overflows is counted.
+      const granted = setReceiveBuffer(descriptor, RECEIVE_BUFFER_BYTES);
+      deps.stats.observe("NET_SOCKET_DROPS", socketDropReader(descriptor, config.family));
       // Upstream disables loopback so a daemon never re-reads its own datagrams; Deno's default, set anyway.
       setMulticastLoop(descriptor, config.family, false);
       setMulticastTtl(descriptor, config.family, config.ttl);
@@ -122,7 +131,7 @@ export class NetChannel {
         setMulticastInterfaceV6(descriptor, out.index);
       }
       deps.log.debug(
-        `net channel bound to ${where} (descriptor ${descriptor}, ttl ${config.ttl}, out ${
+        `net channel bound to ${where} (descriptor ${descriptor}, receive buffer ${granted} B, ttl ${config.ttl}, out ${
           out?.text ?? "default"
         })`,
       );
