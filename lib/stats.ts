@@ -47,7 +47,6 @@ export const DROP_REASONS = [
   "net_foreign_format", // whole entries, but of a format the local kernel does not speak
   "net_bad_field", // protocol, TCP state or timer out of range
   "net_format_unknown", // the local kernel's format is not known yet
-  "net_queue_full", // the queue towards the kernel was full
   "kernel_bad_message", // too short, bad magic, not NAT64, malformed attributes
   "kernel_version_mismatch", // a kernel of another major.minor
   "kernel_no_container", // a batch without its session container
