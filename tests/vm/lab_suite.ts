@@ -3,7 +3,7 @@
  * t.step per check parses what the guest wrote. Shared by the per-version test files.
  * @module
  */
-import { deepStrictEqual } from "node:assert";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import { join } from "node:path";
 import {
   bootLab,
@@ -27,12 +27,6 @@ import {
 
 const N_FLOWS = 5;
 
-function assert(condition: unknown, message = "assertion failed"): asserts condition {
-  if (!condition) throw new Error(message);
-}
-function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  deepStrictEqual(actual, expected, message);
-}
 const PAIRS = [
   ["uu", "upstream", "upstream"],
   ["oo", "ours", "ours"],
