@@ -65,20 +65,17 @@ async function run(step: string, cmd: string[], opts: { cwd?: string } = {}): Pr
   return text;
 }
 
-/** Path of the deno binary shared into the guest; runs `npm ci` (or `npm install`) when it is missing. */
+/** Path of the deno binary shared into the guest; runs `npm install` (pinned by package-lock.json) when missing. */
 export async function denoBinary(): Promise<string> {
   const bin = join(DENO_PKG_DIR, "deno");
   try {
     Deno.statSync(bin);
     return bin;
-  } catch {
-    progress(`no ${bin}: running npm ci in ${PROJECT_DIR}`);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    progress(`no ${bin}: running npm install in ${PROJECT_DIR}`);
   }
-  try {
-    await run("npm ci", ["npm", "ci"], { cwd: PROJECT_DIR });
-  } catch {
-    await run("npm install", ["npm", "install"], { cwd: PROJECT_DIR });
-  }
+  await run("npm install", ["npm", "install", "--no-audit", "--no-fund"], { cwd: PROJECT_DIR });
   try {
     Deno.statSync(bin);
   } catch (cause) {
