@@ -148,6 +148,8 @@ export interface AckFigures {
   entries: number[];
   /** ms between consecutive multicasts. */
   gapsMs: number[];
+  /** Turnaround of each capture's first batch (the daemon's first ACK after start: cold code paths). */
+  firstMs: number[];
 }
 
 /** Turnaround figures of one capture, for instance `iname` (all instances when undefined). */
@@ -184,6 +186,7 @@ export function ackFigures(events: JoolEvent[], iname?: string): AckFigures {
     unanswered,
     entries: mcasts.map((m) => m.entries),
     gapsMs,
+    firstMs: turnaroundMs.length && mcasts.length ? [turnaroundMs[0]] : [],
   };
 }
 
@@ -208,6 +211,7 @@ export function pool(figs: AckFigures[]): AckFigures {
     unanswered: figs.reduce((n, f) => n + f.unanswered, 0),
     entries: figs.flatMap((f) => f.entries),
     gapsMs: figs.flatMap((f) => f.gapsMs),
+    firstMs: figs.flatMap((f) => f.firstMs),
   };
 }
 
