@@ -333,15 +333,20 @@ export class KernelChannel {
       this.#drop("kernel_version_mismatch", `kernel multicast from ${reason}`);
       return;
     }
-    this.#learn(m.header.version, m.payload);
     const wait = this.#backpressure?.();
     if (wait) return wait.then(() => this.#accept(m, onBatch));
     this.#accept(m, onBatch);
   }
 
   #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): void {
+    // ACK first, before any other per-batch work: the kernel sends the next batch only after it, and a 4.1.9
+    // kernel loses the sessions that overflow its one-batch queue meanwhile (spec §2.3).
+    // The ACK mirrors the version the kernel's multicast announced (spec §9); logging the change waits.
+    const previous = this.#version;
+    this.#version = m.header.version;
+    this.#ack();
+    this.#learn(previous, m.header.version, m.payload);
     const sessions = countSessions(m.payload);
-    this.#ack(); // at once, so the kernel can prepare the next batch while this one travels
     if (sessions === undefined || sessions === 0) {
       this.#drop(
         "kernel_bad_message",
@@ -355,17 +360,19 @@ export class KernelChannel {
     onBatch(m.payload.slice(), sessions);
   }
 
-  /** Learns (or corrects) the kernel's version and format from a multicast; the multicast wins. */
-  #learn(version: JoolVersion, payload: Uint8Array): void {
-    if (!this.#version || packVersion(this.#version) !== packVersion(version)) {
-      if (this.#version) {
+  /**
+   * Learns (or corrects) the kernel's version and format from a multicast; the multicast wins. `previous` is
+   * the version known before this multicast (the caller has already adopted the new one).
+   */
+  #learn(previous: JoolVersion | undefined, version: JoolVersion, payload: Uint8Array): void {
+    if (!previous || packVersion(previous) !== packVersion(version)) {
+      if (previous) {
         this.#warn(
           "version",
-          `the kernel's multicasts say Jool ${versionText(version)}, not ${versionText(this.#version)}; ` +
+          `the kernel's multicasts say Jool ${versionText(version)}, not ${versionText(previous)}; ` +
             "trusting the multicasts",
         );
       } else this.#log.info(`the kernel is Jool ${versionText(version)} (learnt from its first multicast)`);
-      this.#version = version;
     }
     const format = formatBySize(payload) ?? formatFor(version);
     if (format !== this.#format) {
