@@ -21,16 +21,9 @@ export const CLK_TCK = 100;
 /** Offset of the session container's payload in a JOOLD_ADD (nlmsghdr + genl + Jool header + nla header). */
 export const ADD_PAYLOAD_OFFSET = 52;
 
-/** Runs a command; throws with its stderr when it fails. Returns stdout. */
-export async function sh(...args: string[]): Promise<string> {
-  const out = await new Deno.Command(args[0], { args: args.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const decoder = new TextDecoder();
-  if (!out.success) {
-    throw new Error(`${args.join(" ")} failed (${out.code}): ${decoder.decode(out.stderr).trim()}`);
-  }
-  return decoder.decode(out.stdout);
-}
+/** Runs a command; throws with its stderr when it fails. Returns stdout. (Shared with the netns tests.) */
+export { sh } from "../../tests/netns/lab.ts";
+import { sh } from "../../tests/netns/lab.ts";
 
 /** Sleeps `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
