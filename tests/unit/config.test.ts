@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "../helpers/assert.ts";
 import { ConfigError, parseConfigText } from "../../lib/config/json_file.ts";
+import { EXIT } from "../../lib/errors.ts";
 import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { validateInstanceName, validateModSocket } from "../../lib/config/modsocket.ts";
 import { isMulticast, needsScope, parseIPv6 } from "../../lib/config/addresses.ts";
@@ -13,7 +14,10 @@ async function netError(obj: unknown): Promise<string> {
   try {
     await net(obj);
   } catch (error) {
-    if (error instanceof ConfigError) return error.message;
+    if (error instanceof ConfigError) {
+      assertEquals(error.exitCode, EXIT.CONFIG, "config errors exit with status 3");
+      return error.message;
+    }
     throw error;
   }
   throw new Error("expected a ConfigError");
