@@ -53,7 +53,7 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
   }
   const closers: (() => void | Promise<void>)[] = [() => transport.close()];
   const closeAll = async () => {
-    for (const close of closers.reverse()) await close();
+    for (const close of [...closers].reverse()) await close();
   };
   try {
     const kernel = await KernelChannel.open({
@@ -82,9 +82,10 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
       });
       closers.push(() => server.close());
     }
-    log.info(
-      `relaying instance "${config.mod.instance}" ⇄ ${describeConfig(config, undefined, []).split("\n")[1]}`,
-    );
+    const group = config.net.scope
+      ? `${config.net.groupAddress}%${config.net.scope.name}`
+      : config.net.groupAddress;
+    log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
     const relay = new Relay(kernel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
