@@ -16,21 +16,27 @@ import {
 import { encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 
-/** A UDP session numbered `n` (2001:db8::n#1000+n → 192.0.2.1#2000+n → 203.0.113.7#53), encoded in `format`. */
-export function sessionEntry(n: number, format: SessionFormat = "C"): Uint8Array {
-  const session: SessionEntry = {
+/** Session `n`: UDP 2001:db8::n#1000+n → 192.0.2.1#2000+n → 203.0.113.7#53 (dst6 2001:db8:64::n for A/B). */
+export function sessionOf(n: number): SessionEntry {
+  return {
     proto: 1,
     state: 0,
     timer: 0,
     expiration: 59_000 + n,
     src6: Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (n >> 8) & 0xff, n & 0xff),
     src6Port: (1000 + n) & 0xffff,
+    dst6: Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, (n >> 8) & 0xff, n & 0xff),
+    dst6Port: 53,
     src4: Uint8Array.of(192, 0, 2, 1),
     src4Port: (2000 + n) & 0xffff,
     dst4: Uint8Array.of(203, 0, 113, 7),
     dst4Port: 53,
   };
-  return encodeEntry(session, format);
+}
+
+/** Session `n` ({@link sessionOf}) encoded in `format`. */
+export function sessionEntry(n: number, format: SessionFormat = "C"): Uint8Array {
+  return encodeEntry(sessionOf(n), format);
 }
 
 /** `count` consecutive entries starting at `first`, concatenated: one batch payload. */
