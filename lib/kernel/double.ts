@@ -18,6 +18,13 @@ import type { KernelTransport } from "./transport.ts";
 /** Generic Netlink family id the double reports. */
 export const DOUBLE_FAMILY_ID = 0x22;
 
+/**
+ * Frames read from stdin but not yet received, at most (about): past it the double stops reading stdin until
+ * receive() has taken half of them, so the writer blocks on the full pipe. A netlink socket's receive buffer
+ * is bounded the same way; without the bound, a flood on stdin grows the daemon's heap without limit.
+ */
+export const DOUBLE_QUEUE_FRAMES = 256;
+
 /** Options of {@link openKernelDouble}. */
 export interface KernelDoubleOptions {
   /** Jool version the double plays (informational: tests put it in the multicasts they inject). */
@@ -36,30 +43,56 @@ export function encodeFrame(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Splits a byte stream into frames; feed chunks in, take whole frames out. */
+/**
+ * Splits a byte stream into frames; feed chunks in, take whole frames out. Each byte is copied once: a frame
+ * whole in its chunk is sliced out of it, a frame split across chunks is filled into its own buffer as they
+ * come (never re-copying what is already pending).
+ */
 export class FrameReader {
-  #pending: Uint8Array = new Uint8Array(0);
+  readonly #header = new Uint8Array(4);
+  #headerFill = 0;
+  #frame: Uint8Array | undefined;
+  #frameFill = 0;
 
   /** Adds a chunk and returns every frame it completed. */
   push(chunk: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.#pending.length + chunk.length);
-    joined.set(this.#pending);
-    joined.set(chunk, this.#pending.length);
     const frames: Uint8Array[] = [];
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let at = 0;
-    while (joined.length - at >= 4) {
-      const length = new DataView(joined.buffer, at).getUint32(0, false);
-      if (joined.length - at - 4 < length) break;
-      frames.push(joined.slice(at + 4, at + 4 + length));
-      at += 4 + length;
+    while (at < chunk.length) {
+      if (this.#frame === undefined) {
+        if (this.#headerFill === 0 && chunk.length - at >= 4) {
+          const length = view.getUint32(at, false);
+          if (chunk.length - at - 4 >= length) {
+            frames.push(chunk.slice(at + 4, at + 4 + length));
+            at += 4 + length;
+            continue;
+          }
+        }
+        const take = Math.min(4 - this.#headerFill, chunk.length - at);
+        this.#header.set(chunk.subarray(at, at + take), this.#headerFill);
+        this.#headerFill += take;
+        at += take;
+        if (this.#headerFill < 4) break;
+        this.#headerFill = 0;
+        this.#frame = new Uint8Array(new DataView(this.#header.buffer).getUint32(0, false));
+        this.#frameFill = 0;
+      }
+      const take = Math.min(this.#frame.length - this.#frameFill, chunk.length - at);
+      this.#frame.set(chunk.subarray(at, at + take), this.#frameFill);
+      this.#frameFill += take;
+      at += take;
+      if (this.#frameFill === this.#frame.length) {
+        frames.push(this.#frame);
+        this.#frame = undefined;
+      }
     }
-    this.#pending = joined.slice(at);
     return frames;
   }
 
-  /** Bytes of an incomplete frame still waiting. */
+  /** Bytes of an incomplete frame still waiting (its length prefix included). */
   get buffered(): number {
-    return this.#pending.length;
+    return this.#frame === undefined ? this.#headerFill : 4 + this.#frameFill;
   }
 }
 
@@ -99,6 +132,8 @@ class KernelDouble implements KernelTransport {
   readonly localPort = Deno.pid;
   readonly #queue: Uint8Array[] = [];
   #wake: (() => void) | undefined;
+  /** Resumes the stdin pump paused on a full queue. */
+  #resume: (() => void) | undefined;
   #closed = false;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
@@ -137,6 +172,7 @@ class KernelDouble implements KernelTransport {
     while (true) {
       const next = this.#queue.shift();
       if (next) {
+        if (this.#resume && this.#queue.length <= DOUBLE_QUEUE_FRAMES / 2) this.#resume();
         yield next;
         continue;
       }
@@ -152,6 +188,7 @@ class KernelDouble implements KernelTransport {
     this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
     this.#writer?.close().catch(() => {/* stdout already gone: nothing left to flush */});
     this.#wake?.();
+    this.#resume?.();
   }
 
   #deliver(datagram: Uint8Array): void {
@@ -165,6 +202,10 @@ class KernelDouble implements KernelTransport {
       const { value, done } = await this.#reader.read();
       if (done) return;
       for (const frame of frames.push(value)) this.#deliver(frame);
+      if (this.#queue.length >= DOUBLE_QUEUE_FRAMES) {
+        await new Promise<void>((resolve) => this.#resume = resolve);
+        this.#resume = undefined;
+      }
     }
   }
 }

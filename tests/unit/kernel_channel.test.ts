@@ -4,7 +4,13 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { KernelChannel } from "../../lib/kernel/channel.ts";
-import { DOUBLE_FAMILY_ID, encodeFrame, FrameReader, openKernelDouble } from "../../lib/kernel/double.ts";
+import {
+  DOUBLE_FAMILY_ID,
+  DOUBLE_QUEUE_FRAMES,
+  encodeFrame,
+  FrameReader,
+  openKernelDouble,
+} from "../../lib/kernel/double.ts";
 import type { KernelTransport } from "../../lib/kernel/transport.ts";
 import { encodeJooldAdd, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ADD } from "../../lib/jool/messages.ts";
 import type { JoolVersion } from "../../lib/jool/header.ts";
@@ -306,4 +312,48 @@ Deno.test("kernel double: frames split across chunks", () => {
   assertEquals(reader.push(both.subarray(5)), [Uint8Array.of(1, 2, 3), Uint8Array.of(4)]);
   assertEquals(reader.buffered, 0);
   assertEquals(NLMSG_HDRLEN, 16);
+});
+
+Deno.test("kernel double: frames fed one byte at a time, empty frames, several frames per chunk", () => {
+  const frames = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4), new Uint8Array(300).fill(7)];
+  const stream = new Uint8Array(frames.flatMap((f) => [...encodeFrame(f)]));
+  for (const size of [1, 2, 3, 5, 7, stream.length]) {
+    const reader = new FrameReader();
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      out.push(...reader.push(stream.subarray(at, at + size)));
+      if (at + size < stream.length) assert(reader.buffered <= 4 + 300, `buffered ${reader.buffered}`);
+    }
+    assertEquals(out, frames, `chunks of ${size} bytes`);
+    assertEquals(reader.buffered, 0);
+  }
+});
+
+Deno.test("kernel double: stops reading stdin while its queue is full, then delivers every frame in order", async () => {
+  // A TransformStream resolves a write only once the double has read it: the writes pending show the bound.
+  const stdin = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = stdin.writable.getWriter();
+  const transport = openKernelDouble({
+    version: "4.1.13",
+    stdin: stdin.readable,
+    stdout: new WritableStream(),
+  });
+  const total = DOUBLE_QUEUE_FRAMES * 4;
+  let written = 0;
+  const writes = Array.from({ length: total }, (_, i) => {
+    const frame = encodeFrame(Uint8Array.of(i & 0xff, i >> 8));
+    return writer.write(frame).then(() => written++);
+  });
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert(written < total, `all ${total} frames were read with nobody receiving`);
+  assert(written <= DOUBLE_QUEUE_FRAMES + 2, `${written} frames read ahead (bound ${DOUBLE_QUEUE_FRAMES})`);
+  const received: number[] = [];
+  for await (const frame of transport.receive()) {
+    received.push(frame[0] | frame[1] << 8);
+    if (received.length === total) break;
+  }
+  await Promise.all(writes);
+  assertEquals(received, Array.from({ length: total }, (_, i) => i));
+  transport.close();
+  await writer.close().catch(() => {/* the double cancelled its reader: nothing to close */});
 });
