@@ -220,4 +220,10 @@ Deno.test("Jool header: version packing, iname rules, case-insensitive instance 
   assert(sameInstance("Default", "default"));
   assert(sameInstance("", "default"));
   assert(!sameInstance("default2", "default"));
+  // strcasecmp in the C locale: A–Z only, both ways, and nothing else folds.
+  assert(sameInstance("NAT64-b", "nat64-B"));
+  assert(sameInstance("DEFAULT", ""));
+  assert(!sameInstance("nat@4", "nat`4")); // 0x40 and 0x60 sit just outside A–Z / a–z
+  assert(!sameInstance("Ä", "ä"));
+  assert(!sameInstance("ab", "abc"));
 });
