@@ -7,6 +7,11 @@
  * the kernel channel to hold its next ACK until it is back under a quarter: the kernel sends one batch per
  * ACK, so its own queue absorbs the burst instead of joold dropping batches the kernel considers delivered.
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline).
+ * The sender starts from a timer task, never from the kernel channel's own microtasks: the kernel channel
+ * reads its socket synchronously until it is empty, ACKing each batch, and the kernel answers each ACK with
+ * its next batch at once; a datagram send between two of those ACKs would hold the kernel's queue (on 4.1.9,
+ * one batch deep: spec §2.3) for the length of a send. So the ACKs of a burst go out back to back, then the
+ * datagrams.
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module
@@ -43,6 +48,8 @@ export interface RelayOptions {
 export class Relay {
   readonly #queue: { datagram: Uint8Array; sessions: number }[] = [];
   #wake: (() => void) | undefined;
+  /** The timer task that will wake the sender, while one is pending. */
+  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Resolves the pending back-pressure promise once the queue has drained. */
   #drained: { promise: Promise<void>; resolve: () => void } | undefined;
   #stopped = false;
@@ -83,6 +90,8 @@ export class Relay {
   /** Stops the sender loop (the channels are closed by their owner). */
   stop(): void {
     this.#stopped = true;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
     this.#wake?.();
     this.#drained?.resolve();
   }
@@ -102,8 +111,14 @@ export class Relay {
       return;
     }
     this.#queue.push({ datagram: this.codec.encode(payload), sessions });
-    this.#wake?.();
+    if (this.#wake && this.#wakeTimer === undefined) this.#wakeTimer = setTimeout(this.#wakeSender, 0);
   }
+
+  /** Timer task: the kernel channel's current drain is over (see the module doc). */
+  readonly #wakeSender = (): void => {
+    this.#wakeTimer = undefined;
+    this.#wake?.();
+  };
 
   async #sendLoop(): Promise<void> {
     while (true) {

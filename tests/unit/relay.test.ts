@@ -94,6 +94,34 @@ Deno.test("relay: batches go out verbatim; valid datagrams reach the kernel; bad
   await done;
 });
 
+Deno.test("relay: a burst's batches are all taken (and ACKed) before the first datagram is sent", async () => {
+  // The kernel channel reads batches back to back, with only microtask turns between them (an async
+  // generator over a socket drained synchronously). A send in between would delay the next ACK (spec §2.3).
+  const kernel = new FakeKernel();
+  const events: string[] = [];
+  const net = new FakeNet();
+  const send = net.send.bind(net);
+  net.send = (datagram) => {
+    events.push(`send ${datagram[0]}`);
+    return send(datagram);
+  };
+  const relay = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger());
+  const done = relay.run();
+  await tick(); // the sender is idle, waiting for work
+  for (let i = 1; i <= 3; i++) {
+    events.push(`batch ${i}`);
+    kernel.batch(new Uint8Array([i]));
+    await Promise.resolve();
+    await Promise.resolve();
+  }
+  await tick();
+  await tick();
+  assertEquals(events, ["batch 1", "batch 2", "batch 3", "send 1", "send 2", "send 3"]);
+  kernel.close();
+  net.close();
+  await done;
+});
+
 Deno.test("relay: unknown kernel format drops datagrams with a counter", async () => {
   const kernel = new FakeKernel();
   kernel.format = undefined;
