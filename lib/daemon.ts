@@ -10,7 +10,7 @@ import { KernelChannel } from "./kernel/channel.ts";
 import { openKernelDouble } from "./kernel/double.ts";
 import { openLibnlTransport } from "./kernel/libnl_transport.ts";
 import type { KernelTransport } from "./kernel/transport.ts";
-import { parseJoolVersion, readLoadedJoolVersion, versionText } from "./kernel/version.ts";
+import { formatFor, parseJoolVersion, readLoadedJoolVersion, versionText } from "./kernel/version.ts";
 import type { Logger } from "./log.ts";
 import { NetChannel } from "./net/channel.ts";
 import { LibcHostLookup } from "./net/host_lookup.ts";
@@ -18,6 +18,7 @@ import { Relay } from "./relay.ts";
 import { Stats } from "./stats.ts";
 import { StatsServer } from "./stats_server.ts";
 import { upstreamWire } from "./wire.ts";
+import { warmUp } from "./warmup.ts";
 
 /** How long a clean shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 800;
@@ -38,18 +39,30 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
   const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
   const stats = new Stats();
 
+  const kernelVersion = cli.kernelDouble !== undefined
+    ? parseJoolVersion(cli.kernelDouble)
+    : readLoadedJoolVersion();
+  // Before the kernel socket joins the group: a kernel that sent us a batch would wait for its ACK meanwhile.
+  const warm = await warmUp({
+    instance: config.mod.instance,
+    format: kernelVersion ? formatFor(kernelVersion) : undefined,
+    version: kernelVersion,
+    log,
+  });
+  log.debug(
+    `warmed up in ${Math.round(warm.ms)} ms: ${warm.acks} ACKs, ${warm.datagrams} datagrams, ${warm.adds} ` +
+      `JOOLD_ADDs to stand-ins, ${warm.loopbackDatagrams} loopback datagrams`,
+  );
+
   // Kernel first, as upstream ≥4.1.13 does: "Jool is not loaded" is the most common start-up failure.
   let transport: KernelTransport;
-  let kernelVersion;
   if (cli.kernelDouble !== undefined) {
     log.warn(
       `TEST ONLY: using a kernel double (Jool ${cli.kernelDouble}) on stdin/stdout instead of the kernel`,
     );
     transport = openKernelDouble({ version: cli.kernelDouble });
-    kernelVersion = parseJoolVersion(cli.kernelDouble);
   } else {
     transport = openLibnlTransport();
-    kernelVersion = readLoadedJoolVersion();
   }
   const closers: (() => void | Promise<void>)[] = [() => transport.close()];
   const closeAll = async () => {

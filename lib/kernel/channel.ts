@@ -31,7 +31,6 @@ import { countSessions, formatBySize } from "../session/payload.ts";
 import type { DropReason, Stats } from "../stats.ts";
 import type { KernelTransport } from "./transport.ts";
 import { formatFor, unsupportedReason } from "./version.ts";
-import { warmUpBatchPath } from "./warmup.ts";
 
 /** Options of {@link KernelChannel.open}. */
 export interface KernelChannelOptions {
@@ -44,6 +43,8 @@ export interface KernelChannelOptions {
   kernelVersion?: JoolVersion;
   /** How long the start-up probe waits for the kernel's answer (default 5000 ms). */
   probeTimeoutMs?: number;
+  /** false skips the start-up probe: only for in-memory transports (the warm-up, `lib/warmup.ts`). */
+  probe?: boolean;
 }
 
 /** Receives each accepted batch's container payload (a copy) and its session count. */
@@ -102,10 +103,7 @@ export class KernelChannel {
       if (reason) throw new JooldError(EXIT.KERNEL_UNSUPPORTED, reason);
     }
     const channel = new KernelChannel(options);
-    await channel.#probe(options.probeTimeoutMs ?? 5000);
-    const started = performance.now();
-    warmUpBatchPath(channel.#format ?? "C", channel.#version);
-    options.log.debug(`per-batch path warmed up in ${Math.round(performance.now() - started)} ms`);
+    if (options.probe !== false) await channel.#probe(options.probeTimeoutMs ?? 5000);
     return channel;
   }
 
