@@ -9,8 +9,26 @@
 export const ROOT = new URL("../../", import.meta.url).pathname;
 /** The deno binary running the benchmark (the pinned one under `deno task`). */
 export const DENO = Deno.execPath();
-/** Permission flags of `deno task start`. */
-export const DAEMON_FLAGS = ["--unstable-net", "--allow-net", "--allow-ffi", "--allow-read"];
+import { DAEMON_FLAGS, PERMISSION_FLAGS } from "../../tests/helpers/daemon_process.ts";
+/** Flags of `deno task start` (one definition, shared with the tests). */
+export { DAEMON_FLAGS };
+
+/** `--v8-flags=…` the benchmark daemons run with instead of DAEMON_FLAGS' own (bench `--daemon-v8-flags`). */
+let v8FlagsOverride: string | undefined;
+
+/**
+ * Runs the benchmark daemons with `--v8-flags=FLAGS` ("" = V8's defaults) instead of joold's own; FLAGS are
+ * separated by commas or spaces.
+ */
+export function setDaemonV8Flags(flags: string | undefined): void {
+  v8FlagsOverride = flags?.split(/[\s,]+/).filter((f) => f).join(",");
+}
+
+/** The flags a benchmark daemon runs with. */
+export function daemonFlags(): string[] {
+  if (v8FlagsOverride === undefined) return DAEMON_FLAGS;
+  return v8FlagsOverride ? [...PERMISSION_FLAGS, `--v8-flags=${v8FlagsOverride}`] : PERMISSION_FLAGS;
+}
 /** Stats port of the benchmark daemons (each in its own namespace). */
 export const STATS_PORT = 46700;
 /** genl commands the daemon sends its kernel. */
@@ -89,7 +107,7 @@ export class DaemonProcess {
       "run",
       "--quiet",
       ...prof,
-      ...DAEMON_FLAGS,
+      ...daemonFlags(),
       `${ROOT}main.ts`,
       "netsocket.json",
       "modsocket.json",

@@ -5,9 +5,23 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DENO, hostBenchSkipReason, hostBusySeconds, ROOT } from "./harness.ts";
+import {
+  daemonFlags,
+  DENO,
+  hostBenchSkipReason,
+  hostBusySeconds,
+  ROOT,
+  setDaemonV8Flags,
+} from "./harness.ts";
 import { type RelayResult, runRelay } from "./host_relay.ts";
-import { idleRss, probeUpstream, soak, type SoakResult, type UpstreamProbe } from "./memory.ts";
+import {
+  idleRss,
+  probeUpstream,
+  type RssSample,
+  soak,
+  type SoakResult,
+  type UpstreamProbe,
+} from "./memory.ts";
 import { hotSpotTable, summariseFile } from "./profile.ts";
 
 const USAGE = `usage: deno task bench [options]
@@ -18,6 +32,8 @@ const USAGE = `usage: deno task bench [options]
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
   --soak-seconds N               soak length (default 600)
   --soak-rate N                  batches per second during the soak (default 2000)
+  --daemon-v8-flags FLAGS        run the daemons with --v8-flags=FLAGS instead of joold's own ("" = V8's
+                                 defaults), to compare heap settings
   --profile                      also run one relay with --cpu-prof on both daemons and print hot spots
   --help                         this text
 Results: .lab-out/bench/bench-DATE.json and markdown on stdout.`;
@@ -49,6 +65,7 @@ const { values } = (() => {
         "soak-seconds": { type: "string" },
         "soak-rate": { type: "string" },
         profile: { type: "boolean" },
+        "daemon-v8-flags": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -68,6 +85,8 @@ const repeat = positive("repeat", values.repeat, quick ? 1 : 3);
 const batches = positive("batches", values.batches, quick ? 20_000 : 200_000);
 const soakSeconds = positive("soak-seconds", values["soak-seconds"], quick ? 30 : 600);
 const soakRate = positive("soak-rate", values["soak-rate"], 2000);
+
+setDaemonV8Flags(values["daemon-v8-flags"]);
 
 const OUT = `${ROOT}.lab-out/bench`;
 await Deno.mkdir(OUT, { recursive: true });
@@ -214,7 +233,7 @@ function hostTable(h: HostSummary): string {
 // ---- memory ------------------------------------------------------------------------------------------------
 
 interface MemorySummary {
-  idle: { a: number; b: number }[];
+  idle: RssSample[];
   soak: SoakResult;
   upstream: UpstreamProbe;
 }
@@ -239,6 +258,9 @@ function memoryTable(m: MemorySummary, h?: HostSummary): string {
     "| VmRSS | A | B | target |",
     "|---|---:|---:|---|",
     `| idle, 5 s after start (median of ${m.idle.length}) | ${mib(idleA)} MiB | ${mib(idleB)} MiB | |`,
+    `| idle RssAnon (median) | ${mib(median(m.idle.map((x) => x.anonA)))} MiB | ${
+      mib(median(m.idle.map((x) => x.anonB)))
+    } MiB | |`,
     h
       ? `| peak under saturation (VmHWM, median) | ${mib(h.median.peakRssA)} MiB | ${
         mib(h.median.peakRssB)
@@ -247,6 +269,9 @@ function memoryTable(m: MemorySummary, h?: HostSummary): string {
     `| soak first sample | ${mib(s.a.first)} MiB | ${mib(s.b.first)} MiB | |`,
     `| soak last sample | ${mib(s.a.last)} MiB | ${mib(s.b.last)} MiB | |`,
     `| soak max | ${mib(s.a.max)} MiB | ${mib(s.b.max)} MiB | ≤ 64 MiB steady |`,
+    `| soak max RssAnon (heap: V8 + native; the rest is deno's file-backed pages) | ${
+      mib(s.a.maxAnon)
+    } MiB | ${mib(s.b.maxAnon)} MiB | |`,
     `| soak slope (least squares) | ${fmt(s.a.slopeKiBPerMinute, 1)} KiB/min | ${
       fmt(s.b.slopeKiBPerMinute, 1)
     } KiB/min | flat |`,
@@ -282,7 +307,7 @@ async function lab(): Promise<string> {
 
 const result: Record<string, unknown> = {
   machine: machine(),
-  options: { parts: [...parts], quick, repeat, batches, soakSeconds, soakRate },
+  options: { parts: [...parts], quick, repeat, batches, soakSeconds, soakRate, daemonFlags: daemonFlags() },
 };
 const report: string[] = [];
 const skip = hostBenchSkipReason();
@@ -328,7 +353,7 @@ const file = `${OUT}/bench-${new Date().toISOString().replace(/[:.]/g, "-")}.jso
 await Deno.writeTextFile(file, JSON.stringify(result, null, 2));
 const m = result.machine as ReturnType<typeof machine>;
 console.log(
-  `# joold-deno host benchmarks\n\nMachine: ${m.nproc} × ${m.cpu}, Linux ${m.kernel}, Deno ${m.deno} (V8 ${m.v8}), ${m.date}, load ${m.loadavg}\n\n${
-    report.join("\n\n")
-  }\n\nJSON: ${file.replace(ROOT, "")}`,
+  `# joold-deno host benchmarks\n\nMachine: ${m.nproc} × ${m.cpu}, Linux ${m.kernel}, Deno ${m.deno} (V8 ${m.v8}), ${m.date}, load ${m.loadavg}\nDaemon flags: ${
+    daemonFlags().join(" ")
+  }\n\n${report.join("\n\n")}\n\nJSON: ${file.replace(ROOT, "")}`,
 );

@@ -6,11 +6,13 @@
 import { cpuSeconds, hostBusySeconds, Pair, sleep, statusKiB } from "./harness.ts";
 import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
 
-/** One RSS sample. */
+/** One RSS sample (KiB): VmRSS, and its anonymous part (heap: V8's and native) of each daemon. */
 export interface RssSample {
   readonly second: number;
   readonly a: number;
   readonly b: number;
+  readonly anonA: number;
+  readonly anonB: number;
 }
 
 /** Figures of a soak. */
@@ -32,6 +34,9 @@ export interface RssSummary {
   first: number;
   last: number;
   max: number;
+  /** RssAnon at the last sample and its largest value (the rest of VmRSS is file-backed: deno's binary). */
+  lastAnon: number;
+  maxAnon: number;
   slopeKiBPerMinute: number;
   /** The same over the second half only (after the heap's warm-up). */
   slopeSecondHalfKiBPerMinute: number;
@@ -53,25 +58,38 @@ function slope(samples: RssSample[], key: "a" | "b"): number {
 
 function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
   const ys = samples.map((s) => s[key]);
+  const anon = samples.map((s) => key === "a" ? s.anonA : s.anonB);
   const half = samples.at(-1)!.second / 2;
   return {
     first: ys[0],
     last: ys.at(-1)!,
     max: Math.max(...ys),
+    lastAnon: anon.at(-1)!,
+    maxAnon: Math.max(...anon),
     slopeKiBPerMinute: slope(samples, key),
     slopeSecondHalfKiBPerMinute: slope(samples.filter((s) => s.second >= half), key),
   };
 }
 
+function sample(elapsed: number, a: number, b: number): RssSample {
+  return {
+    second: Math.round(elapsed),
+    a: statusKiB(a, "VmRSS") ?? 0,
+    b: statusKiB(b, "VmRSS") ?? 0,
+    anonA: statusKiB(a, "RssAnon") ?? 0,
+    anonB: statusKiB(b, "RssAnon") ?? 0,
+  };
+}
+
 /** VmRSS of both daemons after they have been up and idle for `seconds`. */
-export async function idleRss(seconds = 5): Promise<{ a: number; b: number }> {
+export async function idleRss(seconds = 5): Promise<RssSample> {
   const pair = new Pair();
   try {
     const { nsA, nsB } = await pair.setup();
     const b = await pair.daemon(nsB);
     const a = await pair.daemon(nsA);
     await sleep(seconds * 1000);
-    return { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
+    return sample(seconds, a.pid, b.pid);
   } finally {
     await pair.close();
   }
@@ -108,13 +126,11 @@ export async function soak(
     while (performance.now() - t0 < seconds * 1000 && !a.exited && !b.exited) {
       const elapsed = (performance.now() - t0) / 1000;
       if (elapsed >= nextSample) {
-        samples.push({
-          second: Math.round(elapsed),
-          a: statusKiB(a.pid, "VmRSS") ?? 0,
-          b: statusKiB(b.pid, "VmRSS") ?? 0,
-        });
+        samples.push(sample(elapsed, a.pid, b.pid));
         const s = samples.at(-1)!;
-        progress(`soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB, B ${s.b} KiB`);
+        progress(
+          `soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB (anon ${s.anonA}), B ${s.b} KiB (anon ${s.anonB})`,
+        );
         nextSample += sampleSeconds;
       }
       const due = Math.floor(elapsed * batchesPerSecond);
@@ -126,11 +142,7 @@ export async function soak(
       } else await sleep(tickMs);
     }
     const elapsed = (performance.now() - t0) / 1000;
-    samples.push({
-      second: Math.round(elapsed),
-      a: statusKiB(a.pid, "VmRSS") ?? 0,
-      b: statusKiB(b.pid, "VmRSS") ?? 0,
-    });
+    samples.push(sample(elapsed, a.pid, b.pid));
     await sleep(2000);
     const cpu = { a: cpuSeconds(a.pid) - cpu0.a, b: cpuSeconds(b.pid) - cpu0.b };
     const other = (hostBusySeconds() - host0) - cpu.a - cpu.b;
