@@ -135,12 +135,16 @@ class KernelDouble implements KernelTransport {
   /** Resumes the stdin pump paused on a full queue. */
   #resume: (() => void) | undefined;
   #closed = false;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The given stdin stream's reader, or undefined to read Deno.stdin into {@link #buffer}. */
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Like the netlink socket's: one receive buffer, frames copied out of it (no 64-KiB chunk per read). */
+  #buffer: Uint8Array | undefined;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #writeError: unknown;
+  #scratch = new Uint8Array(4096);
 
   constructor(options: KernelDoubleOptions) {
-    this.#reader = (options.stdin ?? Deno.stdin.readable).getReader();
+    this.#reader = options.stdin?.getReader();
     this.#writer = options.stdout?.getWriter();
     this.#pump().catch((error) => {
       // A broken stdin ends the injected traffic; receive() keeps waiting for close().
@@ -160,12 +164,16 @@ class KernelDouble implements KernelTransport {
       this.#deliver(header.ok ? globalsReply(message, this.familyId) : netlinkError(message, 22));
       return;
     }
-    const frame = encodeFrame(message);
     if (this.#writer) {
-      this.#writer.write(frame).catch((error) => this.#writeError = error);
-    } else {
-      for (let at = 0; at < frame.length;) at += Deno.stdout.writeSync(frame.subarray(at));
+      this.#writer.write(encodeFrame(message)).catch((error) => this.#writeError = error);
+      return;
     }
+    // Written synchronously: one scratch buffer serves every frame (no per-message garbage).
+    if (this.#scratch.length < 4 + message.length) this.#scratch = new Uint8Array(2 * (4 + message.length));
+    const frame = this.#scratch.subarray(0, 4 + message.length);
+    new DataView(frame.buffer).setUint32(0, message.length, false);
+    frame.set(message, 4);
+    for (let at = 0; at < frame.length;) at += Deno.stdout.writeSync(frame.subarray(at));
   }
 
   async *receive(): AsyncIterable<Uint8Array> {
@@ -185,7 +193,14 @@ class KernelDouble implements KernelTransport {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
+    if (this.#reader) this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
+    else {
+      try {
+        Deno.stdin.close();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) throw error; // already closed
+      }
+    }
     this.#writer?.close().catch(() => {/* stdout already gone: nothing left to flush */});
     this.#wake?.();
     this.#resume?.();
@@ -196,12 +211,23 @@ class KernelDouble implements KernelTransport {
     this.#wake?.();
   }
 
+  /** The next chunk of stdin (valid until the next read), or null at its end. */
+  async #read(): Promise<Uint8Array | null> {
+    if (this.#reader) {
+      const { value, done } = await this.#reader.read();
+      return done ? null : value;
+    }
+    this.#buffer ??= new Uint8Array(64 * 1024);
+    const n = await Deno.stdin.read(this.#buffer);
+    return n === null ? null : this.#buffer.subarray(0, n);
+  }
+
   async #pump(): Promise<void> {
     const frames = new FrameReader();
     while (!this.#closed) {
-      const { value, done } = await this.#reader.read();
-      if (done) return;
-      for (const frame of frames.push(value)) this.#deliver(frame);
+      const chunk = await this.#read();
+      if (chunk === null) return;
+      for (const frame of frames.push(chunk)) this.#deliver(frame);
       if (this.#queue.length >= DOUBLE_QUEUE_FRAMES) {
         await new Promise<void>((resolve) => this.#resume = resolve);
         this.#resume = undefined;
