@@ -35,6 +35,7 @@ export interface KernelSide {
 /** What the relay needs of the net channel. */
 export interface NetSide {
   send(datagram: Uint8Array, sessions?: number): Promise<boolean>;
+  /** Datagrams, each valid until the next iteration (the net channel reuses its receive buffer). */
   receive(): AsyncIterable<Uint8Array>;
 }
 

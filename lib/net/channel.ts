@@ -172,7 +172,9 @@ export class NetChannel {
    * Yields datagrams until close(). Counts NET_RCVD_PKTS/BYTES for each. Reads with a buffer far larger than any
    * legal datagram (legal ≤ 2048 bytes) so an oversize datagram is detected whole, counted as drop
    * net_oversize and not yielded. Receive errors: NET_RECV_ERRORS, logged, loop continues.
-   * Each yielded array is a fresh copy. Iterate it once: one receive loop per channel.
+   * Each yielded array is a view of the channel's receive buffer, valid until the loop asks for the next one
+   * (the relay validates it and copies it into a JOOLD_ADD within the iteration): no per-datagram copy. Copy
+   * it to keep it. Iterate it once: one receive loop per channel.
    */
   async *receive(): AsyncIterable<Uint8Array> {
     const buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
@@ -198,7 +200,7 @@ export class NetChannel {
         this.#log.debug(`dropped a ${datagram.length}-byte datagram (more than ${NET_MAX_PAYLOAD} bytes)`);
         continue;
       }
-      yield datagram.slice();
+      yield datagram;
     }
   }
 

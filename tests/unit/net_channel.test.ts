@@ -95,7 +95,7 @@ async function receiveThrough(
   await send();
   let next = await first;
   while (!next.done) {
-    got.push(next.value);
+    got.push(next.value.slice()); // a view of the receive buffer: valid until the next iteration
     if (got.length === count) break;
     next = await iterator.next();
   }
