@@ -32,6 +32,8 @@ const NLMSG_OVERRUN = 4;
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Bigger than any netlink datagram the Jool kernel sends (about 4 KiB at most). */
 const RECEIVE_BUFFER = 65536;
+/** Datagrams read in one go before they are yielded (bounds what a reader holds beyond its own queue). */
+const MAX_DRAIN = 64;
 
 /** A libnl or libc failure while opening or using the socket. */
 export class NetlinkSocketError extends Error {
@@ -175,8 +177,12 @@ export class NetlinkSocket {
   /**
    * Yields every datagram received (fresh copies), until close(). A receive-buffer overflow (ENOBUFS) is
    * yielded as a 16-byte NLMSG_OVERRUN message so the caller can count it. Throws NetlinkSocketError.
+   *
+   * Datagrams waiting in the socket are read in one go (up to 64), `onRead` seeing each right after its
+   * recv() and before the next one, then yielded in order: whatever `onRead` sends to the kernel (an ACK) is
+   * answered before the next recv(), without a round through the event loop.
    */
-  async *receive(): AsyncGenerator<Uint8Array> {
+  async *receive(onRead?: (datagram: Uint8Array) => void): AsyncGenerator<Uint8Array> {
     const libc = loadLibc();
     const view = new DataView(this.#pollfds.buffer);
     try {
@@ -191,10 +197,14 @@ export class NetlinkSocket {
         if (view.getInt16(14, LE) !== 0) break; // the wake pipe: close() was called
         const revents = view.getInt16(6, LE);
         if (!(revents & (POLLIN | POLLERR | POLLHUP))) continue;
-        for (const datagram of this.#drain()) {
-          yield datagram;
-          if (this.#closed) break;
-        }
+        let drained: Uint8Array[];
+        do {
+          drained = this.#drain(onRead);
+          for (const datagram of drained) {
+            yield datagram;
+            if (this.#closed) break;
+          }
+        } while (drained.length === MAX_DRAIN && !this.#closed);
       }
     } finally {
       this.#polling = false;
@@ -211,25 +221,26 @@ export class NetlinkSocket {
     } else this.#release();
   }
 
-  /** Reads every datagram waiting, without blocking. */
-  *#drain(): Generator<Uint8Array> {
+  /** Reads the datagrams waiting (at most MAX_DRAIN), without blocking; `onRead` sees each as it is read. */
+  #drain(onRead: ((datagram: Uint8Array) => void) | undefined): Uint8Array[] {
     const libc = loadLibc();
-    while (!this.#closed) {
+    const out: Uint8Array[] = [];
+    while (!this.#closed && out.length < MAX_DRAIN) {
       const n = Number(libc.recv(this.fd, this.#buffer, BigInt(this.#buffer.length), MSG_DONTWAIT));
-      if (n > 0) {
-        yield this.#buffer.slice(0, n);
-        continue;
+      let datagram: Uint8Array;
+      if (n > 0) datagram = this.#buffer.slice(0, n);
+      else if (n === 0) break;
+      else {
+        const errno = lastErrno(); // valid: recv ran synchronously on this thread
+        if (errno === EAGAIN) break;
+        if (errno === EINTR) continue;
+        if (errno !== ENOBUFS) throw new NetlinkSocketError("recv", errno, "errno");
+        datagram = overrunMessage();
       }
-      if (n === 0) return;
-      const errno = lastErrno(); // valid: recv ran synchronously on this thread
-      if (errno === EAGAIN) return;
-      if (errno === EINTR) continue;
-      if (errno === ENOBUFS) {
-        yield overrunMessage();
-        continue;
-      }
-      throw new NetlinkSocketError("recv", errno, "errno");
+      out.push(datagram);
+      onRead?.(datagram);
     }
+    return out;
   }
 
   #release(): void {

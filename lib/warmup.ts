@@ -99,8 +99,12 @@ export async function warmUp(options: WarmUpOptions): Promise<WarmUpResult> {
       if (message[GENL_CMD_OFFSET] === CMD_JOOLD_ACK) counts.acks++;
       else counts.adds++;
     },
-    async *receive() {
-      for (let i = 0; i < rounds; i++) yield multicast.slice();
+    async *receive(onRead) {
+      for (let i = 0; i < rounds; i++) {
+        const datagram = multicast.slice();
+        onRead?.(datagram); // as the netlink socket does: the ACK-on-arrival path is warmed up too
+        yield datagram;
+      }
       await netDone.promise; // end only after the net side has been through its rounds too
     },
     close: () => release.resolve(),

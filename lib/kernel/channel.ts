@@ -11,8 +11,10 @@ import {
   type JoolVersion,
   packVersion,
   sameInstance,
+  unpackVersion,
   versionText,
 } from "../jool/header.ts";
+import { ackableBatchVersion, type InstanceKey, instanceKey } from "../jool/ack_check.ts";
 import {
   encodeGlobalForeach,
   encodeJooldAck,
@@ -74,9 +76,15 @@ export class KernelChannel {
   #seq: number;
   #closed = false;
   #backpressure: (() => Promise<void> | undefined) | undefined;
+  /** run() has started: batches may be ACKed on arrival. */
+  #running = false;
+  readonly #key: InstanceKey;
+  /** Datagrams ACKed on arrival (#onRead), so the full path does not ACK them again. */
+  readonly #preAcked = new WeakSet<Uint8Array>();
   #ackTemplate: Uint8Array | undefined;
   #ackView: DataView | undefined;
-  #ackVersion: JoolVersion | undefined;
+  /** Packed version the ACK template carries. */
+  #ackVersion = 0;
 
   private constructor(options: KernelChannelOptions) {
     this.#instance = options.instance;
@@ -87,7 +95,8 @@ export class KernelChannel {
     this.#format = options.kernelVersion ? formatFor(options.kernelVersion) : undefined;
     // Like libnl: start near time() so two runs rarely reuse a sequence number; never 0 (multicasts use 0).
     this.#seq = (Math.floor(Date.now() / 1000) & 0x7fffffff) || 1;
-    this.#iterator = options.transport.receive()[Symbol.asyncIterator]();
+    this.#key = instanceKey(options.instance);
+    this.#iterator = options.transport.receive((datagram) => this.#onRead(datagram))[Symbol.asyncIterator]();
   }
 
   /**
@@ -137,7 +146,8 @@ export class KernelChannel {
   /**
    * Receive loop until close(): each batch for our instance is ACKed at once, counted, then given to
    * `onBatch`. Other instances' batches are counted and ignored (no ACK); error replies are counted and
-   * logged (rate-limited), never ACKed.
+   * logged (rate-limited), never ACKed. A plain batch of ours is ACKed the moment the transport has read it
+   * (`lib/jool/ack_check.ts`), before the datagrams read with it are processed; the rest is decided here.
    *
    * `backpressure`, when given, is asked before each ACK: a promise means "the consumer is saturated", and the
    * channel holds that batch's ACK (and stops reading) until it resolves. The kernel sends one batch per ACK,
@@ -145,12 +155,14 @@ export class KernelChannel {
    */
   async run(onBatch: BatchHandler, backpressure?: () => Promise<void> | undefined): Promise<void> {
     this.#backpressure = backpressure;
-    for (const message of this.#pending.splice(0)) await this.#handle(message, onBatch);
+    for (const message of this.#pending.splice(0)) await this.#handle(message, onBatch, false);
+    this.#running = true;
     while (!this.#closed) {
       const next = await this.#iterator.next();
       if (next.done) break;
+      const acked = this.#preAcked.delete(next.value);
       for (const message of this.#split(next.value)) {
-        const wait = this.#handle(message, onBatch);
+        const wait = this.#handle(message, onBatch, acked);
         if (wait) await wait;
       }
     }
@@ -279,11 +291,25 @@ export class KernelChannel {
     return messages;
   }
 
-  #handle(raw: Uint8Array, onBatch: BatchHandler): Promise<void> | void {
+  /**
+   * ACK on arrival: called by the transport right after reading `datagram` (see run()). Only the plain case —
+   * one multicast batch of our instance and a supported version — and only when the relay is not holding ACKs.
+   */
+  #onRead(datagram: Uint8Array): void {
+    if (!this.#running || this.#closed) return;
+    const version = ackableBatchVersion(datagram, this.#transport.familyId, this.#key);
+    if (version === 0) return;
+    if (this.#backpressure?.()) return; // held: #batch ACKs it once the relay has drained
+    this.#ack(version);
+    this.#preAcked.add(datagram);
+  }
+
+  /** `acked`: the datagram holding `raw` was ACKed on arrival. */
+  #handle(raw: Uint8Array, onBatch: BatchHandler, acked: boolean): Promise<void> | void {
     const m = parseKernelMessage(raw, this.#transport.familyId);
     switch (m.kind) {
       case "batch":
-        return this.#batch(m, onBatch);
+        return this.#batch(m, onBatch, acked);
       case "jool_error":
         return this.#errorReply(m.code, m.message);
       case "netlink_error":
@@ -297,7 +323,7 @@ export class KernelChannel {
         } else {
           // Upstream ACKs here so the kernel keeps flushing (spec §5.2 step 6).
           this.#drop("kernel_no_container", "a kernel multicast without a session container");
-          this.#ack();
+          if (!acked) this.#ack(this.#currentVersion());
         }
         return;
       case "invalid":
@@ -306,7 +332,7 @@ export class KernelChannel {
           return;
         }
         this.#drop(m.problem, `invalid kernel message: ${m.detail}`);
-        this.#ack();
+        if (!acked) this.#ack(this.#currentVersion());
         return;
       case "overrun":
         this.#drop("kernel_overrun", "the netlink receive buffer overflowed; kernel batches were lost");
@@ -320,7 +346,11 @@ export class KernelChannel {
     }
   }
 
-  #batch(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): Promise<void> | void {
+  #batch(
+    m: Extract<KernelMessage, { kind: "batch" }>,
+    onBatch: BatchHandler,
+    acked: boolean,
+  ): Promise<void> | void {
     if (!sameInstance(m.header.iname, this.#instance)) {
       this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
       return;
@@ -331,18 +361,19 @@ export class KernelChannel {
       this.#drop("kernel_version_mismatch", `kernel multicast from ${reason}`);
       return;
     }
+    if (acked) return this.#accept(m, onBatch, true);
     const wait = this.#backpressure?.();
-    if (wait) return wait.then(() => this.#accept(m, onBatch));
-    this.#accept(m, onBatch);
+    if (wait) return wait.then(() => this.#accept(m, onBatch, false));
+    this.#accept(m, onBatch, false);
   }
 
-  #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): void {
+  #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler, acked: boolean): void {
     // ACK first, before any other per-batch work: the kernel sends the next batch only after it, and a 4.1.9
     // kernel loses the sessions that overflow its one-batch queue meanwhile (spec §2.3).
     // The ACK mirrors the version the kernel's multicast announced (spec §9); logging the change waits.
     const previous = this.#version;
     this.#version = m.header.version;
-    this.#ack();
+    if (!acked) this.#ack(packVersion(m.header.version));
     this.#learn(previous, m.header.version, m.payload);
     const sessions = countSessions(m.payload);
     if (sessions === undefined || sessions === 0) {
@@ -397,21 +428,31 @@ export class KernelChannel {
 
   // ---- sending -----------------------------------------------------------------------------------------------
 
-  #ack(): void {
+  /** Sends a JOOLD_ACK carrying `version` (packed): the version of the multicast it answers (spec §9). */
+  #ack(version: number): void {
     // The ACK is the same 48 bytes for every batch but for nlmsg_seq: build it once per version, patch seq.
-    const context = this.#context();
-    if (!this.#ackTemplate || this.#ackVersion !== context.version) {
-      this.#ackTemplate = encodeJooldAck(context);
+    if (!this.#ackTemplate || this.#ackVersion !== version) {
+      this.#ackTemplate = encodeJooldAck({ ...this.#context(), version: unpackVersion(version) });
       this.#ackView = new DataView(
         this.#ackTemplate.buffer,
         this.#ackTemplate.byteOffset,
         this.#ackTemplate.length,
       );
-      this.#ackVersion = context.version;
+      this.#ackVersion = version;
     } else {
-      this.#ackView!.setUint32(NLMSG_SEQ_OFFSET, context.seq, HOST_LITTLE_ENDIAN);
+      this.#ackView!.setUint32(NLMSG_SEQ_OFFSET, this.#nextSeq(), HOST_LITTLE_ENDIAN);
     }
     if (this.#send(this.#ackTemplate, "JOOLD_ACK")) this.#stats.add("KERNEL_ACKS_SENT");
+  }
+
+  /** The version our requests carry: the kernel's last multicast's, else /sys's, else ours. */
+  #currentVersion(): number {
+    return packVersion(this.#version ?? DEFAULT_REQUEST_VERSION);
+  }
+
+  #nextSeq(): number {
+    this.#seq = (this.#seq + 1) >>> 0 || 1;
+    return this.#seq;
   }
 
   #send(message: Uint8Array, what: string): boolean {
@@ -426,11 +467,10 @@ export class KernelChannel {
   }
 
   #context(): RequestContext {
-    this.#seq = (this.#seq + 1) >>> 0 || 1;
     return {
       familyId: this.#transport.familyId,
       pid: this.#transport.localPort,
-      seq: this.#seq,
+      seq: this.#nextSeq(),
       version: this.#version ?? DEFAULT_REQUEST_VERSION,
       instance: this.#instance,
     };

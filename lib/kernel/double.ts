@@ -176,11 +176,12 @@ class KernelDouble implements KernelTransport {
     for (let at = 0; at < frame.length;) at += Deno.stdout.writeSync(frame.subarray(at));
   }
 
-  async *receive(): AsyncIterable<Uint8Array> {
+  async *receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array> {
     while (true) {
       const next = this.#queue.shift();
       if (next) {
         if (this.#resume && this.#queue.length <= DOUBLE_QUEUE_FRAMES / 2) this.#resume();
+        onRead?.(next);
         yield next;
         continue;
       }

@@ -42,7 +42,7 @@ export function openLibnlTransport(): KernelTransport {
     familyId: socket.familyId,
     localPort: socket.localPort,
     send: (message) => socket.send(message),
-    receive: () => socket.receive(),
+    receive: (onRead) => socket.receive(onRead),
     close: () => socket.close(),
   };
 }

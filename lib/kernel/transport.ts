@@ -21,8 +21,12 @@ export interface KernelTransport extends KernelTransportInfo {
   /**
    * Yields every netlink datagram received (one datagram may hold several netlink messages).
    * Ends when {@link close} is called.
+   *
+   * `onRead`, when given, sees each datagram synchronously as soon as it has been read, before it is yielded and
+   * before the next one is read: the kernel channel ACKs from there, so the kernel's next batch, which it sends
+   * in answer to that ACK, is already waiting when the transport reads again (spec §2.3, §2.5).
    */
-  receive(): AsyncIterable<Uint8Array>;
+  receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array>;
   /** Stops receiving and releases the socket. Idempotent. */
   close(): void;
 }

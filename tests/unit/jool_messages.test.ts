@@ -17,6 +17,7 @@ import {
   sameInstance,
   unpackVersion,
 } from "../../lib/jool/header.ts";
+import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
 import {
   encodeAttributes,
   parseAttributes,
@@ -42,6 +43,13 @@ const SPEC_MULTICAST = hex(
   "5c000000 2200 0000 00000000 00000000" + "00020000" + "6a6f6f6c 04010f00 02000000" +
     "64656661756c7400 0000000000000000" + "2c00 0780",
 );
+
+Deno.test("spec §2.4: the 92-byte multicast is ACKed on arrival by a daemon of instance default (and only that)", () => {
+  const message = new Uint8Array([...SPEC_MULTICAST, ...SPEC_ENTRY]);
+  assertEquals(ackableBatchVersion(message, 0x22, instanceKey("default")), 0x04010f00);
+  assertEquals(ackableBatchVersion(message, 0x22, instanceKey("nat64")), 0);
+  assertEquals(ackableBatchVersion(message, 0x23, instanceKey("default")), 0);
+});
 
 const CONTEXT: RequestContext = {
   familyId: 0x22,

@@ -85,6 +85,7 @@ Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", 
   const running = channel.run((p, n) => got.push([p, n]));
   await rig.inject(batch(payload));
   await rig.until(() => rig.sent.length >= 1);
+  await rig.settle(); // the ACK leaves on arrival, before the batch is processed
   assertEquals(got, [[payload, 2]]);
   assertEquals(rig.commands(), [JNLOP_JOOLD_ACK]);
   const ack = rig.sent[0];
@@ -220,6 +221,7 @@ Deno.test("kernel channel: without /sys the format is learnt from the first mult
   const running = channel.run(() => {});
   await rig.inject(batch(entry(1), "default", [4, 1, 14, 0]));
   await rig.until(() => rig.sent.length >= 2);
+  await rig.settle(); // the ACK leaves on arrival, before the batch is processed
   assertEquals(channel.format, "C");
   assertEquals(channel.kernelVersion, { major: 4, minor: 1, revision: 14, dev: 0 });
   assertEquals([...rig.sent[1].subarray(24, 28)], [4, 1, 14, 0], "the ACK mirrors the kernel's version");
@@ -229,6 +231,7 @@ Deno.test("kernel channel: without /sys the format is learnt from the first mult
   new DataView(b.buffer).setUint16(2, 1, true);
   await rig.inject(batch(b, "default", [4, 1, 12, 0]));
   await rig.until(() => rig.sent.length >= 3);
+  await rig.settle();
   assertEquals(channel.format, "B");
   assert(
     rig.log.lines.some((l) => l.startsWith("warn:") && l.includes("format B")),
@@ -273,6 +276,103 @@ Deno.test("kernel channel: probe answers map to exit codes", async () => {
 });
 
 /** A transport that answers every request with `answer(request)`, keeping the request's seq. */
+/**
+ * A transport that behaves like the netlink socket's drain: it reads every queued datagram in one go, showing
+ * each to onRead as it is read, then yields them. Sends are recorded synchronously, with what was read so far.
+ */
+class DrainTransport implements KernelTransport {
+  readonly familyId = DOUBLE_FAMILY_ID;
+  readonly localPort = 4242;
+  readonly log: string[] = [];
+  #queue: Uint8Array[] = [];
+  #wake?: () => void;
+  #closed = false;
+  #read = 0;
+  send(message: Uint8Array): void {
+    this.log.push(`send cmd ${message[16]} after ${this.#read} read`);
+  }
+  push(...datagrams: Uint8Array[]): void {
+    this.#queue.push(...datagrams);
+    this.#wake?.();
+  }
+  async *receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array> {
+    while (!this.#closed) {
+      const drained = this.#queue.splice(0);
+      for (const d of drained) {
+        this.#read++;
+        onRead?.(d);
+      }
+      for (const d of drained) yield d;
+      if (drained.length === 0) await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+  close(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+}
+
+Deno.test("kernel channel: plain batches are ACKed as they are read, before any is processed, and only once", async () => {
+  const transport = new DrainTransport();
+  const stats = new Stats();
+  const channel = await KernelChannel.open({
+    instance: "default",
+    transport,
+    stats,
+    log: new MemoryLogger(),
+    kernelVersion: V4_1_13,
+    probe: false,
+  });
+  const running = channel.run((_, n) => transport.log.push(`batch of ${n}`));
+  const other = batch(entry(9), "nat64-b");
+  const unusable = kernelMessage({}, [{ type: 3, payload: new Uint8Array(4) }]); // ours, no container
+  transport.push(batch(entry(1)), other, batch(new Uint8Array([...entry(2), ...entry(3)])), unusable);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(transport.log, [
+    `send cmd ${JNLOP_JOOLD_ACK} after 1 read`, // on arrival
+    `send cmd ${JNLOP_JOOLD_ACK} after 3 read`, // on arrival; the other instance's batch is not ACKed
+    "batch of 1",
+    "batch of 2",
+    `send cmd ${JNLOP_JOOLD_ACK} after 4 read`, // the full path ACKs what it alone can judge (spec §5.2 step 6)
+  ]);
+  assertEquals(stats.get("KERNEL_ACKS_SENT"), 3);
+  assertEquals(stats.get("KERNEL_OTHER_INSTANCE_BATCHES"), 1);
+  channel.close();
+  await running;
+});
+
+Deno.test("kernel channel: while the relay holds ACKs, nothing is ACKed on arrival", async () => {
+  const transport = new DrainTransport();
+  const channel = await KernelChannel.open({
+    instance: "default",
+    transport,
+    stats: new Stats(),
+    log: new MemoryLogger(),
+    kernelVersion: V4_1_13,
+    probe: false,
+  });
+  const gate = Promise.withResolvers<void>();
+  let holding = true;
+  const running = channel.run(
+    (_, n) => transport.log.push(`batch of ${n}`),
+    () => holding ? gate.promise : undefined,
+  );
+  transport.push(batch(entry(1)), batch(entry(2)));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(transport.log, []);
+  holding = false;
+  gate.resolve();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(transport.log, [
+    `send cmd ${JNLOP_JOOLD_ACK} after 2 read`,
+    "batch of 1",
+    `send cmd ${JNLOP_JOOLD_ACK} after 2 read`,
+    "batch of 1",
+  ]);
+  channel.close();
+  await running;
+});
+
 function scriptedTransport(answer: (request: Uint8Array) => Uint8Array): KernelTransport {
   const queue: Uint8Array[] = [];
   let wake: (() => void) | undefined;

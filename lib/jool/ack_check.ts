@@ -1,0 +1,87 @@
+/**
+ * Which kernel datagrams the daemon may ACK the moment it has read them, before parsing them in full.
+ *
+ * Why: Jool's kernel sends its next session batch as soon as it gets the ACK of the last one, and a 4.1.9 kernel
+ * keeps only about ten sessions while it waits (spec §2.3): the time from reading a batch to ACKing it decides
+ * how many sessions a burst loses. This check is a small, allocation-free subset of what
+ * {@link parseKernelMessage} and the kernel channel decide: every datagram it accepts is one the channel would
+ * ACK anyway (a session batch, or an unusable message of our own instance: spec §5.2); anything else — other
+ * instances, error replies, unsupported versions, several messages in one datagram — is left to the full path.
+ * @module
+ */
+import { GENL_HDRLEN, HOST_LITTLE_ENDIAN, NLA_HDRLEN, NLA_TYPE_MASK, NLMSG_HDRLEN } from "./netlink.ts";
+import { INAME_SIZE, JOOL_HDRLEN, JOOL_MAGIC, JOOLNLHDR_FLAGS_ERROR, XT_NAT64 } from "./header.ts";
+import { JNLAR_SESSION_ENTRIES } from "./messages.ts";
+
+/** Offsets inside a kernel datagram: nlmsghdr, genlmsghdr, then the Jool header (spec §1.3). */
+const JOOL_AT = NLMSG_HDRLEN + GENL_HDRLEN;
+const VERSION_AT = JOOL_AT + 4;
+const XT_AT = JOOL_AT + 8;
+const FLAGS_AT = JOOL_AT + 9;
+const INAME_AT = JOOL_AT + 12;
+const FIRST_ATTRIBUTE_AT = JOOL_AT + JOOL_HDRLEN;
+
+/**
+ * An instance name prepared for {@link ackableBatchVersion}: its bytes lower-cased (A–Z only, like the kernel
+ * side's strcasecmp), "" standing for "default", NUL-terminated.
+ */
+export type InstanceKey = Uint8Array;
+
+/** Prepares `instance` for {@link ackableBatchVersion}. */
+export function instanceKey(instance: string): InstanceKey {
+  const bytes = new TextEncoder().encode(instance === "" ? "default" : instance);
+  const key = new Uint8Array(bytes.length + 1);
+  for (let i = 0; i < bytes.length; i++) key[i] = lowerAscii(bytes[i]);
+  return key;
+}
+
+/**
+ * The packed Jool version (header u32, never 0 for 4.1.x) of `datagram` when it is exactly one Jool multicast
+ * (pid 0) of family `familyId` for the instance `key`, Jool 4.1.x but not the 4.2 rc (4.1.255), NAT64, without
+ * the error flag, whose first attribute is the session container; otherwise 0.
+ */
+export function ackableBatchVersion(datagram: Uint8Array, familyId: number, key: InstanceKey): number {
+  if (datagram.length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) return 0;
+  const v = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  const length = v.getUint32(0, HOST_LITTLE_ENDIAN);
+  // Exactly one message: nlmsg_len covers the datagram but for the alignment padding of its end.
+  if (length > datagram.length || length + 3 < datagram.length || length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) {
+    return 0;
+  }
+  if (v.getUint16(4, HOST_LITTLE_ENDIAN) !== familyId || v.getUint32(12, HOST_LITTLE_ENDIAN) !== 0) return 0;
+  for (let i = 0; i < 4; i++) if (datagram[JOOL_AT + i] !== JOOL_MAGIC[i]) return 0;
+  const version = v.getUint32(VERSION_AT, false);
+  if (datagram[VERSION_AT] !== 4 || datagram[VERSION_AT + 1] !== 1 || datagram[VERSION_AT + 2] === 255) {
+    return 0;
+  }
+  if (datagram[XT_AT] !== XT_NAT64 || (datagram[FLAGS_AT] & JOOLNLHDR_FLAGS_ERROR) !== 0) return 0;
+  if (!sameIname(datagram, key)) return 0;
+  const attributeLength = v.getUint16(FIRST_ATTRIBUTE_AT, HOST_LITTLE_ENDIAN);
+  const attributeType = v.getUint16(FIRST_ATTRIBUTE_AT + 2, HOST_LITTLE_ENDIAN) & NLA_TYPE_MASK;
+  if (attributeType !== JNLAR_SESSION_ENTRIES) return 0;
+  if (attributeLength < NLA_HDRLEN || FIRST_ATTRIBUTE_AT + attributeLength > length) return 0;
+  return version;
+}
+
+/** The header's instance name equals the key (an empty name meaning "default"), A–Z folded. */
+function sameIname(datagram: Uint8Array, key: InstanceKey): boolean {
+  if (datagram[INAME_AT] === 0) return sameBytes(DEFAULT_KEY, key);
+  for (let i = 0; i < INAME_SIZE; i++) {
+    const b = datagram[INAME_AT + i];
+    if (lowerAscii(b) !== key[i]) return false;
+    if (b === 0) return true;
+  }
+  return false; // no NUL within the field
+}
+
+const DEFAULT_KEY = instanceKey("default");
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function lowerAscii(b: number): number {
+  return b >= 0x41 && b <= 0x5a ? b + 32 : b;
+}
