@@ -19,8 +19,8 @@ export interface KernelTransport extends KernelTransportInfo {
   /** Sends one complete netlink message (already encoded). Throws on failure. */
   send(message: Uint8Array): void;
   /**
-   * Yields every netlink datagram received (one datagram may hold several netlink messages).
-   * Ends when {@link close} is called.
+   * Yields every netlink datagram received (one datagram may hold several netlink messages), each a fresh
+   * array the receiver may keep. Ends when {@link close} is called.
    *
    * `onRead`, when given, sees each datagram synchronously as soon as it has been read, before it is yielded and
    * before the next one is read: the kernel channel ACKs from there, so the kernel's next batch, which it sends
