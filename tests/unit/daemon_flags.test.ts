@@ -1,6 +1,7 @@
 /**
  * joold's run flags (permissions and V8 heap flags) are defined once, in tests/helpers/daemon_process.ts;
- * the places that cannot import it (deno.json tasks, README, the systemd unit) must carry the same flags.
+ * the places that cannot import it (deno.json tasks, README, the systemd unit, the VM lab's guest script) must
+ * carry the same flags.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, PERMISSION_FLAGS, ROOT, V8_FLAGS } from "../helpers/daemon_process.ts";
@@ -26,4 +27,13 @@ Deno.test("daemon flags: the README and the systemd unit show the same flags", (
   assert(readme.includes(`\`${PERMISSION_FLAGS.join(" ")}\``), "README: the permissions");
   assert(readme.includes(`\`${V8_FLAGS}\``), "README: the V8 flags");
   assert(read("scripts/systemd/joold@.service").includes(V8_FLAGS), "joold@.service: the V8 flags");
+});
+
+Deno.test("daemon flags: the VM lab runs our daemon with DAEMON_FLAGS", () => {
+  const lib = read("scripts/lab/guest/lib.sh");
+  assert(lib.includes(`DAEMON_FLAGS="${DAEMON_FLAGS.join(" ")}"`), "scripts/lab/guest/lib.sh: DAEMON_FLAGS");
+  assert(
+    lib.includes('"$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/main.ts"'),
+    "scripts/lab/guest/lib.sh: the daemon line",
+  );
 });

@@ -15,6 +15,7 @@ DAEMON_PROJ=${DAEMON_PROJ:-$PROJ}
 export DENO_DIR=/tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 JOOL_VERSION=${JOOL_VERSION:-$(cat /etc/lab/jool-version)}
 SERVER6=64:ff9b::192.0.2.10
+DAEMON_FLAGS="--unstable-net --allow-net --allow-ffi --allow-read --v8-flags=--max-semi-space-size=1"
 GROUP6=ff08::db8:64:64
 GROUP4=233.252.0.64
 SYNC_PORT=6464
@@ -119,7 +120,9 @@ daemon_start() {
   printf '{ "instance": "%s" }\n' "$inst" >"$dir/modsocket.json"
   case "$kind" in
   ours)
-    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run --unstable-net --allow-all "$DAEMON_PROJ/main.ts" \
+    # The flags operators run with (tests/helpers/daemon_process.ts DAEMON_FLAGS; tests/unit checks this line);
+    # shellcheck disable=SC2086 # DAEMON_FLAGS is a list of words
+    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/main.ts" \
       netsocket.json modsocket.json "$port" >"$dir/log" 2>&1) &
     ;;
   upstream)
