@@ -1,6 +1,7 @@
 /**
  * libc symbols joold needs that Deno has no API for: poll on a netlink descriptor with a wake pipe,
- * setsockopt for multicast options Deno's UDP API lacks, interface index lookup and getaddrinfo.
+ * setsockopt for multicast options Deno's UDP API lacks, interface index lookup and getaddrinfo, and stdio
+ * reads of /proc and /sys (Deno 2.9 asks for --allow-all to read those, whatever --allow-read allows).
  *
  * Only files in `ffi/` use this table; they wrap each call in a small safe function.
  * @module
@@ -64,6 +65,16 @@ export const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** uid_t geteuid(void) */
   geteuid: { parameters: [], result: "u32" },
+  /** FILE *fopen(const char *pathname, const char *mode) — both NUL-terminated (not variadic, unlike open). */
+  fopen: { parameters: ["buffer", "buffer"], result: "pointer" },
+  /** size_t fread(void *ptr, size_t size, size_t nmemb, FILE *stream) */
+  fread: { parameters: ["buffer", "u64", "u64", "pointer"], result: "u64" },
+  /** int ferror(FILE *stream) */
+  ferror: { parameters: ["pointer"], result: "i32" },
+  /** int fclose(FILE *stream) */
+  fclose: { parameters: ["pointer"], result: "i32" },
+  /** ssize_t readlink(const char *pathname, char *buf, size_t bufsiz) — pathname NUL-terminated; no NUL added. */
+  readlink: { parameters: ["buffer", "buffer", "u64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when a shared library cannot be loaded; the message names the Debian package to install. */

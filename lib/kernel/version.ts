@@ -3,6 +3,7 @@
  * /sys/module/jool/version when possible, else learnt from the kernel's multicasts.
  * @module
  */
+import { readKernelFile } from "../../ffi/kernel_files.ts";
 import { EXIT, JooldError } from "../errors.ts";
 import type { SessionFormat } from "../session/format.ts";
 import type { JoolVersion } from "../jool/header.ts";
@@ -65,16 +66,9 @@ export function formatFor(v: JoolVersion): SessionFormat {
  * EXIT.KERNEL_UNSUPPORTED for an unsupported version, EXIT.KERNEL_UNSUPPORTED too for unreadable content.
  */
 export function readLoadedJoolVersion(path = SYS_VERSION_PATH): JoolVersion | undefined {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
-      error instanceof Deno.errors.NotCapable
-    ) return undefined;
-    throw error;
-  }
+  // Through libc: Deno's own file API wants --allow-all for /sys (ffi/kernel_files.ts).
+  const text = readKernelFile(path, 256);
+  if (text === undefined) return undefined;
   const v = tryParseJoolVersion(text);
   if (!v) {
     throw new JooldError(

@@ -4,6 +4,7 @@
  * them, and without this an overflowing receive buffer would lose sessions silently.
  * @module
  */
+import { readKernelFile, readKernelLink } from "../../ffi/kernel_files.ts";
 
 /** Parses /proc/net/udp{,6} text: the drops of the socket with this inode, or undefined when absent. */
 export function dropsFromProcNetUdp(text: string, inode: number): number | undefined {
@@ -17,22 +18,10 @@ export function dropsFromProcNetUdp(text: string, inode: number): number | undef
 
 /** Inode of an open socket descriptor (/proc/self/fd/N → "socket:[INODE]"), or undefined. */
 export function socketInode(fd: number): number | undefined {
-  const target = readOrUndefined(() => Deno.readLinkSync(`/proc/self/fd/${fd}`));
+  // /proc goes through libc: Deno's own file API wants --allow-all for it (ffi/kernel_files.ts).
+  const target = readKernelLink(`/proc/self/fd/${fd}`);
   const match = target === undefined ? null : /^socket:\[(\d+)\]$/.exec(target);
   return match ? Number(match[1]) : undefined;
-}
-
-/** Runs a /proc read; undefined when /proc is absent or not readable (the counter then stays 0). */
-function readOrUndefined<T>(read: () => T): T | undefined {
-  try {
-    return read();
-  } catch (error) {
-    const unreadable = error instanceof Deno.errors.NotFound ||
-      error instanceof Deno.errors.PermissionDenied ||
-      error instanceof Deno.errors.NotCapable;
-    if (unreadable) return undefined;
-    throw error;
-  }
 }
 
 /**
@@ -44,7 +33,7 @@ export function socketDropReader(fd: number, family: 4 | 6): () => number {
   const file = family === 6 ? "/proc/net/udp6" : "/proc/net/udp";
   return () => {
     if (inode === undefined) return 0;
-    const text = readOrUndefined(() => Deno.readTextFileSync(file));
+    const text = readKernelFile(file);
     return text === undefined ? 0 : dropsFromProcNetUdp(text, inode) ?? 0;
   };
 }
