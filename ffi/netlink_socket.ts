@@ -81,6 +81,8 @@ export class NetlinkSocket {
   readonly #sk: Deno.PointerObject;
   readonly #pipe: Int32Array;
   readonly #pollfds = new Uint8Array(16);
+  /** One struct pollfd for {@link hasPending} (the netlink socket alone). */
+  readonly #pendingPollfd = new Uint8Array(8);
   readonly #buffer = new Uint8Array(RECEIVE_BUFFER);
   #closed = false;
   #released = false;
@@ -107,6 +109,9 @@ export class NetlinkSocket {
     v.setInt16(4, POLLIN, LE);
     v.setInt32(8, pipe[0], LE);
     v.setInt16(12, POLLIN, LE);
+    const one = new DataView(this.#pendingPollfd.buffer);
+    one.setInt32(0, fd, LE);
+    one.setInt16(4, POLLIN, LE);
   }
 
   /**
@@ -210,6 +215,14 @@ export class NetlinkSocket {
       this.#polling = false;
       if (this.#closed) this.#release();
     }
+  }
+
+  /** Whether a datagram is waiting to be read (a zero-timeout poll of the socket alone). */
+  hasPending(): boolean {
+    if (this.#closed) return false;
+    const v = new DataView(this.#pendingPollfd.buffer);
+    v.setInt16(6, 0, LE);
+    return loadLibc().poll_now(this.#pendingPollfd, 1n, 0) > 0 && (v.getInt16(6, LE) & POLLIN) !== 0;
   }
 
   /** Stops receive() (waking its poll) and releases the socket. Idempotent. */

@@ -107,6 +107,7 @@ export async function warmUp(options: WarmUpOptions): Promise<WarmUpResult> {
       }
       await netDone.promise; // end only after the net side has been through its rounds too
     },
+    hasPending: () => false,
     close: () => release.resolve(),
   };
   const net: NetSide = {

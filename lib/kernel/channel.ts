@@ -171,6 +171,11 @@ export class KernelChannel {
     }
   }
 
+  /** Whether a kernel datagram (a batch, typically) is waiting to be read and ACKed. */
+  hasPendingBatch(): boolean {
+    return !this.#closed && this.#transport.hasPending();
+  }
+
   /** Stops run() and releases the transport. Idempotent. */
   close(): void {
     if (this.#closed) return;

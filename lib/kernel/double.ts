@@ -191,6 +191,10 @@ class KernelDouble implements KernelTransport {
     }
   }
 
+  hasPending(): boolean {
+    return this.#queue.length > 0;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

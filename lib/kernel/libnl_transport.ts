@@ -43,6 +43,7 @@ export function openLibnlTransport(): KernelTransport {
     localPort: socket.localPort,
     send: (message) => socket.send(message),
     receive: (onRead) => socket.receive(onRead),
+    hasPending: () => socket.hasPending(),
     close: () => socket.close(),
   };
 }

@@ -27,6 +27,8 @@ export interface KernelTransport extends KernelTransportInfo {
    * in answer to that ACK, is already waiting when the transport reads again (spec §2.3, §2.5).
    */
   receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array>;
+  /** Whether a datagram is waiting to be read right now (without reading it). */
+  hasPending(): boolean;
   /** Stops receiving and releases the socket. Idempotent. */
   close(): void;
 }

@@ -98,9 +98,14 @@ Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply through poll 
     });
     writeGenlHeader(request, NLMSG_HDRLEN, { cmd: CTRL_CMD_GETFAMILY, version: 1, reserved: 0 });
     request.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
+    assert(!socket.hasPending(), "nothing waiting before the request");
     socket.send(request);
-    const iterator = socket.receive()[Symbol.asyncIterator]();
+    assert(socket.hasPending(), "the reply waits in the socket (the kernel answers within the send)");
+    const seen: number[] = [];
+    const iterator = socket.receive((datagram) => seen.push(datagram.length))[Symbol.asyncIterator]();
     const { value } = await iterator.next();
+    assertEquals(seen, [value!.length], "onRead saw the datagram before it was yielded");
+    assert(!socket.hasPending(), "read: nothing waiting any more");
     const [reply] = splitMessages(value!).messages;
     const header = readNetlinkHeader(reply);
     assertEquals([header.type, header.seq, header.pid], [GENL_ID_CTRL, 4711, socket.localPort]);

@@ -291,6 +291,9 @@ class DrainTransport implements KernelTransport {
   send(message: Uint8Array): void {
     this.log.push(`send cmd ${message[16]} after ${this.#read} read`);
   }
+  hasPending(): boolean {
+    return this.#queue.length > 0;
+  }
   push(...datagrams: Uint8Array[]): void {
     this.#queue.push(...datagrams);
     this.#wake?.();
@@ -396,6 +399,7 @@ function scriptedTransport(answer: (request: Uint8Array) => Uint8Array): KernelT
         else await new Promise<void>((resolve) => wake = resolve);
       }
     },
+    hasPending: () => queue.length > 0,
     close() {
       closed = true;
       wake?.();

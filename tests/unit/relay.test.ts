@@ -1,4 +1,4 @@
-import { assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import { type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
@@ -17,6 +17,13 @@ const testCodec: WireCodec = {
 
 class FakeKernel implements KernelSide {
   format: SessionFormat | undefined = "C";
+  /** What hasPendingBatch() answers; each call is counted. */
+  pending = false;
+  pendingChecks = 0;
+  hasPendingBatch(): boolean {
+    this.pendingChecks++;
+    return this.pending;
+  }
   added: Uint8Array[] = [];
   #emit?: (payload: Uint8Array, sessions: number) => void;
   #end?: () => void;
@@ -122,6 +129,45 @@ Deno.test("relay: a burst's batches are all taken (and ACKed) before the first d
   await done;
 });
 
+Deno.test("relay: between two datagrams, a batch the kernel has sent meanwhile gets an event-loop turn first", async () => {
+  // Deno settles a send that completed at once without an event-loop turn: without the check, a run of sends
+  // would hold the waiting batch's ACK until the last one.
+  const kernel = new FakeKernel();
+  const events: string[] = [];
+  const net = new FakeNet();
+  net.send = (datagram) => {
+    events.push(`send ${datagram[0]}`);
+    return Promise.resolve(true);
+  };
+  const relay = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger());
+  const done = relay.run();
+  await tick();
+  kernel.batch(new Uint8Array([1]));
+  kernel.batch(new Uint8Array([2]));
+  kernel.batch(new Uint8Array([3]));
+  // The kernel "sends a batch" once the first datagram is out: a timer task stands for its read-and-ACK.
+  const original = net.send;
+  net.send = (datagram) => {
+    const result = original(datagram);
+    if (datagram[0] === 1) {
+      kernel.pending = true;
+      setTimeout(() => {
+        events.push("kernel batch read and ACKed");
+        kernel.pending = false;
+      }, 0);
+    }
+    return result;
+  };
+  await tick();
+  await tick();
+  await tick();
+  assertEquals(events, ["send 1", "kernel batch read and ACKed", "send 2", "send 3"]);
+  assert(kernel.pendingChecks >= 3, `checked ${kernel.pendingChecks} times`);
+  kernel.close();
+  net.close();
+  await done;
+});
+
 Deno.test("relay: unknown kernel format drops datagrams with a counter", async () => {
   const kernel = new FakeKernel();
   kernel.format = undefined;
@@ -194,6 +240,7 @@ Deno.test("relay: a channel that fails ends the relay with its error (no half-op
   const kernel = new FakeKernel();
   const failing: KernelSide = {
     format: "C",
+    hasPendingBatch: () => false,
     addSessions: () => {},
     run: () => Promise.reject(new Error("recv failed: Bad file descriptor")),
   };
