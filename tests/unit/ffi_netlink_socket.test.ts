@@ -81,7 +81,7 @@ Deno.test({
   },
 });
 
-Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply through poll + drain", async () => {
+Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply; what is already waiting is read without a poll", async () => {
   const socket = NetlinkSocket.open({ family: "nlctrl" });
   try {
     const attrs = encodeAttributes([{
@@ -113,8 +113,16 @@ Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply through poll 
     assert(parsed.ok);
     const id = parsed.attributes.find((a) => a.type === CTRL_ATTR_FAMILY_ID);
     assertEquals(readU16(id!.payload), GENL_ID_CTRL);
+    assertEquals(socket.polls, 0, "the reply was waiting: read without a poll");
+    // A second reply that arrives while the caller works is read at once too, not after a poll round trip.
+    new DataView(request.buffer).setUint32(8, 4712, true);
+    socket.send(request);
+    const second = await iterator.next();
+    assertEquals(readNetlinkHeader(second.value!).seq, 4712);
+    assertEquals(socket.polls, 0, "the second reply: no poll either");
     // close() while the next poll is pending (next() runs up to the poll synchronously) ends the iteration.
     const pending = iterator.next();
+    assertEquals(socket.polls, 1, "nothing waiting: now it polls");
     socket.close();
     assertEquals((await pending).done, true);
   } finally {
