@@ -223,9 +223,12 @@ export class NetlinkSocket {
     return this.#polls;
   }
 
-  /** Whether a datagram is waiting to be read (a zero-timeout poll of the socket alone). */
+  /**
+   * Whether a datagram is waiting while receive() is parked in its poll, i.e. one it will read only after the
+   * event loop has had a turn (a zero-timeout poll of the socket alone). False while receive() is draining.
+   */
   hasPending(): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || !this.#polling) return false;
     const v = new DataView(this.#pendingPollfd.buffer);
     v.setInt16(6, 0, LE);
     return loadLibc().poll_now(this.#pendingPollfd, 1n, 0) > 0 && (v.getInt16(6, LE) & POLLIN) !== 0;

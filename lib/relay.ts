@@ -27,7 +27,7 @@ import type { WireCodec } from "./wire.ts";
 /** What the relay needs of the kernel channel. */
 export interface KernelSide {
   readonly format: SessionFormat | undefined;
-  /** Whether a kernel batch is waiting to be read (and ACKed). */
+  /** Whether a kernel batch waits that the kernel side will read (and ACK) only after an event-loop turn. */
   hasPendingBatch(): boolean;
   addSessions(payload: Uint8Array, sessions: number): void;
   run(

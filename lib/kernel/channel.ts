@@ -171,7 +171,7 @@ export class KernelChannel {
     }
   }
 
-  /** Whether a kernel datagram (a batch, typically) is waiting to be read and ACKed. */
+  /** Whether a kernel datagram (a batch, typically) waits that the channel reads only after an event-loop turn. */
   hasPendingBatch(): boolean {
     return !this.#closed && this.#transport.hasPending();
   }

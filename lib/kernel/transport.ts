@@ -27,7 +27,10 @@ export interface KernelTransport extends KernelTransportInfo {
    * in answer to that ACK, is already waiting when the transport reads again (spec §2.3, §2.5).
    */
   receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array>;
-  /** Whether a datagram is waiting to be read right now (without reading it). */
+  /**
+   * Whether a datagram is waiting that receive() will only yield after an event-loop turn (its reader is parked
+   * on an I/O wait). Cheap; called between datagram sends.
+   */
   hasPending(): boolean;
   /** Stops receiving and releases the socket. Idempotent. */
   close(): void;
