@@ -11,9 +11,11 @@
  * reads its socket synchronously until it is empty, ACKing each batch, and the kernel answers each ACK with
  * its next batch at once; a datagram send between two of those ACKs would hold the kernel's queue (on 4.1.9,
  * one batch deep: spec §2.3) for the length of a send. So the ACKs of a burst go out back to back, then the
- * datagrams. Between two datagrams the sender checks whether the kernel has sent a batch meanwhile, and if so
- * gives the event loop a turn first: Deno settles a datagram send that completed at once without one, so a
- * run of sends would otherwise hold that batch's ACK for all of them (measured under emulation: ~2.5 ms a send).
+ * datagrams (a 0-ms timer: they leave about a millisecond after the drain). Between two datagrams the sender
+ * asks whether a batch has arrived that the kernel channel, parked in its poll, will only read after an
+ * event-loop turn, and if so gives it that turn first: Deno settles a datagram send that completed at once
+ * without one, so a run of sends would otherwise hold that batch's ACK for all of them (measured under
+ * emulation: ~2.5 ms a send).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module

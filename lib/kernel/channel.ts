@@ -49,7 +49,7 @@ export interface KernelChannelOptions {
   probe?: boolean;
 }
 
-/** Receives each accepted batch's container payload (a copy) and its session count. */
+/** Receives each accepted batch's container payload (a view into a fresh datagram: keep it as is) and its session count. */
 export type BatchHandler = (payload: Uint8Array, sessions: number) => void;
 
 /** Offset of nlmsg_seq in a netlink message (after len u32, type u16, flags u16). */
