@@ -42,22 +42,22 @@ export function instanceKey(instance: string): InstanceKey {
  */
 export function ackableBatchVersion(datagram: Uint8Array, familyId: number, key: InstanceKey): number {
   if (datagram.length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) return 0;
-  const v = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
-  const length = v.getUint32(0, HOST_LITTLE_ENDIAN);
+  const length = hostU32(datagram, 0);
   // Exactly one message: nlmsg_len covers the datagram but for the alignment padding of its end.
   if (length > datagram.length || length + 3 < datagram.length || length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) {
     return 0;
   }
-  if (v.getUint16(4, HOST_LITTLE_ENDIAN) !== familyId || v.getUint32(12, HOST_LITTLE_ENDIAN) !== 0) return 0;
+  if (hostU16(datagram, 4) !== familyId || hostU32(datagram, 12) !== 0) return 0;
   for (let i = 0; i < 4; i++) if (datagram[JOOL_AT + i] !== JOOL_MAGIC[i]) return 0;
-  const version = v.getUint32(VERSION_AT, false);
+  const version = ((datagram[VERSION_AT] << 24) | (datagram[VERSION_AT + 1] << 16) |
+    (datagram[VERSION_AT + 2] << 8) | datagram[VERSION_AT + 3]) >>> 0; // big-endian (spec §1.3)
   if (datagram[VERSION_AT] !== 4 || datagram[VERSION_AT + 1] !== 1 || datagram[VERSION_AT + 2] === 255) {
     return 0;
   }
   if (datagram[XT_AT] !== XT_NAT64 || (datagram[FLAGS_AT] & JOOLNLHDR_FLAGS_ERROR) !== 0) return 0;
   if (!sameIname(datagram, key)) return 0;
-  const attributeLength = v.getUint16(FIRST_ATTRIBUTE_AT, HOST_LITTLE_ENDIAN);
-  const attributeType = v.getUint16(FIRST_ATTRIBUTE_AT + 2, HOST_LITTLE_ENDIAN) & NLA_TYPE_MASK;
+  const attributeLength = hostU16(datagram, FIRST_ATTRIBUTE_AT);
+  const attributeType = hostU16(datagram, FIRST_ATTRIBUTE_AT + 2) & NLA_TYPE_MASK;
   if (attributeType !== JNLAR_SESSION_ENTRIES) return 0;
   if (attributeLength < NLA_HDRLEN || FIRST_ATTRIBUTE_AT + attributeLength > length) return 0;
   return version;
@@ -80,6 +80,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Host-order u16/u32 read straight from the bytes: no DataView per datagram on the ACK path. */
+function hostU16(b: Uint8Array, at: number): number {
+  return HOST_LITTLE_ENDIAN ? b[at] | (b[at + 1] << 8) : (b[at] << 8) | b[at + 1];
+}
+
+function hostU32(b: Uint8Array, at: number): number {
+  return HOST_LITTLE_ENDIAN
+    ? (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0
+    : ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 }
 
 function lowerAscii(b: number): number {
