@@ -81,6 +81,7 @@ export class NetlinkSocket {
   readonly #pollfds = new Uint8Array(16);
   /** One struct pollfd for {@link hasPending} (the netlink socket alone). */
   readonly #pendingPollfd = new Uint8Array(8);
+  readonly #pendingView = new DataView(this.#pendingPollfd.buffer);
   readonly #buffer = new Uint8Array(RECEIVE_BUFFER);
   #closed = false;
   #released = false;
@@ -108,9 +109,8 @@ export class NetlinkSocket {
     v.setInt16(4, POLLIN, LE);
     v.setInt32(8, pipe[0], LE);
     v.setInt16(12, POLLIN, LE);
-    const one = new DataView(this.#pendingPollfd.buffer);
-    one.setInt32(0, fd, LE);
-    one.setInt16(4, POLLIN, LE);
+    this.#pendingView.setInt32(0, fd, LE);
+    this.#pendingView.setInt16(4, POLLIN, LE);
   }
 
   /**
@@ -229,9 +229,9 @@ export class NetlinkSocket {
    */
   hasPending(): boolean {
     if (this.#closed || !this.#polling) return false;
-    const v = new DataView(this.#pendingPollfd.buffer);
-    v.setInt16(6, 0, LE);
-    return loadLibc().poll_now(this.#pendingPollfd, 1n, 0) > 0 && (v.getInt16(6, LE) & POLLIN) !== 0;
+    this.#pendingView.setInt16(6, 0, LE);
+    return loadLibc().poll_now(this.#pendingPollfd, 1n, 0) > 0 &&
+      (this.#pendingView.getInt16(6, LE) & POLLIN) !== 0;
   }
 
   /** Stops receive() (waking its poll) and releases the socket. Idempotent. */
