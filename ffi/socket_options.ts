@@ -15,7 +15,7 @@ import { EXIT, JooldError } from "../lib/errors.ts";
 import { errnoText, lastErrno, loadLibc } from "./libc.ts";
 import { decodeSockaddr, ipv4Bytes, ipv6Bytes, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
 
-/** Linux socket option levels and names (spec §4.2). */
+/** Linux socket option levels and names (docs/protocol.md §6.2). */
 export const SOCKOPT = {
   SOL_SOCKET: 1,
   SO_REUSEADDR: 2,

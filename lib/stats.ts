@@ -6,9 +6,9 @@
  * @module
  */
 
-/** Names of the plain counters. The first six are the seed's stats-server lines. */
+/** Names of the plain counters. The first six are the stats server's `NAME,value` lines. */
 export const COUNTER_NAMES = [
-  // The seed's six, with the seed's meanings.
+  // The six of the `NAME,value` reply, with the meanings of the user documentation (docs/protocol.md §9.2).
   "KERNEL_SENT_PKTS", // JOOLD_ADD messages sent to the local kernel
   "KERNEL_SENT_BYTES", // session bytes in them (container payload)
   "NET_RCVD_PKTS", // datagrams received from the network (before validation)

@@ -1,11 +1,12 @@
 /**
- * Renders the counters for the stats server: the seed's six lines, a JSON object, and Prometheus text.
+ * Renders the counters for the stats server: six `NAME,value` lines (upstream's reply), a JSON object, and
+ * Prometheus text (docs/protocol.md §9.2).
  * @module
  */
 import { COUNTER_NAMES, DROP_REASONS, type StatsSnapshot } from "./stats.ts";
 
-/** The seed's six lines, in the seed's order. */
-export const SEED_COUNTERS = [
+/** The counters of the six-line `NAME,value` reply, in upstream's order. */
+export const CSV_COUNTERS = [
   "KERNEL_SENT_PKTS",
   "KERNEL_SENT_BYTES",
   "NET_RCVD_PKTS",
@@ -15,8 +16,8 @@ export const SEED_COUNTERS = [
 ] as const;
 
 /** `NAME,value\n` × 6, byte-compatible with upstream's reply. */
-export function renderSeedText(snapshot: StatsSnapshot): string {
-  return SEED_COUNTERS.map((name) => `${name},${snapshot.counters[name]}\n`).join("");
+export function renderCsvText(snapshot: StatsSnapshot): string {
+  return CSV_COUNTERS.map((name) => `${name},${snapshot.counters[name]}\n`).join("");
 }
 
 /** Every counter as one JSON object (plus a trailing newline). */
@@ -84,5 +85,5 @@ export function renderForRequest(
   const word = request.trim().toLowerCase();
   if (word === "json") return renderJson(snapshot, extra);
   if (word === "prometheus" || word === "metrics") return renderPrometheus(snapshot);
-  return renderSeedText(snapshot);
+  return renderCsvText(snapshot);
 }

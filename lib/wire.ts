@@ -1,6 +1,6 @@
 /**
  * The wire codec: how a kernel batch becomes a datagram and back. Upstream's wire is the batch verbatim
- * (spec §3.1); the later framed sync mode (sequence numbers, HMAC) will be another WireCodec wrapping this one,
+ * (docs/protocol.md §6.1); the later framed sync mode (sequence numbers, HMAC) will be another WireCodec wrapping this one,
  * so the relay never looks inside datagrams itself.
  * @module
  */

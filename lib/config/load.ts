@@ -1,5 +1,5 @@
 /**
- * Loads both config files the way the seed describes: defaults in the working directory, the module socket file
+ * Loads both config files the way upstream's documentation describes: defaults in the working directory, the module socket file
  * optional when it was not named.
  * @module
  */
@@ -10,7 +10,7 @@ import { DEFAULT_INSTANCE, validateModSocket } from "./modsocket.ts";
 import { validateNetSocket } from "./netsocket.ts";
 import type { ModSocketConfig, NetSocketConfig } from "./types.ts";
 
-/** Default file names, relative to the working directory (the seed's). */
+/** Default file names, relative to the working directory (upstream's). */
 export const DEFAULT_NETSOCKET_FILE = "netsocket.json";
 /** Default module socket file name. */
 export const DEFAULT_MODSOCKET_FILE = "modsocket.json";

@@ -1,5 +1,5 @@
 /**
- * netsocket.json: the multicast socket's configuration (the seed's "Network Socket Configuration File").
+ * netsocket.json: the multicast socket's configuration (upstream's "Network Socket Configuration File"; docs/protocol.md §6.2).
  * Keys match case-insensitively, like upstream; unknown keys are warned about by name.
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * The Jool header (`struct joolnlhdr`, spec §1.3): 28 bytes after the genl header — magic "jool", BE version,
+ * The Jool header (`struct joolnlhdr`, docs/protocol.md §1.3): 28 bytes after the genl header — magic "jool", BE version,
  * translator type, flags, two reserved bytes and a 16-byte instance name.
  * @module
  */

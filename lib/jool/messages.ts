@@ -1,5 +1,5 @@
 /**
- * Jool's Generic Netlink messages as joold uses them (spec §1.2–1.5, §2.4–2.5, §3.2, §5.2): the requests the
+ * Jool's Generic Netlink messages as joold uses them (docs/protocol.md §1–§4): the requests the
  * daemon builds byte by byte, and the parser for everything the kernel sends it. Pure: no I/O.
  * @module
  */

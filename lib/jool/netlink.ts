@@ -1,5 +1,5 @@
 /**
- * Pure codecs for the netlink and Generic Netlink layers (spec §1, §9): `nlmsghdr`, `genlmsghdr` and
+ * Pure codecs for the netlink and Generic Netlink layers (docs/protocol.md §1): `nlmsghdr`, `genlmsghdr` and
  * netlink attributes. Every netlink header field and every `nla_put_u16/u32` value is in host byte order;
  * attributes are padded to 4 bytes and `nla_len` excludes the padding.
  * @module
@@ -29,7 +29,7 @@ export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 export const NLA_TYPE_MASK = 0x3fff;
 
-/** Whether this CPU is little-endian ("host order" in the spec). */
+/** Whether this CPU is little-endian ("host order" in docs/protocol.md). */
 export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Rounds up to the 4-byte netlink alignment. */

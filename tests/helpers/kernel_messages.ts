@@ -1,6 +1,6 @@
 /**
  * Byte builders for what the Jool kernel sends (multicast batches, replies), shared by the tests and the
- * benchmarks. Built with the project's own netlink codec, following spec §2.4.
+ * benchmarks. Built with the project's own netlink codec, following docs/protocol.md §2.1.
  * @module
  */
 import { DOUBLE_FAMILY_ID, encodeFrame } from "../../lib/kernel/double.ts";

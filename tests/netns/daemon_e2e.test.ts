@@ -19,7 +19,7 @@ const STATS_PORT = 46600;
 /** The daemon runs only once the kernel double exists. */
 const NEEDS = { files: [`${ROOT}lib/kernel/double.ts`, `${ROOT}lib/kernel/channel.ts`] };
 
-// ---- netlink frames (spec §1.3, §1.6, §2.4), built independently of lib/ ---------------------------------
+// ---- netlink frames (docs/protocol.md §1.3, §2.1, §5.1), built independently of lib/ ---------------------------------
 
 interface Setup {
   label: string;

@@ -3,7 +3,7 @@ import { DEFAULT_STATS_ADDRESSES, parseCli } from "../../lib/cli.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 import { runDaemon } from "../helpers/daemon_process.ts";
 
-Deno.test("parseCli: seed positionals, defaults and options", () => {
+Deno.test("parseCli: upstream's positionals, defaults and options", () => {
   assertEquals(parseCli([]), {
     mode: "run",
     netFile: undefined,

@@ -23,7 +23,7 @@ async function netError(obj: unknown): Promise<string> {
   throw new Error("expected a ConfigError");
 }
 
-Deno.test("seed IPv6 example validates with every field", async () => {
+Deno.test("documented IPv6 example validates with every field", async () => {
   const log = new MemoryLogger();
   const config = await net({
     "multicast address": "ff08::db8:64:64",
@@ -47,7 +47,7 @@ Deno.test("seed IPv6 example validates with every field", async () => {
   assertEquals(log.lines, []);
 });
 
-Deno.test("seed IPv4 example validates; defaults apply; reuseaddr 0 warns", async () => {
+Deno.test("documented IPv4 example validates; defaults apply; reuseaddr 0 warns", async () => {
   const log = new MemoryLogger();
   const config = await net({
     "multicast address": "233.252.0.64",

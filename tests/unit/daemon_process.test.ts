@@ -1,6 +1,6 @@
 /**
  * The real daemon process on this host's loopback, with the test-only kernel double: the stats server answers
- * nc queries (the seed's six lines byte for byte, json, prometheus) with counters moved by real traffic, and
+ * nc queries (the six NAME,value lines byte for byte, json, prometheus) with counters moved by real traffic, and
  * SIGTERM/SIGINT end it with status 0. No root needed.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";

@@ -1,4 +1,4 @@
-/** Netlink, genl, attribute and Jool-header codecs against the spec's byte vectors (§1.3, §2.4, §3.2). */
+/** Netlink, genl, attribute and Jool-header codecs against byte vectors built from the layouts of docs/protocol.md §1.3, §2.1, §3.1, §4.1. */
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import {
   encodeGlobalForeach,
@@ -44,7 +44,7 @@ const SPEC_MULTICAST = hex(
     "64656661756c7400 0000000000000000" + "2c00 0780",
 );
 
-Deno.test("spec §2.4: the 92-byte multicast is ACKed on arrival by a daemon of instance default (and only that)", () => {
+Deno.test("docs/protocol.md §2.1: the 92-byte multicast is ACKed on arrival by a daemon of instance default (and only that)", () => {
   const message = new Uint8Array([...SPEC_MULTICAST, ...SPEC_ENTRY]);
   assertEquals(ackableBatchVersion(message, 0x22, instanceKey("default")), 0x04010f00);
   assertEquals(ackableBatchVersion(message, 0x22, instanceKey("nat64")), 0);
@@ -59,7 +59,7 @@ const CONTEXT: RequestContext = {
   instance: "default",
 };
 
-Deno.test("spec §2.4: the 92-byte multicast parses into a batch with the entry verbatim", () => {
+Deno.test("docs/protocol.md §2.1: the 92-byte multicast parses into a batch with the entry verbatim", () => {
   const message = new Uint8Array([...SPEC_MULTICAST, ...SPEC_ENTRY]);
   assertEquals(message.length, 92);
   const m = parseKernelMessage(message, 0x22);
@@ -74,7 +74,7 @@ Deno.test("spec §2.4: the 92-byte multicast parses into a batch with the entry 
   assertEquals(m.payload, SPEC_ENTRY);
 });
 
-Deno.test("spec §3.2: the 40-byte datagram becomes the 92-byte JOOLD_ADD", () => {
+Deno.test("docs/protocol.md §4.1: the 40-byte datagram becomes the 92-byte JOOLD_ADD", () => {
   const expected = hex(
     "5c000000 2200 0100 04030201 34120080" + "1b010000" + "6a6f6f6c 04010f00 02000000" +
       "64656661756c7400 0000000000000000" + "2c00 0780",
@@ -89,7 +89,7 @@ Deno.test("JOOLD_ADD pads a payload that is not 4-aligned; nla_len excludes the 
   assertEquals([...add.subarray(48)], [7, 0, 0x07, 0x80, 1, 2, 3, 0]);
 });
 
-Deno.test("spec §2.5: JOOLD_ACK is 48 bytes, cmd 29, no attributes; ADVERTISE is cmd 28", () => {
+Deno.test("docs/protocol.md §3.1: JOOLD_ACK is 48 bytes, cmd 29, no attributes; ADVERTISE is cmd 28", () => {
   const ack = encodeJooldAck(CONTEXT);
   assertEquals(ack.length, 48);
   assertEquals(readNetlinkHeader(ack), {

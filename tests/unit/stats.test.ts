@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { Stats } from "../../lib/stats.ts";
-import { renderForRequest, renderPrometheus, renderSeedText } from "../../lib/stats_format.ts";
+import { renderCsvText, renderForRequest, renderPrometheus } from "../../lib/stats_format.ts";
 import { StatsServer } from "../../lib/stats_server.ts";
 import { MemoryLogger } from "../../lib/log.ts";
 import { LogRateLimiter } from "../../lib/rate_limit.ts";
@@ -16,9 +16,9 @@ function sample(): Stats {
   return stats;
 }
 
-Deno.test("seed text: six lines in the seed's order, byte for byte", () => {
+Deno.test("CSV text: six lines in upstream's order, byte for byte", () => {
   assertEquals(
-    renderSeedText(sample().snapshot()),
+    renderCsvText(sample().snapshot()),
     "KERNEL_SENT_PKTS,4\nKERNEL_SENT_BYTES,208\nNET_RCVD_PKTS,0\nNET_RCVD_BYTES,0\nNET_SENT_PKTS,4\nNET_SENT_BYTES,208\n",
   );
 });
@@ -28,13 +28,13 @@ Deno.test("counters go past 2^31 without wrapping", () => {
   stats.add("NET_RCVD_BYTES", 2 ** 31 - 1);
   stats.add("NET_RCVD_BYTES", 2);
   assertEquals(stats.get("NET_RCVD_BYTES"), 2 ** 31 + 1);
-  assert(renderSeedText(stats.snapshot()).includes("NET_RCVD_BYTES,2147483649\n"));
+  assert(renderCsvText(stats.snapshot()).includes("NET_RCVD_BYTES,2147483649\n"));
 });
 
 Deno.test("request words pick the view", () => {
   const snap = sample().snapshot();
-  assertEquals(renderForRequest("", snap), renderSeedText(snap));
-  assertEquals(renderForRequest("\n", snap), renderSeedText(snap));
+  assertEquals(renderForRequest("", snap), renderCsvText(snap));
+  assertEquals(renderForRequest("\n", snap), renderCsvText(snap));
   const json = JSON.parse(renderForRequest("json\n", snap, { instance: "default" }));
   assertEquals(json.instance, "default");
   assertEquals(json.counters.KERNEL_SENT_PKTS, 4);
@@ -80,7 +80,7 @@ Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
       await ask("\n"),
       "KERNEL_SENT_PKTS,4\nKERNEL_SENT_BYTES,208\nNET_RCVD_PKTS,0\nNET_RCVD_BYTES,0\nNET_SENT_PKTS,4\nNET_SENT_BYTES,208\n",
     );
-    assertEquals(await ask(""), renderSeedText(stats.snapshot()));
+    assertEquals(await ask(""), renderCsvText(stats.snapshot()));
     stats.add("NET_RCVD_PKTS");
     assertEquals(JSON.parse(await ask("json")).counters.NET_RCVD_PKTS, 1);
     assert((await ask("prometheus\n")).includes("joold_net_rcvd_pkts_total 1\n"));

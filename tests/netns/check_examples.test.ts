@@ -1,5 +1,5 @@
 /**
- * `joold --check` on the seed's own IPv4 and IPv6 examples, in a namespace whose interfaces match them
+ * `joold --check` on the README's IPv4 and IPv6 examples, in a namespace whose interfaces match them
  * (eth0 with 192.0.2.1 and 2001:db8::1), so interface checks run against a real kernel.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
@@ -7,10 +7,10 @@ import { DAEMON_FLAGS, DENO, ROOT } from "../helpers/daemon_process.ts";
 import { netnsTest, sh } from "./lab.ts";
 
 netnsTest(
-  "--check accepts the seed's IPv4 and IPv6 examples and prints the effective configuration",
+  "--check accepts the documented IPv4 and IPv6 examples and prints the effective configuration",
   async () => {
     const ns = `jchk${Deno.pid}`;
-    const dir = await Deno.makeTempDir({ prefix: "joold-seed-" });
+    const dir = await Deno.makeTempDir({ prefix: "joold-check-" });
     await sh("ip", "netns", "add", ns);
     try {
       await sh("ip", "-n", ns, "link", "set", "lo", "up");
