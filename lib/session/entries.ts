@@ -1,6 +1,7 @@
 /**
- * Session entries in Jool's three wire formats (spec §1.6), decoded, validated and encoded field by field.
- * Each entry is one JNLAL_ENTRY attribute, its 4-byte host-order header included.
+ * Session entries in Jool's three wire formats (docs/protocol.md §5), decoded, validated and encoded field by
+ * field. Each entry is one JNLAL_ENTRY attribute, its 4-byte host-order header included. The legal ranges are
+ * the kernel's, from {@link ./kernel_limits.ts}.
  *
  * - A (≤4.1.11): 140 bytes of nested attributes; ports and expiration in host order.
  * - B (4.1.12): 52 bytes; dst4 is derived by the receiver.
@@ -9,16 +10,13 @@
  */
 import { ENTRY_SIZE, type SessionFormat } from "./format.ts";
 import { HOST_LITTLE_ENDIAN, NLA_F_NESTED, NLA_TYPE_MASK, viewOf } from "../jool/netlink.ts";
+import { ENUM_MAX, PROTO_BY_NUMBER, PROTO_MAX } from "./kernel_limits.ts";
 
 /** JNLAL_ENTRY: the type of every entry attribute. */
 export const JNLAL_ENTRY = 1;
 
 /** l4_protocol: 0 TCP, 1 UDP, 2 ICMP. */
 export const PROTO_NAMES = ["TCP", "UDP", "ICMP"] as const;
-/** tcp_state 0–6. */
-export const TCP_STATE_MAX = 6;
-/** session_timer_type 0–2 (EST, TRANS, SYN4), checked for TCP only. */
-export const TIMER_MAX = 2;
 
 /** One session. Which addresses travel depends on the format (the receiver derives the others). */
 export interface SessionEntry {
@@ -72,14 +70,35 @@ const FORMAT_A_LAYOUT: readonly { name: string; at: number; len: number; type: n
   { name: "expiration", at: 132, len: 8, type: JNLASE_EXPIRATION, nest: false },
 ];
 
-/** Checks proto, state and timer ranges (the kernel's "Unknown protocol/session timer"). */
-export function checkEnums(proto: number, state: number, timer: number): EntryResult | undefined {
-  if (proto > 2) return { ok: false, field: "proto", detail: `protocol ${proto}; expected 0–2` };
-  if (state > TCP_STATE_MAX) {
-    return { ok: false, field: "state", detail: `TCP state ${state}; expected 0–${TCP_STATE_MAX}` };
+/**
+ * Checks proto, state and timer against the kernel's ranges for `format` (KERNEL_LIMITS: the kernel's "Unknown
+ * protocol", "Unknown session timer", "incoming joold session's timer (%d) is unknown" and its TCP state WARNs).
+ * Allocates only when it reports a problem.
+ */
+export function checkEnums(
+  proto: number,
+  state: number,
+  timer: number,
+  format: SessionFormat,
+): EntryResult | undefined {
+  if (!(proto >= 0 && proto <= PROTO_MAX)) {
+    return { ok: false, field: "proto", detail: `protocol ${proto}; expected 0–${PROTO_MAX}` };
   }
-  if (proto === 0 && timer > TIMER_MAX) {
-    return { ok: false, field: "timer", detail: `TCP timer ${timer}; expected 0–${TIMER_MAX}` };
+  const limits = ENUM_MAX[format];
+  const stateMax = limits[proto * 2], timerMax = limits[proto * 2 + 1];
+  if (!(state >= 0 && state <= stateMax)) {
+    return {
+      ok: false,
+      field: "state",
+      detail: `${PROTO_BY_NUMBER[proto]} state ${state}; expected 0–${stateMax}`,
+    };
+  }
+  if (!(timer >= 0 && timer <= timerMax)) {
+    return {
+      ok: false,
+      field: "timer",
+      detail: `${PROTO_BY_NUMBER[proto]} timer ${timer}; expected 0–${timerMax}`,
+    };
   }
   return undefined;
 }
@@ -94,22 +113,42 @@ const PST_OFFSET: Readonly<Record<"B" | "C", number>> = { B: 50, C: 38 };
 
 /**
  * Validates the entry of `format` at `at` in `view` without decoding it into objects: the per-datagram hot
- * path (a B or C entry costs a few reads, no allocation). The caller has checked that nla_len is the format's
- * size and that the entry fits. Format A, whose layout is nested, goes through {@link decodeEntry}.
- * Returns undefined when the entry is valid, else the problem.
+ * path (a few reads, no allocation unless it reports a problem). The caller has checked that nla_len is the
+ * format's size and that the entry fits. Returns undefined when the entry is valid, else the problem.
  */
 export function checkEntryAt(view: DataView, at: number, format: SessionFormat): EntryResult | undefined {
-  if (format === "A") {
-    const decoded = decodeEntry(new Uint8Array(view.buffer, view.byteOffset + at, ENTRY_SIZE.A), "A");
-    return decoded.ok ? undefined : decoded;
-  }
   const nlaType = view.getUint16(at + 2, HOST_LITTLE_ENDIAN);
-  if (nlaType !== JNLAL_ENTRY) {
+  if ((nlaType & NLA_TYPE_MASK) !== JNLAL_ENTRY || (format !== "A" && nlaType !== JNLAL_ENTRY)) {
     return { ok: false, field: "nla_type", detail: `0x${nlaType.toString(16)}; expected an entry (1)` };
   }
-  const pst = unpackPst(view.getUint16(at + PST_OFFSET[format], false));
-  if ("ok" in pst) return pst;
-  return checkEnums(pst.proto, pst.state, pst.timer);
+  if (format === "A") {
+    const layout = checkLayoutA(view, at);
+    if (layout) return layout;
+    return checkEnums(view.getUint8(at + 112), view.getUint8(at + 120), view.getUint8(at + 128), "A");
+  }
+  const packed = view.getUint16(at + PST_OFFSET[format], false);
+  if (packed & ~0x7f) return reservedBits(packed);
+  return checkEnums((packed >> 5) & 3, (packed >> 2) & 7, packed & 3, format);
+}
+
+/** Checks format A's nested attribute headers (lengths and types, in order) for the entry at `at`. */
+function checkLayoutA(v: DataView, at: number): EntryResult | undefined {
+  for (let i = 0; i < FORMAT_A_LAYOUT.length; i++) {
+    const f = FORMAT_A_LAYOUT[i];
+    const len = v.getUint16(at + f.at, HOST_LITTLE_ENDIAN);
+    const rawType = v.getUint16(at + f.at + 2, HOST_LITTLE_ENDIAN);
+    if (len !== f.len) return { ok: false, field: f.name, detail: `nla_len ${len}; expected ${f.len}` };
+    // The nested flag is optional (set only by ≥5.2 kernels); a leaf must not carry it.
+    const allowed = f.nest ? NLA_F_NESTED : 0;
+    if ((rawType & ~allowed) !== f.type) {
+      return { ok: false, field: f.name, detail: `nla_type 0x${rawType.toString(16)}; expected ${f.type}` };
+    }
+  }
+  return undefined;
+}
+
+function reservedBits(packed: number): EntryResult {
+  return { ok: false, field: "flags", detail: `packed 0x${packed.toString(16)} has reserved bits set` };
 }
 
 /**
@@ -140,18 +179,10 @@ export function decodeEntry(bytes: Uint8Array, format: SessionFormat): EntryResu
 
 function decodeA(bytes: Uint8Array): EntryResult {
   const v = viewOf(bytes);
-  for (const f of FORMAT_A_LAYOUT) {
-    const len = v.getUint16(f.at, HOST_LITTLE_ENDIAN);
-    const rawType = v.getUint16(f.at + 2, HOST_LITTLE_ENDIAN);
-    if (len !== f.len) return { ok: false, field: f.name, detail: `nla_len ${len}; expected ${f.len}` };
-    // The nested flag is optional (set only by ≥5.2 kernels); a leaf must not carry it.
-    const allowed = f.nest ? NLA_F_NESTED : 0;
-    if ((rawType & ~allowed) !== f.type) {
-      return { ok: false, field: f.name, detail: `nla_type 0x${rawType.toString(16)}; expected ${f.type}` };
-    }
-  }
+  const layout = checkLayoutA(v, 0);
+  if (layout) return layout;
   const proto = bytes[112], state = bytes[120], timer = bytes[128];
-  const bad = checkEnums(proto, state, timer);
+  const bad = checkEnums(proto, state, timer, "A");
   if (bad) return bad;
   return {
     ok: true,
@@ -173,9 +204,7 @@ function decodeA(bytes: Uint8Array): EntryResult {
 }
 
 function unpackPst(packed: number): { proto: number; state: number; timer: number } | EntryResult {
-  if (packed & ~0x7f) {
-    return { ok: false, field: "flags", detail: `packed 0x${packed.toString(16)} has reserved bits set` };
-  }
+  if (packed & ~0x7f) return reservedBits(packed);
   return { proto: (packed >> 5) & 3, state: (packed >> 2) & 7, timer: packed & 3 };
 }
 
@@ -183,7 +212,7 @@ function decodeB(bytes: Uint8Array): EntryResult {
   const v = viewOf(bytes);
   const pst = unpackPst(v.getUint16(50, false));
   if ("ok" in pst) return pst;
-  const bad = checkEnums(pst.proto, pst.state, pst.timer);
+  const bad = checkEnums(pst.proto, pst.state, pst.timer, "B");
   if (bad) return bad;
   return {
     ok: true,
@@ -204,7 +233,7 @@ function decodeC(bytes: Uint8Array): EntryResult {
   const v = viewOf(bytes);
   const pst = unpackPst(v.getUint16(38, false));
   if ("ok" in pst) return pst;
-  const bad = checkEnums(pst.proto, pst.state, pst.timer);
+  const bad = checkEnums(pst.proto, pst.state, pst.timer, "C");
   if (bad) return bad;
   return {
     ok: true,
@@ -221,19 +250,36 @@ function decodeC(bytes: Uint8Array): EntryResult {
   };
 }
 
+function checkUint(value: number, max: number, field: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${field}: ${value}; expected an integer 0–${max}`);
+  }
+}
+
 function need<T>(value: T | undefined, field: string, format: SessionFormat): T {
   if (value === undefined) throw new RangeError(`format ${format} needs ${field}`);
   return value;
 }
 
 /**
- * Encodes one entry (header included). Throws RangeError when a field the format carries is missing or an
- * enum is out of range. Format A entries get NLA_F_NESTED on the nests when `nested` (default true, like a
+ * Encodes one entry (header included). Throws RangeError when a field the format carries is missing or out of
+ * the kernel's range (a port or expiration that does not fit its field included). Format A entries get NLA_F_NESTED on the nests when `nested` (default true, like a
  * ≥5.2 kernel) and on the entry header too.
  */
 export function encodeEntry(entry: SessionEntry, format: SessionFormat, nested = true): Uint8Array {
-  const bad = checkEnums(entry.proto, entry.state, entry.timer);
+  const bad = checkEnums(entry.proto, entry.state, entry.timer, format);
   if (bad && !bad.ok) throw new RangeError(`${bad.field}: ${bad.detail}`);
+  checkUint(entry.expiration, 0xffff_ffff, "expiration");
+  for (const port of ["src6Port", "dst6Port", "src4Port", "dst4Port"] as const) {
+    const value = entry[port];
+    if (value !== undefined) checkUint(value, 0xffff, port);
+  }
+  for (const [addr, len] of [["src6", 16], ["dst6", 16], ["src4", 4], ["dst4", 4]] as const) {
+    const value = entry[addr];
+    if (value !== undefined && value.length !== len) {
+      throw new RangeError(`${addr}: ${value.length} bytes; expected ${len}`);
+    }
+  }
   const size = ENTRY_SIZE[format];
   const out = new Uint8Array(size);
   const v = viewOf(out);

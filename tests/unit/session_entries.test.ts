@@ -120,14 +120,31 @@ Deno.test("entries: out-of-range protocol, TCP state, TCP timer and reserved bit
   const c = encodeEntry(FULL, "C");
   c[39] = (c[39] & ~3) | 3; // TCP timer 3
   assertEquals(((r) => !r.ok && r.field)(decodeEntry(c, "C")), "timer");
-  const udp = encodeEntry({ ...FULL, proto: 1, state: 0, timer: 0 }, "C");
-  udp[39] |= 3; // the timer is ignored for UDP
-  assert(decodeEntry(udp, "C").ok);
   const reserved = encodeEntry(FULL, "C");
   reserved[38] = 0x80;
   assertEquals(((r) => !r.ok && r.field)(decodeEntry(reserved, "C")), "flags");
   assertThrows(() => encodeEntry({ ...FULL, proto: 5 }, "C"), RangeError);
   assertThrows(() => encodeEntry({ ...FULL, dst4: undefined }, "C"), RangeError);
+});
+
+Deno.test("entries: a UDP or ICMP entry with an unknown timer is dropped in every format (the kernel's queue_unsorted_session() rejects it)", () => {
+  // Jool 4.1.9 logged "incoming joold session's timer (5) is unknown" and "sessiondb_add() threw unknown error
+  // code -22" for such a UDP entry: the validator used to check the timer of TCP entries only.
+  for (const format of ["A", "B", "C"] as SessionFormat[]) {
+    for (const proto of [1, 2]) {
+      for (const timer of format === "A" ? [3, 5, 255] : [3]) {
+        const bytes = encodeEntry({ ...FULL, proto, state: 0, timer: 0 }, format);
+        if (format === "A") bytes[128] = timer;
+        else bytes[format === "B" ? 51 : 39] |= timer;
+        const label = `format ${format} proto ${proto} timer ${timer}`;
+        const r = decodeEntry(bytes, format);
+        assertEquals(!r.ok && r.field, "timer", label);
+        const p = validatePayload(payloadOf([encodeEntry({ ...FULL, proto }, format), bytes]), format);
+        assertEquals(p.ok ? "ok" : p.reason, "net_bad_field", label);
+        assert(!p.ok && p.detail.startsWith("entry 1: timer"), label);
+      }
+    }
+  }
 });
 
 Deno.test("payload: valid batches of each format count their sessions", () => {
