@@ -1,14 +1,14 @@
 /**
  * Host facts through libc: interface indexes (`if_nametoindex`), interface addresses (`getifaddrs`), host name
- * and service resolution (`getaddrinfo`), plus the sockaddr and address-text codecs they need.
+ * and service resolution (`getaddrinfo`), plus the sockaddr codec they need.
  *
  * FFI instead of `Deno.networkInterfaces()` / `Deno.resolveDns()` so the daemon needs no `--allow-sys`, and so
  * host names resolve exactly like upstream joold's (NSS: /etc/hosts, then DNS; services from /etc/services).
- * Struct offsets are those of glibc on 64-bit Linux (x86_64, aarch64).
+ * Struct offsets are those of glibc on 64-bit Linux (x86_64, aarch64). Addresses cross this boundary as raw
+ * bytes (4 or 16); turning them into text is `lib/net/address.ts`'s job, so `ffi/` imports nothing from `lib/`.
  * @module
  */
-import { addressText, ipv4Bytes, ipv6Bytes } from "../lib/net/address.ts";
-export { addressText, ipv4Bytes, ipv6Bytes };
+import { HOST_LITTLE_ENDIAN } from "./endian.ts";
 import { cString, loadLibc } from "./libc.ts";
 
 /** AF_INET on Linux. */
@@ -23,10 +23,9 @@ const IF_NAMESIZE = 16;
 /** A decoded `sockaddr_in` / `sockaddr_in6`. */
 export interface SocketAddress {
   readonly family: 4 | 6;
-  /** Raw address bytes (4 or 16). */
+  /** Raw address bytes (4 or 16), network order, without scope. */
   readonly bytes: Uint8Array;
-  /** Address text (IPv4 dotted quad, IPv6 in RFC 5952 form), without scope. */
-  readonly address: string;
+  /** Port, host order. */
   readonly port: number;
   /** sin6_scope_id (0 for IPv4 and unscoped IPv6). */
   readonly scopeId: number;
@@ -39,20 +38,20 @@ export const SOCKADDR_MAX = 28;
 
 /** Decodes a sockaddr_in / sockaddr_in6 (family in host order, port big-endian), or undefined for others. */
 export function decodeSockaddr(view: DataView, offset = 0): SocketAddress | undefined {
-  const family = view.getUint16(offset, true);
+  const family = view.getUint16(offset, HOST_LITTLE_ENDIAN);
   const port = view.getUint16(offset + 2, false);
   if (family === AF_INET) {
     const bytes = new Uint8Array(
       view.buffer.slice(view.byteOffset + offset + 4, view.byteOffset + offset + 8),
     );
-    return { family: 4, bytes, address: addressText(bytes), port, scopeId: 0 };
+    return { family: 4, bytes, port, scopeId: 0 };
   }
   if (family === AF_INET6) {
     const bytes = new Uint8Array(
       view.buffer.slice(view.byteOffset + offset + 8, view.byteOffset + offset + 24),
     );
-    const scopeId = view.getUint32(offset + 24, true);
-    return { family: 6, bytes, address: addressText(bytes), port, scopeId };
+    const scopeId = view.getUint32(offset + 24, HOST_LITTLE_ENDIAN);
+    return { family: 6, bytes, port, scopeId };
   }
   return undefined;
 }
@@ -78,13 +77,20 @@ export function interfaceName(index: number): string | undefined {
 
 /** One IPv4/IPv6 address of a local interface. */
 export interface LocalAddress {
+  /** Interface name. */
   readonly name: string;
+  /** 4 or 6. */
   readonly family: 4 | 6;
-  readonly address: string;
+  /** Raw address bytes (4 or 16), without scope. */
+  readonly bytes: Uint8Array;
 }
 
 /** Error from getifaddrs/getaddrinfo, with the C function and its error text. */
 export class HostLookupError extends Error {
+  /**
+   * @param message one line: the C function and its error text
+   * @param options `cause`, when there is one
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "HostLookupError";
@@ -121,7 +127,7 @@ export function localAddresses(): LocalAddress[] {
             out.push({
               name: Deno.UnsafePointerView.getCString(namePointer),
               family: decoded.family,
-              address: decoded.address,
+              bytes: decoded.bytes,
             });
           }
         }
@@ -183,11 +189,11 @@ function gaiText(code: number): string {
 const NOT_FOUND = new Set([-2, -5, -8, -9]);
 
 /**
- * getaddrinfo(node, NULL, {AF_UNSPEC, SOCK_DGRAM}) on a worker thread: the node's addresses in resolver
- * order, duplicates removed, without scope. Empty when the name does not resolve; throws
+ * getaddrinfo(node, NULL, {AF_UNSPEC, SOCK_DGRAM}) on a worker thread: the node's addresses (raw bytes) in
+ * resolver order, duplicates removed, without scope. Empty when the name does not resolve; throws
  * {@link HostLookupError} for other failures (e.g. EAI_AGAIN, a temporary DNS failure).
  */
-export async function resolveHostAddresses(node: string): Promise<string[]> {
+export async function resolveHostAddresses(node: string): Promise<Uint8Array[]> {
   const nodeBuffer = cString(node);
   const hintBuffer = hints(0);
   const result = new BigUint64Array(1);
@@ -196,7 +202,9 @@ export async function resolveHostAddresses(node: string): Promise<string[]> {
     if (NOT_FOUND.has(code)) return [];
     throw new HostLookupError(`getaddrinfo("${node}") failed: ${gaiText(code)}`);
   }
-  return [...new Set(collect(result[0]).map((a) => a.address))];
+  const unique = new Map<string, Uint8Array>();
+  for (const { bytes } of collect(result[0])) unique.set(bytes.join(","), bytes);
+  return [...unique.values()];
 }
 
 /** AI_PASSIVE: with a null node, return the wildcard address (we only read the port). */

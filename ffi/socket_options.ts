@@ -9,11 +9,14 @@
  * through the wrong one, and an IPv4 send with no multicast route fails with "Network unreachable". So we find
  * the descriptor Deno opened — getsockname() on each open descriptor, matching family, bound address, port and
  * scope, minus the ones that matched before the socket was made — and set the options on it.
+ *
+ * Failures are this module's own typed errors ({@link SocketOptionError}, {@link SocketDescriptorError});
+ * `lib/net/channel.ts` maps them to the daemon's exit status. Addresses come in as raw bytes.
  * @module
  */
-import { EXIT, JooldError } from "../lib/errors.ts";
+import { HOST_LITTLE_ENDIAN } from "./endian.ts";
 import { errnoText, lastErrno, loadLibc } from "./libc.ts";
-import { decodeSockaddr, ipv4Bytes, ipv6Bytes, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+import { decodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
 
 /** Linux socket option levels and names (docs/protocol.md §6.2). */
 export const SOCKOPT = {
@@ -49,13 +52,43 @@ function optionName(level: number, name: number): string {
   return OPTION_NAMES[`${level}/${name}`] ?? `option ${level}/${name}`;
 }
 
+/** setsockopt() or getsockopt() failed. The message is one line naming the option, the value and the errno text. */
+export class SocketOptionError extends Error {
+  /**
+   * @param message one line, e.g. "setsockopt(IP_MULTICAST_TTL, 256) on descriptor 7 failed: Invalid argument"
+   * @param errno the C errno
+   * @param options `cause`, when there is one
+   */
+  constructor(message: string, readonly errno: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SocketOptionError";
+  }
+}
+
+/**
+ * The descriptor of a freshly bound socket could not be told: `found` lists the new matches (none, or more
+ * than one), since setting options on the wrong socket would be silent misconfiguration.
+ */
+export class SocketDescriptorError extends Error {
+  /**
+   * @param message one line
+   * @param found the new descriptors bound to the wanted address (empty or more than one)
+   */
+  constructor(message: string, readonly found: readonly number[], options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SocketDescriptorError";
+  }
+}
+
 // ---- finding Deno's descriptor -----------------------------------------------------------------------------
 
 /** What the wanted socket is bound to. */
 export interface BoundAddress {
+  /** 4 or 6. */
   readonly family: 4 | 6;
-  /** Address literal without scope. */
-  readonly address: string;
+  /** Raw address bytes (4 or 16), without scope. */
+  readonly bytes: Uint8Array;
+  /** Port, host order. */
   readonly port: number;
   /** IPv6 scope interface index, when bound with `%ifname` (0 or absent otherwise). */
   readonly scopeId?: number;
@@ -86,8 +119,12 @@ function openDescriptors(): number[] {
 
 /** Every open descriptor whose getsockname() equals `wanted` (family, address bytes, port, scope). */
 export function socketDescriptorsBoundTo(wanted: BoundAddress): number[] {
-  const bytes = wanted.family === 4 ? ipv4Bytes(wanted.address) : ipv6Bytes(wanted.address);
-  if (!bytes) throw new TypeError(`not an IPv${wanted.family} literal: ${wanted.address}`);
+  const bytes = wanted.bytes;
+  if (bytes.length !== (wanted.family === 4 ? 4 : 16)) {
+    throw new TypeError(
+      `an IPv${wanted.family} address has ${wanted.family === 4 ? 4 : 16} bytes, not ${bytes.length}`,
+    );
+  }
   const matches: number[] = [];
   for (const fd of openDescriptors()) {
     const bound = boundAddressOf(fd);
@@ -103,21 +140,24 @@ export function socketDescriptorsBoundTo(wanted: BoundAddress): number[] {
 
 /**
  * Finds the descriptor of the socket just bound to `wanted`: the one match that is not in `before` (the
- * matches taken right before the socket was created). Throws JooldError(NET_SETUP) when there is none or
- * more than one, since setting options on the wrong socket would be silent misconfiguration.
+ * matches taken right before the socket was created). Throws {@link SocketDescriptorError} when there is none
+ * or more than one.
  */
 export function findSocketDescriptor(wanted: BoundAddress, before: readonly number[] = []): number {
   const fresh = socketDescriptorsBoundTo(wanted).filter((fd) => !before.includes(fd));
-  const where = `${wanted.family === 6 ? `[${wanted.address}]` : wanted.address}:${wanted.port}`;
+  const where = `IPv${wanted.family} port ${wanted.port}`;
   if (fresh.length === 0) {
-    throw new JooldError(EXIT.NET_SETUP, `cannot find the descriptor of the UDP socket bound to ${where}`);
+    throw new SocketDescriptorError(
+      `cannot find the descriptor of the new UDP socket bound to ${where}`,
+      fresh,
+    );
   }
   if (fresh.length > 1) {
-    throw new JooldError(
-      EXIT.NET_SETUP,
+    throw new SocketDescriptorError(
       `found ${fresh.length} new UDP sockets bound to ${where} (descriptors ${
         fresh.join(", ")
       }); cannot tell which is ours`,
+      fresh,
     );
   }
   return fresh[0];
@@ -134,9 +174,9 @@ function setRaw(
 ): void {
   if (loadLibc().setsockopt(fd, level, name, value, value.byteLength) !== 0) {
     const errno = lastErrno();
-    throw new JooldError(
-      EXIT.NET_SETUP,
+    throw new SocketOptionError(
       `setsockopt(${optionName(level, name)}, ${shown}) on descriptor ${fd} failed: ${errnoText(errno)}`,
+      errno,
     );
   }
 }
@@ -146,24 +186,24 @@ function getRaw(fd: number, level: number, name: number, size: number): Uint8Arr
   const length = new Uint32Array([size]);
   if (loadLibc().getsockopt(fd, level, name, value, length) !== 0) {
     const errno = lastErrno();
-    throw new JooldError(
-      EXIT.NET_SETUP,
+    throw new SocketOptionError(
       `getsockopt(${optionName(level, name)}) on descriptor ${fd} failed: ${errnoText(errno)}`,
+      errno,
     );
   }
   return value.subarray(0, length[0]);
 }
 
-/** setsockopt() with a 4-byte int value. Throws JooldError(NET_SETUP) naming option, value and errno text. */
+/** setsockopt() with a 4-byte int value. Throws {@link SocketOptionError} naming option, value and errno text. */
 export function setIntOption(fd: number, level: number, name: number, value: number): void {
-  setRaw(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), String(value));
+  setRaw(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), String(value)); // host order
 }
 
 /** getsockopt() of an int option (IPv4 TTL/LOOP may come back as one byte; both are handled). */
 export function getIntOption(fd: number, level: number, name: number): number {
   const value = getRaw(fd, level, name, 4);
   if (value.length === 1) return value[0];
-  return new DataView(value.buffer, value.byteOffset, value.byteLength).getInt32(0, true);
+  return new DataView(value.buffer, value.byteOffset, value.byteLength).getInt32(0, HOST_LITTLE_ENDIAN);
 }
 
 /**
@@ -205,11 +245,13 @@ export function getMulticastLoop(fd: number, family: 4 | 6): boolean {
     : getIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_LOOP)) !== 0;
 }
 
-/** IP_MULTICAST_IF with a 4-byte in_addr: the local address (hence interface) IPv4 multicast leaves from. */
-export function setMulticastInterfaceV4(fd: number, address: string): void {
-  const bytes = ipv4Bytes(address);
-  if (!bytes) throw new TypeError(`not an IPv4 literal: ${address}`);
-  setRaw(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_IF, new Uint8Array(bytes), address);
+/**
+ * IP_MULTICAST_IF with a 4-byte in_addr (`address`, network order): the local address (hence interface) IPv4
+ * multicast leaves from.
+ */
+export function setMulticastInterfaceV4(fd: number, address: Uint8Array): void {
+  if (address.length !== 4) throw new TypeError(`an IPv4 address has 4 bytes, not ${address.length}`);
+  setRaw(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_IF, new Uint8Array(address), address.join("."));
 }
 
 /** Reads back IP_MULTICAST_IF as an address ("0.0.0.0" when unset). */

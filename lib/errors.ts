@@ -43,3 +43,11 @@ export class JooldError extends Error {
     this.name = "JooldError";
   }
 }
+
+/**
+ * The text of anything thrown: an Error's message, else its string form. The one helper for "cannot X: <why>"
+ * lines; callers that need one line take the first (`.split("\n")[0]`).
+ */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -4,6 +4,7 @@
  * attributes are padded to 4 bytes and `nla_len` excludes the padding.
  * @module
  */
+import { HOST_LITTLE_ENDIAN } from "../../ffi/endian.ts";
 
 /** Bytes of `struct nlmsghdr`. */
 export const NLMSG_HDRLEN = 16;
@@ -29,8 +30,8 @@ export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 export const NLA_TYPE_MASK = 0x3fff;
 
-/** Whether this CPU is little-endian ("host order" in docs/protocol.md). */
-export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Whether this CPU is little-endian ("host order" in docs/protocol.md); defined once, in `ffi/endian.ts`. */
+export { HOST_LITTLE_ENDIAN };
 
 /** Rounds up to the 4-byte netlink alignment. */
 export function align4(n: number): number {

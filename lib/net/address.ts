@@ -52,6 +52,11 @@ export function ipv6Bytes(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** Parses an IPv4 or IPv6 literal (no scope) into 4 or 16 bytes, or undefined. */
+export function addressBytes(text: string): Uint8Array | undefined {
+  return text.includes(":") ? ipv6Bytes(text) : ipv4Bytes(text);
+}
+
 /** Formats 4 or 16 address bytes as text (IPv6 in RFC 5952 form: lower case, longest zero run as `::`). */
 export function addressText(bytes: Uint8Array): string {
   if (bytes.length === 4) return bytes.join(".");

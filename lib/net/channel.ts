@@ -14,10 +14,13 @@ import {
   setMulticastLoop,
   setMulticastTtl,
   setReceiveBuffer,
+  SocketDescriptorError,
   socketDescriptorsBoundTo,
+  SocketOptionError,
 } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../config/types.ts";
-import { EXIT, JooldError } from "../errors.ts";
+import { errorMessage, EXIT, JooldError } from "../errors.ts";
+import { addressBytes } from "./address.ts";
 import type { Logger } from "../log.ts";
 import type { Stats } from "../stats.ts";
 
@@ -75,15 +78,18 @@ export class NetChannel {
    * Binds the group address:port (Deno.listenDatagram, reuseAddress from reuseaddr, loopback false; an ff02::
    * group binds "ff02::x%ifname"), joins on the in interface (v4: joinMulticastV4(group, inAddr or 0.0.0.0);
    * v6: joinMulticastV6(group, ifindex, else the group's scope, else 0)), then sets multicast loop off,
-   * TTL/hops and the out interface through ffi. Errors: JooldError(EXIT.NET_SETUP, one line).
+   * TTL/hops and the out interface through ffi. Errors: JooldError(EXIT.NET_SETUP, one line naming the file),
+   * the ffi error as `cause`.
    */
   static async open(config: NetSocketConfig, deps: NetChannelDeps): Promise<NetChannel> {
     const group = config.groupAddress;
     const hostname = config.scope ? `${group}%${config.scope.name}` : group;
     const where = config.family === 6 ? `[${hostname}]:${config.port}` : `${hostname}:${config.port}`;
+    const groupBytes = addressBytes(group);
+    if (!groupBytes) throw new TypeError(`${config.file}: the validated group is not an address: ${group}`);
     const bound = {
       family: config.family,
-      address: group,
+      bytes: groupBytes,
       port: config.port,
       scopeId: config.scope?.index ?? 0,
     };
@@ -102,7 +108,7 @@ export class NetChannel {
     } catch (cause) {
       throw new JooldError(
         EXIT.NET_SETUP,
-        `${config.file}: cannot bind the multicast socket to ${where}: ${messageOf(cause)}`,
+        `${config.file}: cannot bind the multicast socket to ${where}: ${errorMessage(cause)}`,
         { cause },
       );
     }
@@ -125,8 +131,9 @@ export class NetChannel {
       setMulticastLoop(descriptor, config.family, false);
       setMulticastTtl(descriptor, config.family, config.ttl);
       const out = config.outInterface;
-      if (out && config.family === 4 && out.address !== undefined) {
-        setMulticastInterfaceV4(descriptor, out.address);
+      const outBytes = out?.address === undefined ? undefined : addressBytes(out.address);
+      if (out && config.family === 4 && outBytes) {
+        setMulticastInterfaceV4(descriptor, outBytes);
       } else if (out && config.family === 6 && out.index !== undefined) {
         setMulticastInterfaceV6(descriptor, out.index);
       }
@@ -138,6 +145,17 @@ export class NetChannel {
       return new NetChannel(conn, descriptor, { transport: "udp", hostname, port: config.port }, deps);
     } catch (error) {
       conn.close();
+      if (error instanceof SocketDescriptorError) {
+        const message = error.found.length === 0
+          ? `cannot find the descriptor of the UDP socket bound to ${where}`
+          : `found ${error.found.length} new UDP sockets bound to ${where} (descriptors ${
+            error.found.join(", ")
+          }); cannot tell which is ours`;
+        throw new JooldError(EXIT.NET_SETUP, `${config.file}: ${message}`, { cause: error });
+      }
+      if (error instanceof SocketOptionError) {
+        throw new JooldError(EXIT.NET_SETUP, `${config.file}: ${error.message}`, { cause: error });
+      }
       if (error instanceof JooldError) {
         throw new JooldError(error.exitCode, prefixed(config.file, error.message), {
           cause: error.cause ?? error,
@@ -187,7 +205,7 @@ export class NetChannel {
         if (this.#closed) return; // close() interrupts the pending receive (BadResource / Interrupted).
         this.#stats.add("NET_RECV_ERRORS");
         consecutiveErrors++;
-        this.#log.error(`error receiving a datagram from the network: ${messageOf(error)}`);
+        this.#log.error(`error receiving a datagram from the network: ${errorMessage(error)}`);
         const pause = Math.min(2 ** (consecutiveErrors - 1), RECEIVE_ERROR_MAX_BACKOFF_MS);
         await new Promise((resolve) => setTimeout(resolve, pause));
         continue;
@@ -220,7 +238,7 @@ export class NetChannel {
     const suppressed = this.#suppressedSendErrors > 0
       ? ` (${this.#suppressedSendErrors} more send errors since the last message)`
       : "";
-    this.#log.error(`could not send a datagram to the network: ${messageOf(error)}${suppressed}`);
+    this.#log.error(`could not send a datagram to the network: ${errorMessage(error)}${suppressed}`);
     this.#lastSendErrorLog = now;
     this.#suppressedSendErrors = 0;
   }
@@ -230,7 +248,7 @@ async function join(run: () => Promise<unknown>, what: string): Promise<void> {
   try {
     await run();
   } catch (cause) {
-    throw new JooldError(EXIT.NET_SETUP, `cannot join multicast group ${what}: ${messageOf(cause)}`, {
+    throw new JooldError(EXIT.NET_SETUP, `cannot join multicast group ${what}: ${errorMessage(cause)}`, {
       cause,
     });
   }
@@ -238,8 +256,4 @@ async function join(run: () => Promise<unknown>, what: string): Promise<void> {
 
 function prefixed(file: string, message: string): string {
   return message.startsWith(`${file}: `) ? message : `${file}: ${message}`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

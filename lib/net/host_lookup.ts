@@ -5,6 +5,7 @@
  * @module
  */
 import { interfaceIndex, localAddresses, resolveHostAddresses, servicePortNumber } from "../../ffi/host.ts";
+import { addressText } from "./address.ts";
 import type { HostLookup, InterfaceAddress } from "./lookup.ts";
 
 /** Host facts from libc: if_nametoindex, getifaddrs, getaddrinfo. */
@@ -16,15 +17,15 @@ export class LibcHostLookup implements HostLookup {
 
   /** getifaddrs(): every IPv4/IPv6 address of every interface. */
   interfaceAddresses(): InterfaceAddress[] {
-    return localAddresses();
+    return localAddresses().map(({ name, family, bytes }) => ({ name, family, address: addressText(bytes) }));
   }
 
   /**
    * getaddrinfo(name, NULL, {AF_UNSPEC, SOCK_DGRAM}) on a worker thread; empty when the name does not resolve.
    * Rejects with the resolver's message for temporary failures (e.g. DNS unreachable).
    */
-  resolveHost(name: string): Promise<string[]> {
-    return resolveHostAddresses(name);
+  async resolveHost(name: string): Promise<string[]> {
+    return (await resolveHostAddresses(name)).map(addressText);
   }
 
   /** getaddrinfo(NULL, name, {SOCK_DGRAM}): the UDP port of a service name or number, or undefined. */

@@ -11,6 +11,7 @@ import {
   setMulticastInterfaceV4,
   socketDescriptorsBoundTo,
 } from "../../ffi/socket_options.ts";
+import { addressBytes } from "../../lib/net/address.ts";
 
 const GROUP = "233.252.0.64";
 
@@ -67,7 +68,7 @@ async function nc(port: number, request: string): Promise<string> {
  * (reuseaddr, like the daemon's) joined on 127.0.0.1 with multicast loopback on, as loopback delivery needs.
  */
 async function sendToGroup(port: number, payload: Uint8Array): Promise<void> {
-  const bound = { family: 4 as const, address: GROUP, port };
+  const bound = { family: 4 as const, bytes: addressBytes(GROUP)!, port };
   const before = socketDescriptorsBoundTo(bound);
   const socket = Deno.listenDatagram({
     transport: "udp",
@@ -79,7 +80,7 @@ async function sendToGroup(port: number, payload: Uint8Array): Promise<void> {
   try {
     const fd = findSocketDescriptor(bound, before);
     await socket.joinMulticastV4(GROUP, "127.0.0.1");
-    setMulticastInterfaceV4(fd, "127.0.0.1");
+    setMulticastInterfaceV4(fd, addressBytes("127.0.0.1")!);
     await socket.send(payload, { transport: "udp", hostname: GROUP, port });
   } finally {
     socket.close();

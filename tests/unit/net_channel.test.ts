@@ -10,11 +10,13 @@ import {
   setMulticastInterfaceV6,
   setMulticastLoop,
   socketDescriptorsBoundTo,
+  SocketOptionError,
   SOCKOPT,
 } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/log.ts";
+import { addressBytes } from "../../lib/net/address.ts";
 import { NET_MAX_PAYLOAD, NetChannel } from "../../lib/net/channel.ts";
 import { Stats } from "../../lib/stats.ts";
 
@@ -54,7 +56,12 @@ function v6Config(group: string, port: number, extra: Partial<NetSocketConfig> =
 /** A plain Deno socket on the same group:port, with loopback on, so it hears the channel and vice versa. */
 async function peer(config: NetSocketConfig): Promise<Deno.DatagramConn> {
   const address = config.groupAddress;
-  const bound = { family: config.family, address, port: config.port, scopeId: config.scope?.index ?? 0 };
+  const bound = {
+    family: config.family,
+    bytes: addressBytes(address)!,
+    port: config.port,
+    scopeId: config.scope?.index ?? 0,
+  };
   const before = socketDescriptorsBoundTo(bound);
   const hostname = config.scope ? `${address}%${config.scope.name}` : address;
   const conn = Deno.listenDatagram({
@@ -67,7 +74,7 @@ async function peer(config: NetSocketConfig): Promise<Deno.DatagramConn> {
   const fd = findSocketDescriptor(bound, before);
   if (config.family === 4) {
     await conn.joinMulticastV4(address, "127.0.0.1");
-    setMulticastInterfaceV4(fd, "127.0.0.1");
+    setMulticastInterfaceV4(fd, addressBytes("127.0.0.1")!);
   } else {
     await conn.joinMulticastV6(address, LO);
     setMulticastInterfaceV6(fd, LO);
@@ -245,6 +252,7 @@ Deno.test("NetChannel.open errors: one-line JooldError(NET_SETUP) naming the fil
     error.message,
     /^netsocket\.json: setsockopt\(IP_MULTICAST_IF, 198\.51\.100\.28\) on descriptor \d+ failed: Cannot assign requested address$/,
   );
+  assert.ok(error.cause instanceof SocketOptionError, "the ffi error is the cause");
   // The socket was closed: the address can be bound again without reuse.
   const again = await NetChannel.open(v4Config("233.252.0.28", 46428, { reuseaddr: 0 }), deps());
   again.close();

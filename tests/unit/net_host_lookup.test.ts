@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { addressText, decodeSockaddr, interfaceName, ipv4Bytes, ipv6Bytes } from "../../ffi/host.ts";
+import { decodeSockaddr, interfaceName } from "../../ffi/host.ts";
+import { addressText, ipv4Bytes, ipv6Bytes } from "../../lib/net/address.ts";
 import { LibcHostLookup } from "../../lib/net/host_lookup.ts";
 
 const lookup = new LibcHostLookup();
@@ -26,7 +27,7 @@ Deno.test("address text: IPv4 and IPv6 literals round-trip in canonical form", (
 
 Deno.test("sockaddr decoding: family host order, port big-endian, scope id", () => {
   const v4 = new Uint8Array([2, 0, 0x19, 0x40, 233, 252, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0]);
-  assert.deepEqual(decodeSockaddr(new DataView(v4.buffer))?.address, "233.252.0.64");
+  assert.deepEqual(addressText(decodeSockaddr(new DataView(v4.buffer))!.bytes), "233.252.0.64");
   assert.deepEqual(decodeSockaddr(new DataView(v4.buffer))?.port, 6464);
   const v6 = new Uint8Array(28);
   const view = new DataView(v6.buffer);
@@ -35,7 +36,7 @@ Deno.test("sockaddr decoding: family host order, port big-endian, scope id", () 
   v6.set(ipv6Bytes("ff02::db8:64")!, 8);
   view.setUint32(24, 7, true);
   const decoded = decodeSockaddr(view)!;
-  assert.deepEqual([decoded.family, decoded.address, decoded.port, decoded.scopeId], [
+  assert.deepEqual([decoded.family, addressText(decoded.bytes), decoded.port, decoded.scopeId], [
     6,
     "ff02::db8:64",
     6464,

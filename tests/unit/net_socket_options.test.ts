@@ -10,10 +10,12 @@ import {
   setMulticastInterfaceV6,
   setMulticastLoop,
   setMulticastTtl,
+  SocketDescriptorError,
   socketDescriptorsBoundTo,
+  SocketOptionError,
   SOCKOPT,
 } from "../../ffi/socket_options.ts";
-import { EXIT, JooldError } from "../../lib/errors.ts";
+import { addressBytes } from "../../lib/net/address.ts";
 
 // Ports are per test so the tests never see each other's sockets.
 function listen(hostname: string, port: number, reuseAddress = true): Deno.DatagramConn {
@@ -23,14 +25,20 @@ function listen(hostname: string, port: number, reuseAddress = true): Deno.Datag
 Deno.test("descriptor discovery: the socket Deno bound is found by address and port", () => {
   const conn = listen("233.252.0.11", 46411);
   try {
-    const fd = findSocketDescriptor({ family: 4, address: "233.252.0.11", port: 46411 });
+    const fd = findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.11")!, port: 46411 });
     assert(fd > 2);
     assert.deepEqual(getIntOption(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_REUSEADDR), 1);
     // Other port, other address, other family: no match.
-    assert.deepEqual(socketDescriptorsBoundTo({ family: 4, address: "233.252.0.11", port: 46412 }), []);
-    assert.deepEqual(socketDescriptorsBoundTo({ family: 4, address: "233.252.0.12", port: 46411 }), []);
     assert.deepEqual(
-      socketDescriptorsBoundTo({ family: 6, address: "::ffff:233.252.0.11", port: 46411 }),
+      socketDescriptorsBoundTo({ family: 4, bytes: addressBytes("233.252.0.11")!, port: 46412 }),
+      [],
+    );
+    assert.deepEqual(
+      socketDescriptorsBoundTo({ family: 4, bytes: addressBytes("233.252.0.12")!, port: 46411 }),
+      [],
+    );
+    assert.deepEqual(
+      socketDescriptorsBoundTo({ family: 6, bytes: addressBytes("::ffff:233.252.0.11")!, port: 46411 }),
       [],
     );
   } finally {
@@ -40,30 +48,42 @@ Deno.test("descriptor discovery: the socket Deno bound is found by address and p
 
 Deno.test("descriptor discovery: two sockets on one address are told apart by the 'before' set, else refused", () => {
   const first = listen("233.252.0.13", 46413);
-  const before = socketDescriptorsBoundTo({ family: 4, address: "233.252.0.13", port: 46413 });
+  const before = socketDescriptorsBoundTo({ family: 4, bytes: addressBytes("233.252.0.13")!, port: 46413 });
   const second = listen("233.252.0.13", 46413);
   try {
     assert.deepEqual(before.length, 1);
-    const fd = findSocketDescriptor({ family: 4, address: "233.252.0.13", port: 46413 }, before);
+    const fd = findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.13")!, port: 46413 }, before);
     assert(!before.includes(fd));
-    const error = thrown(() => findSocketDescriptor({ family: 4, address: "233.252.0.13", port: 46413 }));
-    assert(error instanceof JooldError && error.exitCode === EXIT.NET_SETUP);
-    assert(/found 2 new UDP sockets bound to 233\.252\.0\.13:46413/.test(error.message), error.message);
+    const error = thrown(() =>
+      findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.13")!, port: 46413 })
+    );
+    assert(error instanceof SocketDescriptorError && error.found.length === 2);
+    assert(/found 2 new UDP sockets bound to IPv4 port 46413/.test(error.message), error.message);
   } finally {
     first.close();
     second.close();
   }
-  const gone = thrown(() => findSocketDescriptor({ family: 4, address: "233.252.0.13", port: 46413 }));
-  assert(gone instanceof JooldError && /cannot find the descriptor/.test(gone.message));
+  const gone = thrown(() =>
+    findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.13")!, port: 46413 })
+  );
+  assert(gone instanceof SocketDescriptorError && /cannot find the descriptor/.test(gone.message));
 });
 
 Deno.test("descriptor discovery: IPv6 scope id takes part in the match", () => {
   const lo = 1;
   const conn = listen("ff02::db8:64:14%lo", 46414);
   try {
-    assert.deepEqual(socketDescriptorsBoundTo({ family: 6, address: "ff02::db8:64:14", port: 46414 }), []);
     assert.deepEqual(
-      socketDescriptorsBoundTo({ family: 6, address: "ff02::db8:64:14", port: 46414, scopeId: lo }).length,
+      socketDescriptorsBoundTo({ family: 6, bytes: addressBytes("ff02::db8:64:14")!, port: 46414 }),
+      [],
+    );
+    assert.deepEqual(
+      socketDescriptorsBoundTo({
+        family: 6,
+        bytes: addressBytes("ff02::db8:64:14")!,
+        port: 46414,
+        scopeId: lo,
+      }).length,
       1,
     );
   } finally {
@@ -74,7 +94,7 @@ Deno.test("descriptor discovery: IPv6 scope id takes part in the match", () => {
 Deno.test("IPv4 options: TTL, loop and IP_MULTICAST_IF read back as set", () => {
   const conn = listen("233.252.0.15", 46415);
   try {
-    const fd = findSocketDescriptor({ family: 4, address: "233.252.0.15", port: 46415 });
+    const fd = findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.15")!, port: 46415 });
     assert.deepEqual(getMulticastTtl(fd, 4), 1); // kernel default
     for (const ttl of [0, 3, 255]) {
       setMulticastTtl(fd, 4, ttl);
@@ -85,7 +105,7 @@ Deno.test("IPv4 options: TTL, loop and IP_MULTICAST_IF read back as set", () => 
     setMulticastLoop(fd, 4, false);
     assert.deepEqual(getMulticastLoop(fd, 4), false);
     assert.deepEqual(getMulticastInterfaceV4(fd), "0.0.0.0");
-    setMulticastInterfaceV4(fd, "127.0.0.1");
+    setMulticastInterfaceV4(fd, addressBytes("127.0.0.1")!);
     assert.deepEqual(getMulticastInterfaceV4(fd), "127.0.0.1");
   } finally {
     conn.close();
@@ -95,7 +115,7 @@ Deno.test("IPv4 options: TTL, loop and IP_MULTICAST_IF read back as set", () => 
 Deno.test("IPv6 options: hops, loop and IPV6_MULTICAST_IF read back as set", () => {
   const conn = listen("ff08::db8:64:16", 46416);
   try {
-    const fd = findSocketDescriptor({ family: 6, address: "ff08::db8:64:16", port: 46416 });
+    const fd = findSocketDescriptor({ family: 6, bytes: addressBytes("ff08::db8:64:16")!, port: 46416 });
     assert.deepEqual(getMulticastTtl(fd, 6), 1);
     setMulticastTtl(fd, 6, 7);
     assert.deepEqual(getMulticastTtl(fd, 6), 7);
@@ -109,18 +129,18 @@ Deno.test("IPv6 options: hops, loop and IPV6_MULTICAST_IF read back as set", () 
   }
 });
 
-Deno.test("option errors are one-line JooldErrors naming option, value and errno text", () => {
+Deno.test("option errors are one-line SocketOptionErrors naming option, value and errno text", () => {
   const conn = listen("233.252.0.17", 46417);
   try {
-    const fd = findSocketDescriptor({ family: 4, address: "233.252.0.17", port: 46417 });
-    const notLocal = thrown(() => setMulticastInterfaceV4(fd, "198.51.100.17"));
-    assert(notLocal instanceof JooldError && notLocal.exitCode === EXIT.NET_SETUP);
+    const fd = findSocketDescriptor({ family: 4, bytes: addressBytes("233.252.0.17")!, port: 46417 });
+    const notLocal = thrown(() => setMulticastInterfaceV4(fd, addressBytes("198.51.100.17")!));
+    assert(notLocal instanceof SocketOptionError && notLocal.errno > 0);
     assert.deepEqual(
       notLocal.message,
       `setsockopt(IP_MULTICAST_IF, 198.51.100.17) on descriptor ${fd} failed: Cannot assign requested address`,
     );
     const badTtl = thrown(() => setMulticastTtl(fd, 4, 256));
-    assert(badTtl instanceof JooldError);
+    assert(badTtl instanceof SocketOptionError);
     assert.deepEqual(
       badTtl.message,
       `setsockopt(IP_MULTICAST_TTL, 256) on descriptor ${fd} failed: Invalid argument`,
@@ -131,9 +151,9 @@ Deno.test("option errors are one-line JooldErrors naming option, value and errno
   }
   const v6 = listen("ff08::db8:64:17", 46417);
   try {
-    const fd = findSocketDescriptor({ family: 6, address: "ff08::db8:64:17", port: 46417 });
+    const fd = findSocketDescriptor({ family: 6, bytes: addressBytes("ff08::db8:64:17")!, port: 46417 });
     const noIf = thrown(() => setMulticastInterfaceV6(fd, 0x7fff_fff0));
-    assert(noIf instanceof JooldError);
+    assert(noIf instanceof SocketOptionError);
     assert(
       /^setsockopt\(IPV6_MULTICAST_IF, 2147483632\) on descriptor \d+ failed: No such device$/.test(
         noIf.message,
