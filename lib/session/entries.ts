@@ -9,7 +9,7 @@
  * @module
  */
 import { ENTRY_SIZE, type SessionFormat } from "./format.ts";
-import { HOST_LITTLE_ENDIAN, NLA_F_NESTED, NLA_TYPE_MASK, viewOf } from "../jool/netlink.ts";
+import { HOST_LITTLE_ENDIAN, NLA_F_NESTED, viewOf } from "../jool/netlink.ts";
 import { ENUM_MAX, PROTO_BY_NUMBER, PROTO_MAX } from "./kernel_limits.ts";
 
 /** JNLAL_ENTRY: the type of every entry attribute. */
@@ -118,7 +118,7 @@ const PST_OFFSET: Readonly<Record<"B" | "C", number>> = { B: 50, C: 38 };
  */
 export function checkEntryAt(view: DataView, at: number, format: SessionFormat): EntryResult | undefined {
   const nlaType = view.getUint16(at + 2, HOST_LITTLE_ENDIAN);
-  if ((nlaType & NLA_TYPE_MASK) !== JNLAL_ENTRY || (format !== "A" && nlaType !== JNLAL_ENTRY)) {
+  if ((format === "A" ? nlaType & ~NLA_F_NESTED : nlaType) !== JNLAL_ENTRY) {
     return { ok: false, field: "nla_type", detail: `0x${nlaType.toString(16)}; expected an entry (1)` };
   }
   if (format === "A") {
@@ -131,17 +131,40 @@ export function checkEntryAt(view: DataView, at: number, format: SessionFormat):
   return checkEnums((packed >> 5) & 3, (packed >> 2) & 7, packed & 3, format);
 }
 
-/** Checks format A's nested attribute headers (lengths and types, in order) for the entry at `at`. */
+/**
+ * Checks format A's nested attribute headers (lengths and types, in order) and padding for the entry at `at`.
+ * As Jool builds them (v4.1.9 src/mod/common/nl/attribute.c jnla_put_session(): nla_nest_start for the entry and
+ * its four addresses, nla_put_u8/u16/u32 for the rest): NLA_F_NESTED on all five nests (≥5.2 kernels) or on
+ * none, never on a leaf, and zero padding (nla_put zero-fills it). The kernel ignores the padding and the flags,
+ * but no Jool sends anything else, so an entry that differs is not Jool's; this way every accepted entry
+ * re-encodes byte for byte.
+ */
 function checkLayoutA(v: DataView, at: number): EntryResult | undefined {
+  const nested = (v.getUint16(at + 2, HOST_LITTLE_ENDIAN) & NLA_F_NESTED) !== 0 ? NLA_F_NESTED : 0;
   for (let i = 0; i < FORMAT_A_LAYOUT.length; i++) {
     const f = FORMAT_A_LAYOUT[i];
     const len = v.getUint16(at + f.at, HOST_LITTLE_ENDIAN);
     const rawType = v.getUint16(at + f.at + 2, HOST_LITTLE_ENDIAN);
     if (len !== f.len) return { ok: false, field: f.name, detail: `nla_len ${len}; expected ${f.len}` };
-    // The nested flag is optional (set only by ≥5.2 kernels); a leaf must not carry it.
-    const allowed = f.nest ? NLA_F_NESTED : 0;
-    if ((rawType & ~allowed) !== f.type) {
-      return { ok: false, field: f.name, detail: `nla_type 0x${rawType.toString(16)}; expected ${f.type}` };
+    const expected = f.type | (f.nest ? nested : 0);
+    if (rawType !== expected) {
+      return {
+        ok: false,
+        field: f.name,
+        detail: `nla_type 0x${rawType.toString(16)}; expected 0x${expected.toString(16)}` +
+          (f.nest ? " (NLA_F_NESTED on all nests or on none)" : ""),
+      };
+    }
+    if (!f.nest) {
+      for (let p = at + f.at + f.len; p < at + f.at + ((f.len + 3) & ~3); p++) {
+        if (v.getUint8(p) !== 0) {
+          return {
+            ok: false,
+            field: `${f.name} padding`,
+            detail: `byte ${p - at} is ${v.getUint8(p)}; expected 0`,
+          };
+        }
+      }
     }
   }
   return undefined;
@@ -153,7 +176,7 @@ function reservedBits(packed: number): EntryResult {
 
 /**
  * Decodes one entry attribute (header included, exactly `ENTRY_SIZE[format]` bytes) and validates it.
- * The entry header's type must be JNLAL_ENTRY (flags masked; NLA_F_NESTED optional for format A).
+ * The entry header's type must be JNLAL_ENTRY (with NLA_F_NESTED in format A when the nests carry it).
  */
 export function decodeEntry(bytes: Uint8Array, format: SessionFormat): EntryResult {
   const size = ENTRY_SIZE[format];
@@ -164,7 +187,7 @@ export function decodeEntry(bytes: Uint8Array, format: SessionFormat): EntryResu
   const nlaLen = v.getUint16(0, HOST_LITTLE_ENDIAN);
   const nlaType = v.getUint16(2, HOST_LITTLE_ENDIAN);
   if (nlaLen !== size) return { ok: false, field: "nla_len", detail: `${nlaLen}; expected ${size}` };
-  if ((nlaType & NLA_TYPE_MASK) !== JNLAL_ENTRY || (format !== "A" && nlaType !== JNLAL_ENTRY)) {
+  if ((format === "A" ? nlaType & ~NLA_F_NESTED : nlaType) !== JNLAL_ENTRY) {
     return { ok: false, field: "nla_type", detail: `0x${nlaType.toString(16)}; expected an entry (1)` };
   }
   switch (format) {

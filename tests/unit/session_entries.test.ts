@@ -30,6 +30,10 @@ const FULL: SessionEntry = {
   dst4Port: 80,
 };
 
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return payloadOf(parts);
+}
+
 function payloadOf(entries: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(entries.reduce((n, e) => n + e.length, 0));
   let at = 0;
@@ -90,6 +94,28 @@ Deno.test("format A: 140 bytes of nested attributes, host-order ports and expira
   noPort[30] = 3;
   const bad = decodeEntry(noPort, "A");
   assertEquals(!bad.ok && bad.field, "src6.port");
+  // Only what a Jool kernel builds: zero padding, NLA_F_NESTED on all five nests or none (so that every
+  // accepted entry re-encodes byte for byte), no other flag.
+  const field = (bytes: Uint8Array) => ((r) => !r.ok && r.field)(decodeEntry(bytes, "A"));
+  const padded = a.slice();
+  padded[34] = 1; // src6.port's padding
+  assertEquals(field(padded), "src6.port padding");
+  const protoPad = a.slice();
+  protoPad[115] = 0xff;
+  assertEquals(field(protoPad), "proto padding");
+  const mixed = a.slice();
+  mixed[39] = 0; // DST6 without NLA_F_NESTED while the entry has it
+  assertEquals(field(mixed), "dst6");
+  const mixedEntry = plain.slice();
+  mixedEntry[3] = 0x80; // the entry has it, its nests do not
+  assertEquals(field(mixedEntry), "src6");
+  const byteOrder = plain.slice();
+  byteOrder[3] = 0x40; // NLA_F_NET_BYTEORDER on the entry
+  assertEquals(field(byteOrder), "nla_type");
+  assertEquals(
+    ((r) => r.ok ? "ok" : r.reason)(validatePayload(concat(plain, padded), "A")),
+    "net_bad_field",
+  );
 });
 
 Deno.test("entries: out-of-range protocol, TCP state, TCP timer and reserved bits are rejected", () => {
