@@ -5,6 +5,7 @@
  * keep the one-file build small.
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import type { Logger, LogLevel } from "./log.ts";
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -70,7 +71,7 @@ export function syslogSink(path = "/dev/log"): LineSink {
   } catch (error) {
     fallback(
       "warn",
-      `cannot open a syslog socket (${error instanceof Error ? error.message : error}); logging to stderr`,
+      `cannot open a syslog socket (${errorMessage(error)}); logging to stderr`,
     );
   }
   return (level, line) => {
@@ -81,7 +82,7 @@ export function syslogSink(path = "/dev/log"): LineSink {
     socket.send(syslogDatagram(level, line), { transport: "unixpacket", path }).catch((error) => {
       fallback(
         "warn",
-        `syslog ${path} unreachable (${error instanceof Error ? error.message : error}); line follows`,
+        `syslog ${path} unreachable (${errorMessage(error)}); line follows`,
       );
       fallback(level, line);
     });

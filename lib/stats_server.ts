@@ -2,7 +2,7 @@
  * The UDP stats server: any datagram is answered with the counters (see `stats_format.ts` for the views).
  * @module
  */
-import { EXIT, JooldError } from "./errors.ts";
+import { errorMessage, EXIT, JooldError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Stats } from "./stats.ts";
 import { renderForRequest } from "./stats_format.ts";
@@ -41,7 +41,7 @@ export class StatsServer {
       try {
         sockets.push(Deno.listenDatagram({ transport: "udp", hostname, port: options.port }));
       } catch (cause) {
-        const reason = cause instanceof Error ? cause.message : String(cause);
+        const reason = errorMessage(cause);
         if (options.defaultAddresses && hostname.includes(":") && sockets.length > 0) {
           options.log.warn(
             `stats server: cannot bind [${hostname}]:${options.port} (${reason}); serving IPv4 only`,
@@ -79,7 +79,7 @@ export class StatsServer {
       } catch (error) {
         if (this.#closed) return;
         this.options.log.warn(
-          `stats server: receive failed: ${error instanceof Error ? error.message : error}`,
+          `stats server: receive failed: ${errorMessage(error)}`,
         );
         continue;
       }
@@ -93,7 +93,7 @@ export class StatsServer {
       } catch (error) {
         if (this.#closed) return;
         this.options.log.warn(
-          `stats server: reply failed: ${error instanceof Error ? error.message : error}`,
+          `stats server: reply failed: ${errorMessage(error)}`,
         );
       }
     }

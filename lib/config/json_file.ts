@@ -2,7 +2,7 @@
  * Reading a JSON config file into a case-insensitive key map, with one-line errors.
  * @module
  */
-import { EXIT, JooldError } from "../errors.ts";
+import { errorMessage, EXIT, JooldError } from "../errors.ts";
 
 /** A config problem: `joold: <file>: "<field>": <problem>, got <value>; <remedy>`. */
 export class ConfigError extends JooldError {
@@ -165,7 +165,7 @@ export async function readConfigFile(file: string, argumentHint: string): Promis
         { cause },
       );
     }
-    const detail = cause instanceof Error ? cause.message : String(cause);
+    const detail = errorMessage(cause);
     throw new ConfigError(file, undefined, `cannot read the file (${detail})`, undefined, "check the path", {
       cause,
     });

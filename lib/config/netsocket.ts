@@ -3,6 +3,7 @@
  * Keys match case-insensitively, like upstream; unknown keys are warned about by name.
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { HostLookup } from "../net/lookup.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
@@ -78,7 +79,7 @@ export async function validateNetSocket(
       throw new ConfigError(
         file,
         addressEntry.key,
-        `cannot resolve the host name (${cause instanceof Error ? cause.message : cause})`,
+        `cannot resolve the host name (${errorMessage(cause)})`,
         showValue(addressText),
         "write the group's address as a literal, or fix name resolution",
         { cause },

@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { errorMessage } from "../../lib/errors.ts";
 import { join } from "node:path";
 
 /** One captured packet: capture time in microseconds, captured bytes and the original length. */
@@ -272,7 +273,7 @@ function main(args: string[]): number {
       groups = burstCaptures(arg);
     } catch (cause) {
       console.error(
-        `lab_ack: ${arg}: no cases/ directory (${cause instanceof Error ? cause.message : cause})`,
+        `lab_ack: ${arg}: no cases/ directory (${errorMessage(cause)})`,
       );
       return 1;
     }

@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { errorMessage } from "../../lib/errors.ts";
 import { join } from "node:path";
 import { type AckFigures, ackFiguresOfFile, pool, quantile } from "./lab_ack.ts";
 
@@ -212,7 +213,7 @@ function main(args: string[]): number {
     labs = args.map(readLabRun);
   } catch (cause) {
     console.error(
-      `lab_burst: ${cause instanceof Error ? cause.message : cause}: pass lab --burst output directories`,
+      `lab_burst: ${errorMessage(cause)}: pass lab --burst output directories`,
     );
     return 1;
   }

@@ -4,6 +4,7 @@
  * points at the VM lab burst; writes .lab-out/bench/bench-DATE.json and prints markdown tables.
  * @module
  */
+import { errorMessage } from "../../lib/errors.ts";
 import { parseArgs } from "node:util";
 import {
   daemonFlags,
@@ -70,7 +71,7 @@ const { values } = (() => {
       },
     });
   } catch (error) {
-    die(`${error instanceof Error ? error.message : error}\n${USAGE}`);
+    die(`${errorMessage(error)}\n${USAGE}`);
   }
 })();
 if (values.help) {

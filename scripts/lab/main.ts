@@ -3,6 +3,7 @@
  * daemon on routers A and B, sends traffic through A and shows whether B mirrors A's session table.
  * @module
  */
+import { errorMessage } from "../../lib/errors.ts";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
@@ -131,7 +132,7 @@ async function main(): Promise<number> {
       },
     }));
   } catch (error) {
-    die(`${error instanceof Error ? error.message : error}\n${USAGE}`);
+    die(`${errorMessage(error)}\n${USAGE}`);
   }
   if (values.help) {
     console.log(USAGE);
