@@ -22,6 +22,7 @@ const IF_NAMESIZE = 16;
 
 /** A decoded `sockaddr_in` / `sockaddr_in6`. */
 export interface SocketAddress {
+  /** 4 or 6. */
   readonly family: 4 | 6;
   /** Raw address bytes (4 or 16), network order, without scope. */
   readonly bytes: Uint8Array;
@@ -88,6 +89,7 @@ export interface LocalAddress {
 /** Error from getifaddrs/getaddrinfo, with the C function and its error text. */
 export class HostLookupError extends Error {
   /**
+   * A failed host lookup.
    * @param message one line: the C function and its error text
    * @param options `cause`, when there is one
    */

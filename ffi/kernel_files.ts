@@ -19,6 +19,12 @@ const ABSENT = new Set([ENOENT, ENOTDIR, EACCES, EPERM]);
 
 /** A read that failed for another reason than the file being absent or forbidden. */
 export class KernelFileError extends Error {
+  /**
+   * A failed read of a kernel file.
+   * @param path the file that could not be read
+   * @param errno the C errno
+   * @param options `cause`, when there is one
+   */
   constructor(readonly path: string, readonly errno: number, options?: ErrorOptions) {
     super(`cannot read ${path}: ${errnoText(errno)}`, options);
     this.name = "KernelFileError";

@@ -55,6 +55,7 @@ function optionName(level: number, name: number): string {
 /** setsockopt() or getsockopt() failed. The message is one line naming the option, the value and the errno text. */
 export class SocketOptionError extends Error {
   /**
+   * A failed setsockopt()/getsockopt().
    * @param message one line, e.g. "setsockopt(IP_MULTICAST_TTL, 256) on descriptor 7 failed: Invalid argument"
    * @param errno the C errno
    * @param options `cause`, when there is one
@@ -71,6 +72,7 @@ export class SocketOptionError extends Error {
  */
 export class SocketDescriptorError extends Error {
   /**
+   * No single new descriptor matched.
    * @param message one line
    * @param found the new descriptors bound to the wanted address (empty or more than one)
    */

@@ -35,6 +35,7 @@ export type ExitCode = typeof EXIT[keyof typeof EXIT];
 /** An error that ends the daemon with a specific exit status and a one-line message. */
 export class JooldError extends Error {
   /**
+   * An error that ends the process with `exitCode`.
    * @param exitCode status the process exits with
    * @param message one line, no trailing period needed
    */

@@ -9,9 +9,13 @@ export type LogLevel = "error" | "warn" | "info" | "debug";
 
 /** What components log through. Messages are single lines. */
 export interface Logger {
+  /** Something failed. */
   error(message: string): void;
+  /** Something is wrong but the daemon carries on. */
   warn(message: string): void;
+  /** A notable event (start, stop, configuration). */
   info(message: string): void;
+  /** Detail for troubleshooting. */
   debug(message: string): void;
 }
 
@@ -19,15 +23,19 @@ export interface Logger {
 export class MemoryLogger implements Logger {
   /** Every line logged, as `level: message`. */
   readonly lines: string[] = [];
+  /** Records `error: message`. */
   error(message: string): void {
     this.lines.push(`error: ${message}`);
   }
+  /** Records `warn: message`. */
   warn(message: string): void {
     this.lines.push(`warn: ${message}`);
   }
+  /** Records `info: message`. */
   info(message: string): void {
     this.lines.push(`info: ${message}`);
   }
+  /** Records `debug: message`. */
   debug(message: string): void {
     this.lines.push(`debug: ${message}`);
   }

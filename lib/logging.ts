@@ -19,19 +19,28 @@ export type LineSink = (level: LogLevel, line: string) => void;
 
 /** A level-filtered logger writing through a sink. */
 export class SinkLogger implements Logger {
+  /**
+   * A logger that writes lines at `threshold` or more severe through `sink`.
+   * @param threshold the least severe level written
+   * @param sink where the lines go
+   */
   constructor(private readonly threshold: LogLevel, private readonly sink: LineSink) {}
   #emit(level: LogLevel, message: string): void {
     if (RANK[level] <= RANK[this.threshold]) this.sink(level, message.replace(/[\r\n]+/g, " "));
   }
+  /** Writes an error line. */
   error(message: string): void {
     this.#emit("error", message);
   }
+  /** Writes a warning line if the threshold allows it. */
   warn(message: string): void {
     this.#emit("warn", message);
   }
+  /** Writes an info line if the threshold allows it. */
   info(message: string): void {
     this.#emit("info", message);
   }
+  /** Writes a debug line if the threshold allows it. */
   debug(message: string): void {
     this.#emit("debug", message);
   }

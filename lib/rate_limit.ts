@@ -9,6 +9,7 @@ export class LogRateLimiter {
   readonly #last = new Map<string, { at: number; suppressed: number }>();
 
   /**
+   * A limiter allowing one line per key every `intervalMs`.
    * @param intervalMs minimum time between two lines of one key
    * @param now clock, injectable for tests
    */

@@ -59,7 +59,9 @@ export type DropReason = typeof DROP_REASONS[number];
 
 /** A point-in-time copy of every counter. */
 export interface StatsSnapshot {
+  /** Every plain counter. */
   counters: Record<CounterName, number>;
+  /** Drops by reason. */
   drops: Record<DropReason, number>;
   /** Kernel error replies by positive errno code. */
   kernelErrors: Record<string, number>;

@@ -9,6 +9,7 @@ import { renderForRequest } from "./stats_format.ts";
 
 /** Options of {@link StatsServer.open}. */
 export interface StatsServerOptions {
+  /** UDP port to bind. */
   readonly port: number;
   /** Addresses to bind, e.g. ["127.0.0.1", "::1"]. */
   readonly addresses: string[];
@@ -17,7 +18,9 @@ export interface StatsServerOptions {
    * (no IPv6 loopback) is skipped with a warning instead of failing start-up.
    */
   readonly defaultAddresses: boolean;
+  /** The counters to render. */
   readonly stats: Stats;
+  /** Where bind and reply errors are logged. */
   readonly log: Logger;
   /** Extra fields for the JSON view (instance, kernel version, format). */
   readonly describe?: () => Record<string, unknown>;

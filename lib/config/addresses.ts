@@ -5,10 +5,10 @@
 import { ipv4Bytes, ipv6Bytes } from "../net/address.ts";
 
 /** Parses a dotted-quad IPv4 literal; undefined when it is not one. */
-export const parseIPv4 = ipv4Bytes;
+export const parseIPv4: (text: string) => Uint8Array | undefined = ipv4Bytes;
 
 /** Parses an IPv6 literal (no scope, no brackets); undefined when it is not one. */
-export const parseIPv6 = ipv6Bytes;
+export const parseIPv6: (text: string) => Uint8Array | undefined = ipv6Bytes;
 
 /** Family of a literal address, or undefined when the text is not a literal. */
 export function literalFamily(text: string): 4 | 6 | undefined {

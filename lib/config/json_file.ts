@@ -7,6 +7,7 @@ import { errorMessage, EXIT, JooldError } from "../errors.ts";
 /** A config problem: `joold: <file>: "<field>": <problem>, got <value>; <remedy>`. */
 export class ConfigError extends JooldError {
   /**
+   * A one-line configuration error (exit status 3).
    * @param file the file's path as given
    * @param field the JSON key, or undefined for whole-file problems
    * @param problem what is wrong

@@ -17,7 +17,9 @@ export const DEFAULT_MODSOCKET_FILE = "modsocket.json";
 
 /** Both configurations. */
 export interface DaemonConfig {
+  /** The validated netsocket.json. */
   readonly net: NetSocketConfig;
+  /** The validated modsocket.json. */
   readonly mod: ModSocketConfig;
 }
 

@@ -14,24 +14,31 @@ export const JOOL_HDRLEN = 28;
 /** Bytes of the instance name field, NUL included. */
 export const INAME_SIZE = 16;
 /** ASCII "jool". */
-export const JOOL_MAGIC = Uint8Array.of(0x6a, 0x6f, 0x6f, 0x6c);
+export const JOOL_MAGIC: Uint8Array = Uint8Array.of(0x6a, 0x6f, 0x6f, 0x6c);
 
 /** Translator types (`xt`). joold always sends NAT64. */
 export const XT_SIIT = 1;
+/** `xt` value of NAT64 Jool (1 is SIIT); joold always sends it. */
 export const XT_NAT64 = 2;
 
 /** Jool header flags. */
 export const JOOLNLHDR_FLAGS_ERROR = 0x01;
+/** Header flag FORCE (unused by joold). */
 export const JOOLNLHDR_FLAGS_FORCE = 0x02;
+/** Header flag QUICK (unused by joold). */
 export const JOOLNLHDR_FLAGS_QUICK = 0x04;
 /** "More data": a foreach reply that needs another request with an offset. */
 export const JOOLNLHDR_FLAGS_M = 0x08;
 
 /** A Jool version major.minor.revision.dev; each part is one byte on the wire. */
 export interface JoolVersion {
+  /** Major version (4). */
   readonly major: number;
+  /** Minor version (1). */
   readonly minor: number;
+  /** Revision (9 … 15; 255 is the 4.2 release candidate). */
   readonly revision: number;
+  /** Development number (0 for releases). */
   readonly dev: number;
 }
 
@@ -55,8 +62,11 @@ export function versionText(v: JoolVersion): string {
 
 /** `struct joolnlhdr`, decoded. */
 export interface JoolHeader {
+  /** The sender's version (the kernel's in a multicast, the requester's in a reply). */
   readonly version: JoolVersion;
+  /** Translator type: 1 SIIT, 2 NAT64. */
   readonly xt: number;
+  /** ERROR (0x01), FORCE, QUICK, M (0x08) bits. */
   readonly flags: number;
   /** Instance name up to its NUL. */
   readonly iname: string;

@@ -40,15 +40,20 @@ import {
 
 /** `enum joolnl_operation` values joold uses (identical 4.1.9 → 4.1.15; the 4.2 rc renumbers them). */
 export const JNLOP_GLOBAL_FOREACH = 8;
+/** JOOLD_ADD: sessions from a peer, daemon → kernel (docs/protocol.md §4). */
 export const JNLOP_JOOLD_ADD = 27;
+/** JOOLD_ADVERTISE: asks the kernel to resend its whole session table. */
 export const JNLOP_JOOLD_ADVERTISE = 28;
+/** JOOLD_ACK: "batch received, send the next one" (docs/protocol.md §3). */
 export const JNLOP_JOOLD_ACK = 29;
 
 /** Top-level attributes (`enum joolnl_attr_root`). */
 export const JNLAR_SESSION_ENTRIES = 7;
+/** Root attribute OFFSET_U8: where a continued GLOBAL_FOREACH resumes. */
 export const JNLAR_OFFSET_U8 = 9;
 /** Error reply attributes. */
 export const JNLAERR_CODE = 1;
+/** Error-reply attribute MSG: NUL-terminated text. */
 export const JNLAERR_MSG = 2;
 /** Global `ss-enabled` (`JNLAG_JOOLD_ENABLED`), a u8 attribute at the top level of GLOBAL_FOREACH replies. */
 export const JNLAG_JOOLD_ENABLED = 27;
@@ -57,7 +62,7 @@ export const JNLAG_JOOLD_ENABLED = 27;
 export const GENL_REQUEST_VERSION = 1;
 
 /** Offset of the first attribute in any Jool message. */
-export const JOOL_ATTRS_OFFSET = NLMSG_HDRLEN + GENL_HDRLEN + JOOL_HDRLEN;
+export const JOOL_ATTRS_OFFSET: number = NLMSG_HDRLEN + GENL_HDRLEN + JOOL_HDRLEN;
 
 /** What every request needs besides its command. */
 export interface RequestContext {

@@ -15,19 +15,25 @@ export const NLA_HDRLEN = 4;
 
 /** Control message types (`linux/netlink.h`). */
 export const NLMSG_NOOP = 1;
+/** An error or an acknowledgment (`struct nlmsgerr`). */
 export const NLMSG_ERROR = 2;
+/** End of a multipart dump. */
 export const NLMSG_DONE = 3;
+/** Data lost (the receive buffer overflowed). */
 export const NLMSG_OVERRUN = 4;
 /** Types below this are control messages, not family messages. */
 export const NLMSG_MIN_TYPE = 0x10;
 
 /** `nlmsg_flags`: a request. joold's requests carry this flag only (never NLM_F_ACK). */
 export const NLM_F_REQUEST = 0x0001;
+/** `nlmsg_flags`: one part of a multipart message. */
 export const NLM_F_MULTI = 0x0002;
 
 /** Attribute type flags; the type proper is `nla_type & NLA_TYPE_MASK`. */
 export const NLA_F_NESTED = 0x8000;
+/** Attribute flag: the payload is in network byte order. */
 export const NLA_F_NET_BYTEORDER = 0x4000;
+/** Mask of the attribute type proper (without the two flags). */
 export const NLA_TYPE_MASK = 0x3fff;
 
 /** Whether this CPU is little-endian ("host order" in docs/protocol.md); defined once, in `ffi/endian.ts`. */
@@ -40,25 +46,37 @@ export function align4(n: number): number {
 
 /** `struct nlmsghdr`. */
 export interface NetlinkHeader {
+  /** Whole message length, header included. */
   readonly length: number;
+  /** Message type: a control type or a family id. */
   readonly type: number;
+  /** `NLM_F_*` flags. */
   readonly flags: number;
+  /** Sequence number (0 in kernel multicasts). */
   readonly seq: number;
+  /** Sender's port id (0 for the kernel). */
   readonly pid: number;
 }
 
 /** `struct genlmsghdr`. */
 export interface GenlHeader {
+  /** Command (0 in every message the kernel originates). */
   readonly cmd: number;
+  /** Family version (2 from the kernel, 1 from libnl requests). */
   readonly version: number;
+  /** Reserved, 0. */
   readonly reserved: number;
 }
 
 /** One attribute: its type with the flags masked off, the flags, and its payload (a view, not a copy). */
 export interface Attribute {
+  /** Type proper (flags masked off). */
   readonly type: number;
+  /** Whether NLA_F_NESTED was set. */
   readonly nested: boolean;
+  /** Whether NLA_F_NET_BYTEORDER was set. */
   readonly netByteOrder: boolean;
+  /** Payload, without padding (a view, not a copy). */
   readonly payload: Uint8Array;
 }
 

@@ -44,7 +44,9 @@ const RECEIVE_ERROR_MAX_BACKOFF_MS = 1_000;
 
 /** Dependencies of {@link NetChannel}. */
 export interface NetChannelDeps {
+  /** Counters the channel bumps. */
   readonly stats: Stats;
+  /** Where send and receive errors are logged. */
   readonly log: Logger;
 }
 

@@ -7,8 +7,11 @@
 
 /** One address of a local interface. */
 export interface InterfaceAddress {
+  /** Interface name. */
   readonly name: string;
+  /** 4 or 6. */
   readonly family: 4 | 6;
+  /** Address text, IPv6 without scope. */
   readonly address: string;
 }
 
