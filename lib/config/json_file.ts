@@ -24,9 +24,20 @@ export class ConfigError extends JooldError {
   ) {
     const where = field === undefined ? file : `${file}: "${field}"`;
     const value = got === undefined ? "" : `, got ${got}`;
-    super(EXIT.CONFIG, `${where}: ${problem}${value}; ${remedy}`, options);
+    super(EXIT.CONFIG, oneLine(`${where}: ${problem}${value}; ${remedy}`), options);
     this.name = "ConfigError";
   }
+}
+
+/**
+ * Escapes line breaks and other control characters (a key, a file name or V8's quote of the broken JSON may hold
+ * them), so that an error stays one line.
+ */
+function oneLine(text: string): string {
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => {
+    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
 }
 
 /** Renders a JSON value for an error message, shortened to stay on one line. */
