@@ -28,17 +28,21 @@ export interface SessionEntry {
   readonly timer: number;
   /** Milliseconds until the session expires. */
   readonly expiration: number;
-  /** IPv6 client address (16 bytes) and port / ICMP id. */
+  /** IPv6 client address (16 bytes). */
   readonly src6: Uint8Array;
+  /** IPv6 client port / ICMP id. */
   readonly src6Port: number;
   /** IPv6 destination (formats A and B). */
   readonly dst6?: Uint8Array;
+  /** IPv6 destination port (formats A and B). */
   readonly dst6Port?: number;
-  /** IPv4 pool4 address (4 bytes) and port / ICMP id. */
+  /** IPv4 pool4 address (4 bytes). */
   readonly src4: Uint8Array;
+  /** IPv4 pool4 port / ICMP id. */
   readonly src4Port: number;
   /** IPv4 peer (formats A and C). */
   readonly dst4?: Uint8Array;
+  /** IPv4 peer port (formats A and C). */
   readonly dst4Port?: number;
 }
 

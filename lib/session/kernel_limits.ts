@@ -161,4 +161,4 @@ export const ENUM_MAX: Readonly<Record<SessionFormat, Readonly<Uint8Array>>> = O
 ) as Record<SessionFormat, Uint8Array>;
 
 /** The largest legal l4_protocol (the same in every format and for every protocol). */
-export const PROTO_MAX = KERNEL_LIMITS.C.TCP.proto!.max;
+export const PROTO_MAX: number = KERNEL_LIMITS.C.TCP.proto!.max;
