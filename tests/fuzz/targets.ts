@@ -1,0 +1,743 @@
+/**
+ * Property-based fuzz targets (fast-check) for every decoder and validator of outside input: kernel messages,
+ * datagrams in each session format, session entries, the ACK-on-arrival check, both config files and stats
+ * requests. Used twice: by `tests/unit/fuzz.test.ts` (a bounded number of runs, fixed seed) and by
+ * `deno task fuzz` (`scripts/fuzz/main.ts`, ≥ 1 000 000 runs per target).
+ *
+ * Properties: no exception escapes (config files: only a JooldError with a one-line message); anything accepted
+ * re-encodes byte for byte; no accepted session entry has a field outside the kernel's range
+ * (lib/session/kernel_limits.ts); the ACK check never accepts what the full path would not ACK.
+ * @module
+ */
+import fc from "fast-check";
+import { decodeEntry, encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
+import { ENTRY_SIZE, type SessionFormat } from "../../lib/session/format.ts";
+import { KERNEL_LIMITS, type LimitedField, PROTO_BY_NUMBER } from "../../lib/session/kernel_limits.ts";
+import { MAX_PAYLOAD, validatePayload } from "../../lib/session/payload.ts";
+import { upstreamWire } from "../../lib/wire.ts";
+import { DROP_REASONS } from "../../lib/stats.ts";
+import {
+  align4,
+  encodeAttributes,
+  HOST_LITTLE_ENDIAN,
+  NLA_F_NESTED,
+  NLMSG_HDRLEN,
+  splitMessages,
+  viewOf,
+  writeGenlHeader,
+  writeNetlinkHeader,
+} from "../../lib/jool/netlink.ts";
+import { JNLAR_SESSION_ENTRIES, parseKernelMessage } from "../../lib/jool/messages.ts";
+import { packVersion, readJoolHeader, sameInstance } from "../../lib/jool/header.ts";
+import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
+import { parseConfigText } from "../../lib/config/json_file.ts";
+import { validateModSocket } from "../../lib/config/modsocket.ts";
+import { NETSOCKET_KEYS, validateNetSocket } from "../../lib/config/netsocket.ts";
+import type { HostLookup } from "../../lib/net/lookup.ts";
+import { JooldError } from "../../lib/errors.ts";
+import { MemoryLogger } from "../../lib/log.ts";
+import { Stats } from "../../lib/stats.ts";
+import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from "../../lib/stats_format.ts";
+
+/** One fuzz target: a name and a fast-check property over one generated input. */
+export interface FuzzTarget {
+  readonly name: string;
+  /** What the property checks, for the report. */
+  readonly checks: string;
+  /** Runs for the unit test (a fraction of a second each). */
+  readonly unitRuns: number;
+  readonly property: () => fc.IRawProperty<unknown, boolean>;
+}
+
+/**
+ * How many generated inputs reached the interesting branch (accepted, ACKed on arrival, parsed as a batch...) by
+ * target name: a target whose inputs never get there proves nothing, so the unit test checks it is not 0.
+ */
+export const ACCEPTED = new Map<string, number>();
+
+function accepted(name: string): void {
+  ACCEPTED.set(name, (ACCEPTED.get(name) ?? 0) + 1);
+}
+
+/** Outcome of one target's run. */
+export interface FuzzResult {
+  readonly name: string;
+  readonly runs: number;
+  readonly seed: number;
+  readonly ms: number;
+  /** Inputs that reached the interesting branch (see {@link ACCEPTED}). */
+  readonly accepted: number;
+  /** fast-check's report (counterexample, seed and path to replay) when the property failed. */
+  readonly failure?: string;
+}
+
+/** Runs `target` for `numRuns` cases from `seed`. */
+export async function runTarget(target: FuzzTarget, numRuns: number, seed: number): Promise<FuzzResult> {
+  ACCEPTED.set(target.name, 0);
+  const start = performance.now();
+  const details = await fc.check(target.property(), { numRuns, seed, endOnFailure: false });
+  const ms = performance.now() - start;
+  return {
+    name: target.name,
+    runs: details.numRuns,
+    seed,
+    ms,
+    accepted: ACCEPTED.get(target.name) ?? 0,
+    failure: details.failed
+      ? `${target.name}: seed ${seed}: ${fc.defaultReportMessage(details) ?? "failed"}`
+      : undefined,
+  };
+}
+
+/** Throws (with the message) when `ok` is false: a property's assertion. */
+function check(ok: boolean, message: () => string): void {
+  if (!ok) throw new Error(message());
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Generators
+
+/** Bytes edits: each (offset, value) overwrites one byte (offset taken modulo the length). */
+const edits = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 });
+
+/** `base` mutated: a few byte edits, then maybe cut or extended. */
+function mutated(base: fc.Arbitrary<Uint8Array>, editsOnly = false): fc.Arbitrary<Uint8Array> {
+  return fc.tuple(
+    base,
+    edits,
+    editsOnly ? fc.constant(0) : fc.integer({ min: -8, max: 8 }),
+    fc.uint8Array({ maxLength: 8 }),
+  ).map(([bytes, changes, resize, extra]) => {
+    let out = bytes.slice();
+    for (const [at, value] of changes) if (out.length > 0) out[at % out.length] = value;
+    if (resize < 0) out = out.slice(0, Math.max(0, out.length + resize));
+    else if (resize > 0) {
+      const longer = new Uint8Array(out.length + Math.min(resize, extra.length));
+      longer.set(out);
+      longer.set(extra.subarray(0, longer.length - out.length), out.length);
+      out = longer;
+    }
+    return out;
+  });
+}
+
+/** Any value a session field might hold on the wire, legal or not (raw bytes are written for the rest). */
+const sessionEntry: fc.Arbitrary<SessionEntry> = fc.record({
+  proto: fc.integer({ min: 0, max: 2 }),
+  state: fc.integer({ min: 0, max: 6 }),
+  timer: fc.integer({ min: 0, max: 2 }),
+  expiration: fc.oneof(fc.constantFrom(0, 0xffff_ffff), fc.nat({ max: 0xffff_ffff })),
+  src6: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+  src6Port: fc.nat({ max: 0xffff }),
+  dst6: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+  dst6Port: fc.nat({ max: 0xffff }),
+  src4: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+  src4Port: fc.nat({ max: 0xffff }),
+  dst4: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+  dst4Port: fc.nat({ max: 0xffff }),
+});
+
+/** One entry of `format`: valid, with its enum byte(s) overwritten at random, or mutated anywhere. */
+function entryBytes(format: SessionFormat): fc.Arbitrary<Uint8Array> {
+  const valid = fc.tuple(sessionEntry, fc.boolean()).map(([e, nested]) => encodeEntry(e, format, nested));
+  const enumAt = format === "A" ? [112, 120, 128] : format === "B" ? [50, 51] : [38, 39];
+  const badEnum = fc.tuple(valid, fc.constantFrom(...enumAt), fc.integer({ min: 0, max: 255 })).map(
+    ([bytes, at, value]) => {
+      const out = bytes.slice();
+      out[at] = value;
+      return out;
+    },
+  );
+  return fc.oneof(
+    { weight: 3, arbitrary: valid },
+    { weight: 2, arbitrary: badEnum },
+    { weight: 2, arbitrary: mutated(valid, true) },
+  );
+}
+
+/** A datagram for a `format` kernel: entries of any format, mutated, or random bytes. */
+function datagram(format: SessionFormat): fc.Arbitrary<Uint8Array> {
+  // A few distinct entries, or one repeated up to one entry past the largest datagram (oversize).
+  const entries = (f: SessionFormat) =>
+    fc.oneof(
+      { weight: 8, arbitrary: fc.array(entryBytes(f), { minLength: 1, maxLength: 3 }).map(concat) },
+      {
+        weight: 1,
+        arbitrary: fc.tuple(
+          entryBytes(f),
+          fc.integer({ min: 1, max: Math.floor(MAX_PAYLOAD / ENTRY_SIZE[f]) + 1 }),
+        )
+          .map(([e, n]) => concat(Array.from({ length: n }, () => e))),
+      },
+    );
+  return fc.oneof(
+    { weight: 5, arbitrary: entries(format) },
+    { weight: 2, arbitrary: mutated(entries(format)) },
+    { weight: 1, arbitrary: entries(format === "C" ? "A" : "C") },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }) },
+  );
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The Generic Netlink family id the kernel-message targets use. */
+export const FUZZ_FAMILY = 0x1d;
+
+/** Fields of one kernel message (multicast or reply), as the generator picks them. */
+interface KernelFields {
+  familyId: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  cmd: number;
+  genlVersion: number;
+  version: [number, number, number, number];
+  xt: number;
+  joolFlags: number;
+  iname: Uint8Array; // the 16-byte field
+  attributes: { type: number; payload: Uint8Array }[];
+}
+
+const INAMES = ["default", "DeFault", "nat64-b", "defaul", "default2", "", "x"];
+
+function inameField(name: string): Uint8Array {
+  const out = new Uint8Array(16);
+  out.set(new TextEncoder().encode(name));
+  return out;
+}
+
+const kernelFields: fc.Arbitrary<KernelFields> = fc.record({
+  familyId: fc.oneof({ weight: 6, arbitrary: fc.constant(FUZZ_FAMILY) }, fc.nat({ max: 0xffff })),
+  flags: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 0xffff })),
+  seq: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 0xffff_ffff })),
+  pid: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 0xffff_ffff })),
+  cmd: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 255 })),
+  genlVersion: fc.oneof({ weight: 4, arbitrary: fc.constant(2) }, fc.nat({ max: 255 })),
+  version: fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom<[number, number, number, number]>([4, 1, 9, 0], [4, 1, 13, 0]) },
+    fc.tuple(
+      fc.constantFrom(3, 4, 5),
+      fc.constantFrom(0, 1, 2),
+      fc.constantFrom(0, 9, 12, 15, 255),
+      fc.nat({ max: 255 }),
+    ),
+  ),
+  xt: fc.oneof({ weight: 6, arbitrary: fc.constant(2) }, fc.nat({ max: 255 })),
+  joolFlags: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 255 })),
+  iname: fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...INAMES).map(inameField) },
+    fc.uint8Array({ minLength: 16, maxLength: 16 }),
+  ),
+  attributes: fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.tuple(datagram("C"), fc.boolean()).map(([payload, nested]) => [
+        { type: JNLAR_SESSION_ENTRIES | (nested ? NLA_F_NESTED : 0), payload: payload.subarray(0, 400) },
+      ]),
+    },
+    fc.array(
+      fc.record({ type: fc.nat({ max: 0xffff }), payload: fc.uint8Array({ maxLength: 24 }) }),
+      { maxLength: 3 },
+    ),
+  ),
+});
+
+/** Encodes `f` as the kernel would (nlmsghdr, genlmsghdr, joolnlhdr, attributes). */
+function kernelMessage(f: KernelFields): Uint8Array {
+  const attrs = encodeAttributes(f.attributes);
+  const out = new Uint8Array(48 + attrs.length);
+  writeNetlinkHeader(out, { length: out.length, type: f.familyId, flags: f.flags, seq: f.seq, pid: f.pid });
+  writeGenlHeader(out, 16, { cmd: f.cmd, version: f.genlVersion, reserved: 0 });
+  out.set([0x6a, 0x6f, 0x6f, 0x6c], 20);
+  out.set(f.version, 24);
+  out[28] = f.xt;
+  out[29] = f.joolFlags;
+  out.set(f.iname, 32);
+  out.set(attrs, 48);
+  return out;
+}
+
+const kernelBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 4, arbitrary: kernelFields.map(kernelMessage) },
+  { weight: 4, arbitrary: mutated(kernelFields.map(kernelMessage)) },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 120 }) },
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Oracles
+
+/** The kernel-limit table's verdict on a decoded entry, read independently of the validator. */
+function outsideKernelRange(entry: SessionEntry, format: SessionFormat): string | undefined {
+  const proto = PROTO_BY_NUMBER[entry.proto];
+  if (proto === undefined) return `proto ${entry.proto}`;
+  const limits = KERNEL_LIMITS[format][proto];
+  for (const [field, limit] of Object.entries(limits) as [LimitedField, { min: number; max: number }][]) {
+    if (field === "flags") continue; // not a decoded field: checked on the bytes below
+    const value = entry[field];
+    if (value === undefined) return `${field} missing`;
+    if (value < limit.min || value > limit.max) return `${field} ${value}`;
+  }
+  return undefined;
+}
+
+/** Checks an accepted payload entry by entry: decodes, in the kernel's range, re-encodes byte for byte. */
+function checkAccepted(payload: Uint8Array, format: SessionFormat): void {
+  const size = ENTRY_SIZE[format];
+  check(
+    payload.length % size === 0,
+    () => `accepted ${payload.length} bytes, not whole ${size}-byte entries`,
+  );
+  for (let at = 0; at < payload.length; at += size) {
+    const bytes = payload.subarray(at, at + size);
+    const r = decodeEntry(bytes, format);
+    check(r.ok, () => `accepted entry ${at / size} fails decodeEntry: ${JSON.stringify(r)}`);
+    if (!r.ok) return;
+    const outside = outsideKernelRange(r.entry, format);
+    check(
+      outside === undefined,
+      () => `accepted entry ${at / size} has ${outside} outside the kernel's range`,
+    );
+    if (format !== "A") {
+      const packed = viewOf(bytes).getUint16(size - 2, false);
+      check(
+        (packed >> 7) <= KERNEL_LIMITS[format].TCP.flags!.max,
+        () => `reserved bits in 0x${packed.toString(16)}`,
+      );
+    }
+    const nested = format === "A" && (viewOf(bytes).getUint16(2, HOST_LITTLE_ENDIAN) & NLA_F_NESTED) !== 0;
+    const again = encodeEntry(r.entry, format, nested);
+    check(sameBytes(again, bytes), () => `entry ${hex(bytes)} re-encodes as ${hex(again)}`);
+  }
+}
+
+/**
+ * What the kernel channel's full path decides for a datagram holding one message: ACK it or not. The same
+ * oracle as the 20 000-mutation test of tests/unit/ack_check.test.ts (parseKernelMessage + the channel's rules).
+ */
+export function fullPathAcks(datagram: Uint8Array, familyId: number, instance: string): boolean {
+  const m = parseKernelMessage(datagram, familyId);
+  switch (m.kind) {
+    case "batch":
+      return sameInstance(m.header.iname, instance) && m.header.version.major === 4 &&
+        m.header.version.minor === 1 && m.header.version.revision !== 255;
+    case "jool_reply":
+      return m.pid === 0 && sameInstance(m.header.iname, instance);
+    case "invalid":
+      return !m.header || sameInstance(m.header.iname, instance);
+    default:
+      return false;
+  }
+}
+
+/** A JooldError whose message is one line, or a failure naming what escaped. */
+function checkConfigError(error: unknown, text: string): void {
+  check(
+    error instanceof JooldError,
+    () => `${JSON.stringify(text)} threw ${error instanceof Error ? error.name : typeof error}: ${error}`,
+  );
+  const message = (error as Error).message;
+  check(
+    !/[\r\n\u2028\u2029]/.test(message),
+    () => `${JSON.stringify(text)}: message on several lines: ${message}`,
+  );
+}
+
+/** Answers like a host with lo, eth0 and eth1 (documentation addresses only). */
+const fuzzLookup: HostLookup = {
+  interfaceIndex: (name) => ({ lo: 1, eth0: 2, eth1: 3 } as Record<string, number>)[name],
+  interfaceAddresses: () => [
+    { name: "lo", family: 4, address: "127.0.0.1" },
+    { name: "lo", family: 6, address: "::1" },
+    { name: "eth0", family: 4, address: "192.0.2.1" },
+    { name: "eth0", family: 6, address: "2001:db8::1" },
+  ],
+  resolveHost: (name) =>
+    Promise.resolve(
+      ({ "sync-group.example": ["233.252.0.64"], "unicast.example": ["192.0.2.80"] } as Record<
+        string,
+        string[]
+      >)[
+        name
+      ] ?? [],
+    ),
+  servicePort: (name) => ({ domain: 53, joold: 6464 } as Record<string, number>)[name],
+};
+
+/** JSON values a config field might hold: plausible ones, edge cases and anything. */
+const configValue = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      "233.252.0.64",
+      "ff08::db8:64:64",
+      "ff02::db8:64%eth0",
+      "ff02::db8:64%nope",
+      "233.252.0.64%eth0",
+      "192.0.2.80",
+      "sync-group.example",
+      "unicast.example",
+      "no.such.example",
+      "eth0",
+      "eth1",
+      "lo",
+      "192.0.2.1",
+      "2001:db8::1",
+      "6464",
+      "joold",
+      "domain",
+      "65536",
+      "0",
+      "-1",
+      "default",
+      "a\nb",
+      "x".repeat(16),
+      "",
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.oneof(fc.integer({ min: -2, max: 70_000 }), fc.double(), fc.boolean(), fc.constant(null)),
+  },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+  { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 20 }) },
+);
+
+/** A key in random case, or a stranger one (control characters included). */
+function configKey(keys: readonly string[]): fc.Arbitrary<string> {
+  return fc.oneof(
+    {
+      weight: 6,
+      arbitrary: fc.tuple(fc.constantFrom(...keys), fc.nat()).map(([k, bits]) =>
+        [...k].map((c, i) => (bits >> (i % 30)) & 1 ? c.toUpperCase() : c).join("")
+      ),
+    },
+    { weight: 1, arbitrary: fc.constantFrom("a\nb", "A\nB", "\u2028", "İnstance") },
+    { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 12 }) },
+  );
+}
+
+/** A config file's text: an object of those keys (duplicates in other case included), or broken text. */
+function configText(keys: readonly string[]): fc.Arbitrary<string> {
+  const object = fc.array(fc.tuple(configKey(keys), configValue), { maxLength: 8 }).map((pairs) =>
+    "{" + pairs.map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v) ?? "null"}`).join(", ") + "}"
+  );
+  return fc.oneof(
+    { weight: 6, arbitrary: object },
+    { weight: 1, arbitrary: fc.tuple(object, fc.nat()).map(([t, n]) => t.slice(0, n % (t.length + 1))) },
+    { weight: 1, arbitrary: fc.json() },
+    { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 40 }) },
+  );
+}
+
+/** A netsocket.json close to a working one: plausible values per key, then a few keys overridden or added. */
+const netsocketText: fc.Arbitrary<string> = fc.tuple(
+  fc.record({
+    "multicast address": fc.constantFrom(
+      "233.252.0.64",
+      "ff08::db8:64:64",
+      "ff02::db8:64%eth0",
+      "sync-group.example",
+    ),
+    "multicast port": fc.constantFrom("6464", 6464, "joold", "0"),
+    "in interface": fc.constantFrom("192.0.2.1", "eth0", "lo", "2001:db8::1"),
+    "out interface": fc.constantFrom("192.0.2.1", "eth0", "eth1"),
+    reuseaddr: fc.constantFrom(0, 1, 2 ** 31, "1"),
+    ttl: fc.constantFrom(0, 1, 255, 256, -1),
+  }, { requiredKeys: ["multicast address", "multicast port"] }),
+  fc.array(fc.tuple(configKey(NETSOCKET_KEYS), configValue), { maxLength: 2 }),
+  fc.nat(),
+).map(([fields, extra, caseBits]) => {
+  const pairs: [string, unknown][] = [
+    ...Object.entries(fields).map(([k, v], i): [string, unknown] => [
+      (caseBits >> (i % 30)) & 1 ? k.toUpperCase() : k,
+      v,
+    ]),
+    ...extra,
+  ];
+  return "{" + pairs.map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v) ?? "null"}`).join(", ") + "}";
+});
+
+const STATS = new Stats();
+STATS.add("NET_RCVD_PKTS", 3);
+STATS.drop("net_bad_field");
+STATS.kernelError(22);
+
+// ---------------------------------------------------------------------------------------------------------
+// Targets
+
+function datagramTarget(format: SessionFormat): FuzzTarget {
+  return {
+    name: `datagram format ${format}`,
+    checks: "validatePayload/upstreamWire.decode: no exception; a drop names a known reason; an accepted " +
+      "datagram is passed verbatim, each entry decodes, lies in the kernel's range and re-encodes byte for byte",
+    unitRuns: 2000,
+    property: () =>
+      fc.property(datagram(format), (bytes) => {
+        const direct = validatePayload(bytes, format);
+        const wire = upstreamWire.decode(bytes, format);
+        check(direct.ok === wire.ok, () => "validatePayload and upstreamWire.decode disagree");
+        if (!wire.ok) {
+          check((DROP_REASONS as readonly string[]).includes(wire.reason), () =>
+            `unknown reason ${wire.reason}`);
+          check(!/[\r\n]/.test(wire.detail), () =>
+            `detail on several lines: ${wire.detail}`);
+          return true;
+        }
+        accepted(`datagram format ${format}`);
+        check(wire.payload === bytes, () => "the accepted payload is not the datagram itself");
+        check(wire.sessions === bytes.length / ENTRY_SIZE[format], () => `${wire.sessions} sessions counted`);
+        checkAccepted(bytes, format);
+        return true;
+      }),
+  };
+}
+
+/** Every target, in report order. */
+export const TARGETS: readonly FuzzTarget[] = [
+  {
+    name: "kernel message",
+    checks:
+      "parseKernelMessage: no exception; a batch's payload is its first attribute verbatim; a message " +
+      "built from fields parses back to them",
+    unitRuns: 2000,
+    property: () =>
+      fc.property(fc.oneof(kernelBytes, kernelFields.map((f) => [f] as const)), (input) => {
+        const built = input instanceof Uint8Array ? undefined : input[0];
+        const bytes = built ? kernelMessage(built) : input as Uint8Array;
+        const m = parseKernelMessage(bytes, FUZZ_FAMILY);
+        if (m.kind === "batch") {
+          accepted("kernel message");
+          const at = 48;
+          const len = viewOf(bytes).getUint16(at, HOST_LITTLE_ENDIAN);
+          check(
+            m.payload.buffer === bytes.buffer && m.payload.byteOffset === bytes.byteOffset + at + 4 &&
+              m.payload.length === len - 4,
+            () => "the batch payload is not the first attribute's bytes",
+          );
+        }
+        if (built && built.familyId === FUZZ_FAMILY && built.xt === 2) {
+          const header = readJoolHeader(bytes, 20);
+          if (header.ok) {
+            check(m.kind !== "invalid" && m.kind !== "other", () => `a well-formed message is ${m.kind}`);
+            if (m.kind === "batch" || m.kind === "jool_reply") {
+              check(m.seq === built.seq && m.header.flags === built.joolFlags, () => "seq/flags differ");
+              check(
+                packVersion(m.header.version) === packVersion({
+                  major: built.version[0],
+                  minor: built.version[1],
+                  revision: built.version[2],
+                  dev: built.version[3],
+                }),
+                () => "version differs",
+              );
+              const firstIsBatch = built.attributes.length > 0 &&
+                (built.attributes[0].type & 0x3fff) === JNLAR_SESSION_ENTRIES;
+              check((m.kind === "batch") === firstIsBatch, () =>
+                `${m.kind} for attributes ${built.attributes}`);
+              if (m.kind === "batch") {
+                check(sameBytes(m.payload, built.attributes[0].payload), () =>
+                  "payload differs");
+              }
+            }
+          }
+        }
+        return true;
+      }),
+  },
+  {
+    name: "netlink datagram split",
+    checks:
+      "splitMessages: no exception; the messages are the datagram's own bytes, each at the aligned end " +
+      "of the one before, and cover it all when no error is reported",
+    unitRuns: 2000,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          fc.array(kernelBytes, { maxLength: 3 }).map((ms) => concat(ms.map((m) => padTo4(m)))),
+          mutated(fc.array(kernelFields.map(kernelMessage), { minLength: 1, maxLength: 3 }).map(concat)),
+          fc.uint8Array({ maxLength: 80 }),
+        ),
+        (bytes) => {
+          const { messages, error } = splitMessages(bytes);
+          let at = 0;
+          for (const m of messages) {
+            check(
+              m.buffer === bytes.buffer && m.byteOffset === bytes.byteOffset + at && m.length >= NLMSG_HDRLEN,
+              () => `message at ${at} is not the datagram's bytes`,
+            );
+            check(viewOf(m).getUint32(0, HOST_LITTLE_ENDIAN) === m.length, () =>
+              "length differs from nlmsg_len");
+            at += align4(m.length);
+          }
+          if (messages.length > 0) {
+            accepted("netlink datagram split");
+          }
+          if (error === undefined) {
+            check(at >= bytes.length, () =>
+              `${bytes.length - at} bytes left unreported`);
+          } else check(at < bytes.length, () => `error "${error}" with nothing left`);
+          return true;
+        },
+      ),
+  },
+  {
+    name: "ack check",
+    checks:
+      "ackableBatchVersion never accepts a datagram the full path (parseKernelMessage + the channel's " +
+      "rules) would not ACK, and returns the header's version when it accepts",
+    unitRuns: 5000,
+    property: () =>
+      fc.property(
+        kernelBytes,
+        fc.constantFrom("default", "DEFAULT", "", "nat64-b", "other"),
+        (bytes, instance) => {
+          const version = ackableBatchVersion(bytes, FUZZ_FAMILY, instanceKey(instance));
+          if (version === 0) return true;
+          accepted("ack check");
+          check(fullPathAcks(bytes, FUZZ_FAMILY, instance), () => `ACKed on arrival only: ${hex(bytes)}`);
+          check(version === viewOf(bytes).getUint32(24, false), () => `version 0x${version.toString(16)}`);
+          return true;
+        },
+      ),
+  },
+  datagramTarget("A"),
+  datagramTarget("B"),
+  datagramTarget("C"),
+  {
+    name: "session entry",
+    checks:
+      "encodeEntry accepts exactly the in-range entries and decodeEntry gives them back; decodeEntry on " +
+      "any entry-sized bytes throws nothing and what it accepts re-encodes byte for byte",
+    unitRuns: 2000,
+    property: () =>
+      fc.property(
+        fc.constantFrom<SessionFormat>("A", "B", "C"),
+        sessionEntry,
+        fc.record({
+          proto: fc.integer({ min: -1, max: 4 }),
+          state: fc.integer({ min: -1, max: 8 }),
+          timer: fc.integer({ min: -1, max: 4 }),
+        }),
+        fc.boolean(),
+        fc.uint8Array({ minLength: 140, maxLength: 140 }),
+        (format, base, enums, raw, noise) => {
+          const entry = raw ? { ...base, ...enums } : base;
+          let bytes: Uint8Array | undefined;
+          try {
+            bytes = encodeEntry(entry, format);
+          } catch (error) {
+            check(error instanceof RangeError, () => `encodeEntry threw ${error}`);
+          }
+          const outside = outsideKernelRange(entry, format);
+          check((bytes === undefined) === (outside !== undefined), () => `encode accepted ${outside}`);
+          if (bytes) {
+            accepted("session entry");
+            const r = decodeEntry(bytes, format);
+            check(r.ok, () => `decodeEntry refused its own encoding: ${JSON.stringify(r)}`);
+            if (r.ok) {
+              for (const [k, v] of Object.entries(r.entry)) {
+                const want = (entry as unknown as Record<string, unknown>)[k];
+                check(
+                  v instanceof Uint8Array ? sameBytes(v, want as Uint8Array) : v === want,
+                  () => `${k} came back as ${v}`,
+                );
+              }
+            }
+          }
+          const sized = noise.slice(0, ENTRY_SIZE[format]);
+          viewOf(sized).setUint16(0, ENTRY_SIZE[format], HOST_LITTLE_ENDIAN);
+          const r = decodeEntry(sized, format);
+          if (r.ok) checkAccepted(sized, format);
+          return true;
+        },
+      ),
+  },
+  {
+    name: "netsocket.json",
+    checks:
+      "parseConfigText + validateNetSocket: a config or a JooldError with a one-line message, nothing else",
+    unitRuns: 1000,
+    property: () =>
+      fc.asyncProperty(fc.oneof(netsocketText, configText(NETSOCKET_KEYS)), async (text) => {
+        try {
+          await validateNetSocket(parseConfigText("netsocket.json", text), fuzzLookup, new MemoryLogger());
+          accepted("netsocket.json");
+        } catch (error) {
+          checkConfigError(error, text);
+        }
+        return true;
+      }),
+  },
+  {
+    name: "modsocket.json",
+    checks:
+      "parseConfigText + validateModSocket: a config or a JooldError with a one-line message, nothing else",
+    unitRuns: 1000,
+    property: () =>
+      fc.property(configText(["instance"]), (text) => {
+        try {
+          const config = validateModSocket(parseConfigText("modsocket.json", text), new MemoryLogger());
+          check(config.instance.length > 0 && config.instance.length <= 15, () =>
+            `instance ${config.instance}`);
+          accepted("modsocket.json");
+        } catch (error) {
+          checkConfigError(error, text);
+        }
+        return true;
+      }),
+  },
+  {
+    name: "stats request",
+    checks:
+      "renderForRequest on any datagram's text: no exception; one of the three views (JSON that parses)",
+    unitRuns: 1000,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          fc.constantFrom("json", " JSON\n", "prometheus", "Metrics\r\n", "", "\0").map((t) =>
+            new TextEncoder().encode(t)
+          ),
+          fc.uint8Array({ maxLength: 64 }),
+        ),
+        (request) => {
+          const snapshot = STATS.snapshot();
+          const reply = renderForRequest(new TextDecoder().decode(request), snapshot, {
+            instance: "default",
+          });
+          const views = [
+            renderCsvText(snapshot),
+            renderJson(snapshot, { instance: "default" }),
+            renderPrometheus(snapshot),
+          ];
+          check(views.includes(reply), () => `reply is none of the views: ${reply.slice(0, 40)}`);
+          if (reply !== views[0]) accepted("stats request");
+          if (reply === views[1]) JSON.parse(reply);
+          return true;
+        },
+      ),
+  },
+];
+
+function padTo4(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(align4(bytes.length));
+  out.set(bytes);
+  return out;
+}
