@@ -1,5 +1,7 @@
 /**
- * joold: Jool's session-sync daemon on Deno. Wiring only: parse the command line, pick the logger, run.
+ * joold: Jool's session-sync daemon on Deno. Wiring only: parse the command line, pick the logger, run — or,
+ * in the Worker that is the kernel thread, run that thread (`lib/kernel/thread.ts`: the Worker runs this same
+ * module, so every one-file form carries it).
  * @module
  */
 import { parseCli, USAGE } from "./lib/cli.ts";
@@ -7,6 +9,9 @@ import { EXIT, JooldError } from "./lib/errors.ts";
 import { LibraryLoadError } from "./ffi/libc.ts";
 import { SinkLogger, stderrSink, syslogSink } from "./lib/logging.ts";
 import { checkConfig, runDaemon } from "./lib/daemon.ts";
+import { libnlKernel } from "./lib/kernel/libnl_transport.ts";
+import { isKernelThread, kernelThreadMain } from "./lib/kernel/thread.ts";
+import type { KernelAccess } from "./lib/kernel/transport.ts";
 import { JOOLD_VERSION } from "./lib/version.ts";
 
 function fail(message: string, code: number): never {
@@ -14,10 +19,14 @@ function fail(message: string, code: number): never {
   Deno.exit(code);
 }
 
-async function main(): Promise<void> {
+/**
+ * The program: `args` as on the command line, `kernel` how to reach the kernel. Exits the process on errors
+ * with one line and the documented status. Test entry points call it with a kernel double.
+ */
+export async function main(args: string[], kernel: KernelAccess): Promise<void> {
   let cli;
   try {
-    cli = parseCli(Deno.args);
+    cli = parseCli(args);
   } catch (error) {
     if (error instanceof JooldError) fail(error.message, error.exitCode);
     throw error;
@@ -36,7 +45,7 @@ async function main(): Promise<void> {
       console.log(await checkConfig(cli, log));
       return;
     }
-    await runDaemon(cli, log);
+    await runDaemon(cli, kernel, log);
   } catch (error) {
     if (error instanceof JooldError) fail(error.message, error.exitCode);
     if (error instanceof LibraryLoadError) fail(error.message, EXIT.LIBRARY);
@@ -51,7 +60,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  await main();
+if (isKernelThread()) {
+  kernelThreadMain();
+} else if (import.meta.main) {
+  await main(Deno.args, libnlKernel(import.meta.url));
   Deno.exit(0);
 }

@@ -11,8 +11,11 @@
 export const LIBC_SYMBOLS = {
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) — runs on a worker thread so the loop stays free. */
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) — synchronous form for zero-timeout checks. */
-  poll_now: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /**
+   * int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) — synchronous: it blocks the calling thread, so only
+   * the kernel thread (a Worker of its own) waits in it.
+   */
+  poll_sync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   /** int pipe2(int pipefd[2], int flags) */
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t count) */
@@ -25,6 +28,8 @@ export const LIBC_SYMBOLS = {
   recv: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
   /** ssize_t send(int sockfd, const void *buf, size_t len, int flags) */
   send: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
+  /** int socketpair(int domain, int type, int protocol, int sv[2]) */
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen) */
@@ -80,6 +85,7 @@ export const LIBC_SYMBOLS = {
 /** Raised when a shared library cannot be loaded; the message names the Debian package to install. */
 export class LibraryLoadError extends Error {
   /**
+   * A library that could not be opened.
    * @param library file name passed to dlopen
    * @param debianPackage package that provides it
    */
@@ -89,7 +95,8 @@ export class LibraryLoadError extends Error {
   }
 }
 
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+/** libc's symbols as {@link loadLibc} returns them. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 let libc: Libc | undefined;
 
 /** Opens libc once and returns its symbols. Throws {@link LibraryLoadError}. */

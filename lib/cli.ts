@@ -6,21 +6,18 @@ import { parseArgs } from "node:util";
 import { EXIT, JooldError } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 import { literalFamily } from "./config/addresses.ts";
-
-/** Default stats bind addresses: loopback only (upstream binds "::", every address). */
-export const DEFAULT_STATS_ADDRESSES = ["127.0.0.1", "::1"];
+import type { DaemonOptions } from "./daemon.ts";
 
 /** What the command line asked for. */
-export interface CliOptions {
+export interface CliOptions extends DaemonOptions {
+  /** What to do: run the daemon, print help or the version, or check the configuration. */
   readonly mode: "run" | "help" | "version" | "check";
-  readonly netFile?: string;
-  readonly modFile?: string;
-  readonly statsPort?: number;
-  readonly statsAddresses: string[];
+  /** --stats-address values; undefined when none was given (the daemon's loopback default). */
+  readonly statsAddresses?: string[];
+  /** --log-level. */
   readonly logLevel: LogLevel;
+  /** --syslog: log to syslog instead of stderr. */
   readonly syslog: boolean;
-  /** Test-only: Jool version the kernel double pretends to run. */
-  readonly kernelDouble?: string;
 }
 
 /** Usage text printed by `--help`. */
@@ -40,7 +37,6 @@ Options:
   --stats-address ADDR    address the stats server binds (repeatable; default 127.0.0.1 and ::1)
   --version               print the version and exit
   --help                  print this help and exit
-  --kernel-double=VERSION TEST ONLY: replace the Jool kernel with a double speaking VERSION on stdin/stdout
 
 Stats: send any datagram to the stats port for the six counters; "json" or "prometheus" for every counter.
 `;
@@ -60,7 +56,6 @@ export function parseCli(args: string[]): CliOptions {
         "log-level": { type: "string" },
         syslog: { type: "boolean" },
         "stats-address": { type: "string", multiple: true },
-        "kernel-double": { type: "string" },
       },
     });
   } catch (cause) {
@@ -85,8 +80,8 @@ export function parseCli(args: string[]): CliOptions {
     );
   }
   const statsPort = positionals[2] === undefined ? undefined : parseStatsPort(positionals[2]);
-  const statsAddresses = values["stats-address"] ?? DEFAULT_STATS_ADDRESSES;
-  for (const address of statsAddresses) {
+  const statsAddresses = values["stats-address"];
+  for (const address of statsAddresses ?? []) {
     if (literalFamily(address) === undefined) {
       throw new JooldError(
         EXIT.USAGE,
@@ -95,13 +90,6 @@ export function parseCli(args: string[]): CliOptions {
         }; use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::`,
       );
     }
-  }
-  const doubleVersion = values["kernel-double"];
-  if (doubleVersion !== undefined && !/^\d+\.\d+\.\d+(\.\d+)?$/.test(doubleVersion)) {
-    throw new JooldError(
-      EXIT.USAGE,
-      `--kernel-double: not a Jool version, got ${JSON.stringify(doubleVersion)}; use e.g. 4.1.13`,
-    );
   }
   const mode = values.help ? "help" : values.version ? "version" : values.check ? "check" : "run";
   return {
@@ -112,7 +100,6 @@ export function parseCli(args: string[]): CliOptions {
     statsAddresses,
     logLevel: logLevel as LogLevel,
     syslog: values.syslog ?? false,
-    kernelDouble: doubleVersion,
   };
 }
 

@@ -3,46 +3,54 @@
  * then close everything within a second.
  * @module
  */
-import { type CliOptions, DEFAULT_STATS_ADDRESSES } from "./cli.ts";
 import { EXIT, JooldError } from "./errors.ts";
 import { describeConfig, loadConfig } from "./config/load.ts";
 import { KernelChannel } from "./kernel/channel.ts";
-import { openKernelDouble } from "./kernel/double.ts";
-import { openLibnlTransport } from "./kernel/libnl_transport.ts";
-import type { KernelTransport } from "./kernel/transport.ts";
-import { formatFor, parseJoolVersion, readLoadedJoolVersion, versionText } from "./kernel/version.ts";
+import type { KernelAccess, KernelTransport } from "./kernel/transport.ts";
+import { formatFor, versionText } from "./kernel/version.ts";
 import type { Logger } from "./log.ts";
 import { NetChannel } from "./net/channel.ts";
 import { LibcHostLookup } from "./net/host_lookup.ts";
 import { Relay } from "./relay.ts";
 import { Stats } from "./stats.ts";
-import { StatsServer } from "./stats_server.ts";
+import { DEFAULT_STATS_ADDRESSES, StatsServer } from "./stats_server.ts";
 import { upstreamWire } from "./wire.ts";
 import { warmUp } from "./warmup.ts";
+
+/** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
+export interface DaemonOptions {
+  /** netsocket.json (default ./netsocket.json). */
+  readonly netFile?: string;
+  /** modsocket.json (default ./modsocket.json; instance "default" when absent). */
+  readonly modFile?: string;
+  /** UDP port of the stats server; none when undefined. */
+  readonly statsPort?: number;
+  /** Addresses the stats server binds; undefined: {@link DEFAULT_STATS_ADDRESSES}. */
+  readonly statsAddresses?: readonly string[];
+}
 
 /** How long a clean shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 800;
 
 /** Validates the configuration and prints it (`--check`). Throws JooldError. */
-export async function checkConfig(cli: CliOptions, log: Logger): Promise<string> {
-  const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
-  return describeConfig(config, cli.statsPort, cli.statsAddresses);
+export async function checkConfig(options: DaemonOptions, log: Logger): Promise<string> {
+  const config = await loadConfig(options.netFile, options.modFile, new LibcHostLookup(), log);
+  return describeConfig(config, options.statsPort, [...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES)]);
 }
 
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves when everything is closed; throws JooldError on start-up
- * failures. A second signal exits at once.
+ * failures. A second signal exits at once. `kernel` opens the kernel side: libnl and the kernel thread in
+ * production (`lib/kernel/libnl_transport.ts`), a double in tests.
  */
-export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
+export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, log: Logger): Promise<void> {
   // Listen for signals before anything else, so a SIGTERM during start-up also ends in a clean close.
   const signalled = waitForSignal(log);
-  const config = await loadConfig(cli.netFile, cli.modFile, new LibcHostLookup(), log);
+  const config = await loadConfig(options.netFile, options.modFile, new LibcHostLookup(), log);
   const stats = new Stats();
 
-  const kernelVersion = cli.kernelDouble !== undefined
-    ? parseJoolVersion(cli.kernelDouble)
-    : readLoadedJoolVersion();
-  // Before the kernel socket joins the group: a kernel that sent us a batch would wait for its ACK meanwhile.
+  const kernelVersion = kernel.readVersion();
+  // Before the kernel socket joins the group: the main thread's first calls, compiled (lib/warmup.ts).
   const warm = await warmUp({
     instance: config.mod.instance,
     format: kernelVersion ? formatFor(kernelVersion) : undefined,
@@ -55,41 +63,33 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
   );
 
   // Kernel first, as upstream ≥4.1.13 does: "Jool is not loaded" is the most common start-up failure.
-  let transport: KernelTransport;
-  if (cli.kernelDouble !== undefined) {
-    log.warn(
-      `TEST ONLY: using a kernel double (Jool ${cli.kernelDouble}) on stdin/stdout instead of the kernel`,
-    );
-    transport = openKernelDouble({ version: cli.kernelDouble });
-  } else {
-    transport = openLibnlTransport();
-  }
+  const transport: KernelTransport = await kernel.open(config.mod.instance, kernelVersion);
   const closers: (() => void | Promise<void>)[] = [() => transport.close()];
   const closeAll = async () => {
     for (const close of [...closers].reverse()) await close();
   };
   try {
-    const kernel = await KernelChannel.open({
+    const channel = await KernelChannel.open({
       instance: config.mod.instance,
       transport,
       stats,
       log,
       kernelVersion,
     });
-    closers.push(() => kernel.close());
+    closers.push(() => channel.close());
     const net = await NetChannel.open(config.net, { stats, log });
     closers.push(() => net.close());
-    if (cli.statsPort !== undefined) {
+    if (options.statsPort !== undefined) {
       const server = StatsServer.open({
-        port: cli.statsPort,
-        addresses: cli.statsAddresses,
-        defaultAddresses: cli.statsAddresses === DEFAULT_STATS_ADDRESSES,
+        port: options.statsPort,
+        addresses: [...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES)],
+        defaultAddresses: options.statsAddresses === undefined,
         stats,
         log,
         describe: () => ({
           instance: config.mod.instance,
-          kernelVersion: kernel.kernelVersion ? versionText(kernel.kernelVersion) : null,
-          sessionFormat: kernel.format ?? null,
+          kernelVersion: channel.kernelVersion ? versionText(channel.kernelVersion) : null,
+          sessionFormat: channel.format ?? null,
           wire: upstreamWire.name,
         }),
       });
@@ -99,7 +99,7 @@ export async function runDaemon(cli: CliOptions, log: Logger): Promise<void> {
       ? `${config.net.groupAddress}%${config.net.scope.name}`
       : config.net.groupAddress;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
-    const relay = new Relay(kernel, net, upstreamWire, stats, log);
+    const relay = new Relay(channel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
     // The channels end only when closed, so the relay finishing (or failing) before a signal is a fault:

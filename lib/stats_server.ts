@@ -7,6 +7,9 @@ import type { Logger } from "./log.ts";
 import type { Stats } from "./stats.ts";
 import { renderForRequest } from "./stats_format.ts";
 
+/** Default stats bind addresses: loopback only (upstream binds "::", every address). */
+export const DEFAULT_STATS_ADDRESSES: readonly string[] = ["127.0.0.1", "::1"];
+
 /** Options of {@link StatsServer.open}. */
 export interface StatsServerOptions {
   /** UDP port to bind. */

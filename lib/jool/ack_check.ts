@@ -1,19 +1,16 @@
 /**
- * Which kernel datagrams the daemon may ACK the moment it has read them, before parsing them in full.
- *
- * Why: Jool's kernel sends its next session batch as soon as it gets the ACK of the last one, and a 4.1.9 kernel
- * keeps only about ten sessions while it waits (spec §2.3): the time from reading a batch to ACKing it decides
- * how many sessions a burst loses. This check is a small, allocation-free subset of what
- * {@link parseKernelMessage} and the kernel channel decide: every datagram it accepts is one the channel would
- * ACK anyway (a session batch, or an unusable message of our own instance: spec §5.2); anything else — other
- * instances, error replies, unsupported versions, several messages in one datagram — is left to the full path.
+ * The byte-level recognizer of a plain batch: the datagrams the kernel thread may ACK the moment it has read
+ * them, before parsing them in full (why and when: `lib/kernel/ack_rule.ts`). A small, allocation-free subset
+ * of what the full parse and the ACK rule decide: every datagram it accepts is one the full path would ACK
+ * anyway; anything else — other instances, error replies, unsupported versions, several messages in one
+ * datagram — is left to the full path.
  * @module
  */
 import { GENL_HDRLEN, HOST_LITTLE_ENDIAN, NLA_HDRLEN, NLA_TYPE_MASK, NLMSG_HDRLEN } from "./netlink.ts";
 import { INAME_SIZE, JOOL_HDRLEN, JOOL_MAGIC, JOOLNLHDR_FLAGS_ERROR, XT_NAT64 } from "./header.ts";
 import { JNLAR_SESSION_ENTRIES } from "./messages.ts";
 
-/** Offsets inside a kernel datagram: nlmsghdr, genlmsghdr, then the Jool header (spec §1.3). */
+/** Offsets inside a kernel datagram: nlmsghdr, genlmsghdr, then the Jool header (docs/protocol.md §1.3). */
 const JOOL_AT = NLMSG_HDRLEN + GENL_HDRLEN;
 const VERSION_AT = JOOL_AT + 4;
 const XT_AT = JOOL_AT + 8;
@@ -50,7 +47,7 @@ export function ackableBatchVersion(datagram: Uint8Array, familyId: number, key:
   if (hostU16(datagram, 4) !== familyId || hostU32(datagram, 12) !== 0) return 0;
   for (let i = 0; i < 4; i++) if (datagram[JOOL_AT + i] !== JOOL_MAGIC[i]) return 0;
   const version = ((datagram[VERSION_AT] << 24) | (datagram[VERSION_AT + 1] << 16) |
-    (datagram[VERSION_AT + 2] << 8) | datagram[VERSION_AT + 3]) >>> 0; // big-endian (spec §1.3)
+    (datagram[VERSION_AT + 2] << 8) | datagram[VERSION_AT + 3]) >>> 0; // big-endian (docs/protocol.md §1.3)
   if (datagram[VERSION_AT] !== 4 || datagram[VERSION_AT + 1] !== 1 || datagram[VERSION_AT + 2] === 255) {
     return 0;
   }

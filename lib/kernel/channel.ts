@@ -1,7 +1,8 @@
 /**
- * The kernel channel: the daemon's side of Jool's Generic Netlink protocol (spec §1.5, §2.4–2.5, §3.2, §5.2)
- * over a {@link KernelTransport}. It probes the instance at start-up, receives the kernel's session batches
- * (ACKing each one at once), and sends JOOLD_ADD / JOOLD_ADVERTISE.
+ * The kernel channel: the daemon's side of Jool's Generic Netlink protocol (docs/protocol.md §1–§4) over a
+ * {@link KernelTransport}. It probes the instance at start-up, parses and counts the kernel's session batches
+ * (the kernel thread has ACKed the plain ones on arrival; the rest is ACKed here, per `lib/kernel/ack_rule.ts`),
+ * and sends JOOLD_ADD / JOOLD_ADVERTISE.
  * @module
  */
 import { EXIT, JooldError } from "../errors.ts";
@@ -11,13 +12,10 @@ import {
   type JoolVersion,
   packVersion,
   sameInstance,
-  unpackVersion,
   versionText,
 } from "../jool/header.ts";
-import { ackableBatchVersion, type InstanceKey, instanceKey } from "../jool/ack_check.ts";
 import {
   encodeGlobalForeach,
-  encodeJooldAck,
   encodeJooldAdd,
   encodeJooldAdvertise,
   type KernelMessage,
@@ -25,21 +23,25 @@ import {
   type RequestContext,
   ssEnabledOf,
 } from "../jool/messages.ts";
-import { HOST_LITTLE_ENDIAN, splitMessages } from "../jool/netlink.ts";
+import { splitMessages } from "../jool/netlink.ts";
 import type { Logger } from "../log.ts";
 import { LogRateLimiter } from "../rate_limit.ts";
 import type { SessionFormat } from "../session/format.ts";
 import { countSessions, formatBySize } from "../session/payload.ts";
 import type { DropReason, Stats } from "../stats.ts";
-import type { KernelTransport } from "./transport.ts";
+import { type AckGate, AckWriter, shouldAck } from "./ack_rule.ts";
+import type { KernelDatagram, KernelTransport } from "./transport.ts";
 import { formatFor, unsupportedReason } from "./version.ts";
 
 /** Options of {@link KernelChannel.open}. */
 export interface KernelChannelOptions {
   /** Instance name (the modsocket's `instance`). */
   instance: string;
+  /** The kernel side's transport (the kernel thread, or an in-memory stand-in). */
   transport: KernelTransport;
+  /** Counters the channel updates. */
   stats: Stats;
+  /** Where drops and errors are reported (rate-limited). */
   log: Logger;
   /** Version read from /sys/module/jool/version, if readable. */
   kernelVersion?: JoolVersion;
@@ -51,9 +53,6 @@ export interface KernelChannelOptions {
 
 /** Receives each accepted batch's container payload (a view into a fresh datagram: keep it as is) and its session count. */
 export type BatchHandler = (payload: Uint8Array, sessions: number) => void;
-
-/** Offset of nlmsg_seq in a netlink message (after len u32, type u16, flags u16). */
-const NLMSG_SEQ_OFFSET = 8;
 
 /** errno values the channel interprets. */
 const EPERM = 1;
@@ -68,23 +67,14 @@ export class KernelChannel {
   readonly #stats: Stats;
   readonly #log: Logger;
   readonly #limiter = new LogRateLimiter();
-  readonly #iterator: AsyncIterator<Uint8Array>;
+  readonly #iterator: AsyncIterator<KernelDatagram>;
   /** Kernel messages that arrived during the probe, handled first by run(). */
-  readonly #pending: Uint8Array[] = [];
+  readonly #pending: { raw: Uint8Array; acked: boolean }[] = [];
+  readonly #acks: AckWriter;
   #version: JoolVersion | undefined;
   #format: SessionFormat | undefined;
   #seq: number;
   #closed = false;
-  #backpressure: (() => Promise<void> | undefined) | undefined;
-  /** run() has started: batches may be ACKed on arrival. */
-  #running = false;
-  readonly #key: InstanceKey;
-  /** Datagrams ACKed on arrival (#onRead), so the full path does not ACK them again. */
-  readonly #preAcked = new WeakSet<Uint8Array>();
-  #ackTemplate: Uint8Array | undefined;
-  #ackView: DataView | undefined;
-  /** Packed version the ACK template carries. */
-  #ackVersion = 0;
 
   private constructor(options: KernelChannelOptions) {
     this.#instance = options.instance;
@@ -94,9 +84,9 @@ export class KernelChannel {
     this.#version = options.kernelVersion;
     this.#format = options.kernelVersion ? formatFor(options.kernelVersion) : undefined;
     // Like libnl: start near time() so two runs rarely reuse a sequence number; never 0 (multicasts use 0).
-    this.#seq = (Math.floor(Date.now() / 1000) & 0x7fffffff) || 1;
-    this.#key = instanceKey(options.instance);
-    this.#iterator = options.transport.receive((datagram) => this.#onRead(datagram))[Symbol.asyncIterator]();
+    this.#seq = (Math.floor(Date.now() / 1000) & 0x3fffffff) || 1;
+    this.#acks = new AckWriter(options.transport.familyId, options.transport.localPort, options.instance, 0);
+    this.#iterator = options.transport.receive()[Symbol.asyncIterator]();
   }
 
   /**
@@ -113,9 +103,6 @@ export class KernelChannel {
     }
     const channel = new KernelChannel(options);
     if (options.probe !== false) await channel.#probe(options.probeTimeoutMs ?? 5000);
-    // The first batch's ACK then only patches a sequence number: building it took 16 ms of that batch's
-    // turnaround under emulation (VM lab, Jool 4.1.9), time a 4.1.9 kernel spends losing sessions (spec §2.3).
-    channel.#prepareAck(channel.#currentVersion());
     return channel;
   }
 
@@ -146,41 +133,38 @@ export class KernelChannel {
     this.#send(encodeJooldAdvertise(this.#context()), "JOOLD_ADVERTISE");
   }
 
+  /** The back-pressure gate the ACKs obey (`lib/kernel/ack_rule.ts` rule 4): the relay holds and releases it. */
+  get ackGate(): AckGate {
+    return this.#transport.ackGate;
+  }
+
   /**
-   * Receive loop until close(): each batch for our instance is ACKed at once, counted, then given to
-   * `onBatch`. Other instances' batches are counted and ignored (no ACK); error replies are counted and
-   * logged (rate-limited), never ACKed. A plain batch of ours is ACKed the moment the transport has read it
-   * (`lib/jool/ack_check.ts`), before the datagrams read with it are processed; the rest is decided here.
-   *
-   * `backpressure`, when given, is asked before each ACK: a promise means "the consumer is saturated", and the
-   * channel holds that batch's ACK (and stops reading) until it resolves. The kernel sends one batch per ACK,
-   * so this pauses the kernel's flushing instead of dropping batches it considers delivered.
+   * Receive loop until close(): each batch of our instance is counted, then given to `onBatch`; it is ACKed
+   * per `lib/kernel/ack_rule.ts` (on arrival by the kernel thread, else here once the gate allows). Other
+   * instances' batches are counted and ignored; error replies are counted and logged (rate-limited). Rejects
+   * when the transport fails.
    */
-  async run(onBatch: BatchHandler, backpressure?: () => Promise<void> | undefined): Promise<void> {
-    this.#backpressure = backpressure;
-    for (const message of this.#pending.splice(0)) await this.#handle(message, onBatch, false);
-    this.#running = true;
+  async run(onBatch: BatchHandler): Promise<void> {
+    for (const { raw, acked } of this.#pending.splice(0)) {
+      const wait = this.#handle(raw, onBatch, acked);
+      if (wait) await wait;
+    }
     while (!this.#closed) {
       const next = await this.#iterator.next();
       if (next.done) break;
-      const acked = this.#preAcked.delete(next.value);
-      for (const message of this.#split(next.value)) {
+      const { bytes, acked } = next.value;
+      if (acked) this.#stats.add("KERNEL_ACKS_SENT");
+      for (const message of this.#split(bytes)) {
         const wait = this.#handle(message, onBatch, acked);
         if (wait) await wait;
       }
     }
   }
 
-  /** Whether a kernel datagram (a batch, typically) waits that the channel reads only after an event-loop turn. */
-  hasPendingBatch(): boolean {
-    return !this.#closed && this.#transport.hasPending();
-  }
-
-  /** Stops run() and releases the transport. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
+  /** Stops run() and releases the transport; resolves once released. Idempotent. */
+  close(): Promise<void> {
     this.#closed = true;
-    this.#transport.close();
+    return this.#transport.close();
   }
 
   // ---- start-up probe ---------------------------------------------------------------------------------------
@@ -275,7 +259,8 @@ export class KernelChannel {
         if (next.done) {
           throw new JooldError(EXIT.RUNTIME, "the kernel channel closed during the start-up probe");
         }
-        for (const raw of this.#split(next.value)) {
+        if (next.value.acked) this.#stats.add("KERNEL_ACKS_SENT");
+        for (const raw of this.#split(next.value.bytes)) {
           const m = parseKernelMessage(raw, this.#transport.familyId);
           const isReply =
             (m.kind === "netlink_error" || m.kind === "jool_error" || m.kind === "jool_reply") &&
@@ -283,7 +268,7 @@ export class KernelChannel {
           if (isReply) {
             return m as Extract<KernelMessage, { kind: "netlink_error" | "jool_error" | "jool_reply" }>;
           }
-          this.#pending.push(raw);
+          this.#pending.push({ raw, acked: next.value.acked });
         }
       }
     } finally {
@@ -299,27 +284,34 @@ export class KernelChannel {
     return messages;
   }
 
-  /**
-   * ACK on arrival: called by the transport right after reading `datagram` (see run()). Only the plain case —
-   * one multicast batch of our instance and a supported version — and only when the relay is not holding ACKs.
-   */
-  #onRead(datagram: Uint8Array): void {
-    if (!this.#running || this.#closed) return;
-    const version = ackableBatchVersion(datagram, this.#transport.familyId, this.#key);
-    if (version === 0) return;
-    if (this.#backpressure?.()) return; // held: #batch ACKs it once the relay has drained
-    this.#ack(version);
-    this.#preAcked.add(datagram);
-  }
-
-  /** `acked`: the datagram holding `raw` was ACKed on arrival. */
+  /** `acked`: the datagram holding `raw` was ACKed on arrival by the kernel thread. */
   #handle(raw: Uint8Array, onBatch: BatchHandler, acked: boolean): Promise<void> | void {
     const m = parseKernelMessage(raw, this.#transport.familyId);
+    const ack = !acked && shouldAck(m, this.#instance);
     switch (m.kind) {
       case "batch":
-        return this.#batch(m, onBatch, acked);
+        if (!sameInstance(m.header.iname, this.#instance)) {
+          this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
+          return;
+        }
+        if (unsupportedReason(m.header.version)) {
+          this.#drop(
+            "kernel_version_mismatch",
+            `kernel multicast from ${unsupportedReason(m.header.version)}`,
+          );
+          return;
+        }
+        if (ack) {
+          // The ACK goes first, before any other per-batch work (lib/kernel/ack_rule.ts).
+          const version = packVersion(m.header.version);
+          const wait = this.ackGate.whenReleased();
+          if (wait) return wait.then(() => this.#ackThenAccept(version, m, onBatch));
+          this.#ack(version);
+        }
+        return this.#accept(m, onBatch);
       case "jool_error":
-        return this.#errorReply(m.code, m.message);
+        this.#errorReply(m.code, m.message);
+        return;
       case "netlink_error":
         if (m.error !== 0) this.#errorReply(m.error, "rejected by Generic Netlink (NLMSG_ERROR)");
         return;
@@ -328,20 +320,15 @@ export class KernelChannel {
           this.#log.debug("the kernel accepted a request (empty success reply)");
         } else if (!sameInstance(m.header.iname, this.#instance)) {
           this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
-        } else {
-          // Upstream ACKs here so the kernel keeps flushing (spec §5.2 step 6).
-          this.#drop("kernel_no_container", "a kernel multicast without a session container");
-          if (!acked) this.#ack(this.#currentVersion());
-        }
-        return;
+        } else this.#drop("kernel_no_container", "a kernel multicast without a session container");
+        break;
       case "invalid":
         if (m.header && !sameInstance(m.header.iname, this.#instance)) {
           this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
           return;
         }
         this.#drop(m.problem, `invalid kernel message: ${m.detail}`);
-        if (!acked) this.#ack(this.#currentVersion());
-        return;
+        break;
       case "overrun":
         this.#drop("kernel_overrun", "the netlink receive buffer overflowed; kernel batches were lost");
         return;
@@ -352,36 +339,22 @@ export class KernelChannel {
         this.#log.debug(`ignored a netlink message of type ${m.type}`);
         return;
     }
+    if (!ack) return;
+    // An unusable message of ours is ACKed too, so the kernel keeps flushing (lib/kernel/ack_rule.ts rule 1).
+    const version = this.#currentVersion();
+    const wait = this.ackGate.whenReleased();
+    if (wait) return wait.then(() => this.#ack(version));
+    this.#ack(version);
   }
 
-  #batch(
-    m: Extract<KernelMessage, { kind: "batch" }>,
-    onBatch: BatchHandler,
-    acked: boolean,
-  ): Promise<void> | void {
-    if (!sameInstance(m.header.iname, this.#instance)) {
-      this.#stats.add("KERNEL_OTHER_INSTANCE_BATCHES");
-      return;
-    }
-    const reason = unsupportedReason(m.header.version);
-    if (reason) {
-      // No ACK: another major.minor rejects it, and the 4.2 rc would read cmd 29 as FMRT_FLUSH.
-      this.#drop("kernel_version_mismatch", `kernel multicast from ${reason}`);
-      return;
-    }
-    if (acked) return this.#accept(m, onBatch, true);
-    const wait = this.#backpressure?.();
-    if (wait) return wait.then(() => this.#accept(m, onBatch, false));
-    this.#accept(m, onBatch, false);
+  #ackThenAccept(version: number, m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): void {
+    this.#ack(version);
+    this.#accept(m, onBatch);
   }
 
-  #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler, acked: boolean): void {
-    // ACK first, before any other per-batch work: the kernel sends the next batch only after it, and a 4.1.9
-    // kernel loses the sessions that overflow its one-batch queue meanwhile (spec §2.3).
-    // The ACK mirrors the version the kernel's multicast announced (spec §9); logging the change waits.
+  #accept(m: Extract<KernelMessage, { kind: "batch" }>, onBatch: BatchHandler): void {
     const previous = this.#version;
     this.#version = m.header.version;
-    if (!acked) this.#ack(packVersion(m.header.version));
     this.#learn(previous, m.header.version, m.payload);
     const sessions = countSessions(m.payload);
     if (sessions === undefined || sessions === 0) {
@@ -436,25 +409,9 @@ export class KernelChannel {
 
   // ---- sending -----------------------------------------------------------------------------------------------
 
-  /** Sends a JOOLD_ACK carrying `version` (packed): the version of the multicast it answers (spec §9). */
+  /** Sends a JOOLD_ACK carrying `version` (packed): the version of the multicast it answers. */
   #ack(version: number): void {
-    // The ACK is the same 48 bytes for every batch but for nlmsg_seq: built once per version, seq patched.
-    const template = this.#prepareAck(version);
-    this.#ackView!.setUint32(NLMSG_SEQ_OFFSET, this.#nextSeq(), HOST_LITTLE_ENDIAN);
-    if (this.#send(template, "JOOLD_ACK")) this.#stats.add("KERNEL_ACKS_SENT");
-  }
-
-  /** The ACK template for `version` (packed), built when the version changes. */
-  #prepareAck(version: number): Uint8Array {
-    if (this.#ackTemplate && this.#ackVersion === version) return this.#ackTemplate;
-    this.#ackTemplate = encodeJooldAck({ ...this.#context(), version: unpackVersion(version) });
-    this.#ackView = new DataView(
-      this.#ackTemplate.buffer,
-      this.#ackTemplate.byteOffset,
-      this.#ackTemplate.length,
-    );
-    this.#ackVersion = version;
-    return this.#ackTemplate;
+    if (this.#send(this.#acks.ack(version), "JOOLD_ACK")) this.#stats.add("KERNEL_ACKS_SENT");
   }
 
   /** The version our requests carry: the kernel's last multicast's, else /sys's, else ours. */

@@ -1,49 +1,86 @@
 /**
  * The production kernel transport: a Generic Netlink socket (through libnl) subscribed to Jool's "joold"
- * multicast group.
+ * multicast group, received on by the kernel thread.
  * @module
  */
 import { EXIT, JooldError } from "../errors.ts";
 import { LibraryLoadError } from "../../ffi/libc.ts";
 import { FamilyAbsentError, NetlinkSocket, NetlinkSocketError } from "../../ffi/netlink_socket.ts";
-import type { KernelTransport } from "./transport.ts";
+import { KernelThreadError, startKernelThread } from "./thread_transport.ts";
+import type { KernelAccess, KernelTransport } from "./transport.ts";
+import { packVersion } from "../jool/header.ts";
+import { readLoadedJoolVersion } from "./version.ts";
 
-/** Jool's Generic Netlink family and multicast group (spec §1.1). */
+/** Jool's Generic Netlink family and multicast group (docs/protocol.md §1). */
 export const JOOL_FAMILY = "Jool";
+/** The multicast group Jool sends its session batches to. */
 export const JOOLD_GROUP = "joold";
 
+/** Options of {@link openLibnlTransport}. */
+export interface LibnlTransportOptions {
+  /** The configured instance. */
+  readonly instance: string;
+  /** Packed version of the local kernel when known (0 otherwise). */
+  readonly version: number;
+  /** The program's entry module, which the kernel thread runs (see `lib/kernel/thread.ts`). */
+  readonly threadModule: string | URL;
+}
+
 /**
- * Opens the socket, resolves "Jool" and joins "joold". Throws JooldError: EXIT.JOOL_ABSENT when the family is
- * not registered (module not loaded), EXIT.LIBRARY when libnl is missing, EXIT.RUNTIME otherwise.
+ * Opens the socket, resolves "Jool", starts the kernel thread on it, then joins "joold" (so no batch waits for
+ * a thread still starting). Throws JooldError: EXIT.JOOL_ABSENT when the family is not registered (module not
+ * loaded), EXIT.LIBRARY when libnl is missing, EXIT.RUNTIME otherwise.
  */
-export function openLibnlTransport(): KernelTransport {
+export async function openLibnlTransport(options: LibnlTransportOptions): Promise<KernelTransport> {
   let socket: NetlinkSocket;
   try {
     socket = NetlinkSocket.open({ family: JOOL_FAMILY, group: JOOLD_GROUP });
   } catch (cause) {
-    if (cause instanceof FamilyAbsentError) {
-      throw new JooldError(
-        EXIT.JOOL_ABSENT,
-        cause.group === undefined
-          ? "Jool's Generic Netlink family is absent: load the jool module (modprobe jool)"
-          : `Jool's Generic Netlink family has no "${JOOLD_GROUP}" multicast group; is the jool module a 4.1.x release?`,
-        { cause },
-      );
-    }
-    if (cause instanceof LibraryLoadError) throw new JooldError(EXIT.LIBRARY, cause.message, { cause });
-    if (cause instanceof NetlinkSocketError) {
-      throw new JooldError(EXIT.RUNTIME, `cannot open the netlink socket to Jool: ${cause.message}`, {
-        cause,
-      });
-    }
-    throw cause;
+    throw translate(cause);
   }
+  let transport: KernelTransport;
+  try {
+    transport = await startKernelThread({ ...options, socket });
+  } catch (cause) {
+    socket.close();
+    if (cause instanceof KernelThreadError) {
+      throw new JooldError(EXIT.RUNTIME, `cannot start the kernel thread: ${cause.message}`, { cause });
+    }
+    throw translate(cause);
+  }
+  try {
+    socket.joinGroup();
+  } catch (cause) {
+    await transport.close();
+    throw translate(cause);
+  }
+  return transport;
+}
+
+/** The production {@link KernelAccess}: /sys/module/jool/version, libnl, the kernel thread. */
+export function libnlKernel(threadModule: string | URL): KernelAccess {
   return {
-    familyId: socket.familyId,
-    localPort: socket.localPort,
-    send: (message) => socket.send(message),
-    receive: (onRead) => socket.receive(onRead),
-    hasPending: () => socket.hasPending(),
-    close: () => socket.close(),
+    readVersion: readLoadedJoolVersion,
+    open: (instance, version) =>
+      openLibnlTransport({ instance, version: version ? packVersion(version) : 0, threadModule }),
   };
+}
+
+function translate(cause: unknown): unknown {
+  if (cause instanceof FamilyAbsentError) {
+    return new JooldError(
+      EXIT.JOOL_ABSENT,
+      cause.group === undefined
+        ? "Jool's Generic Netlink family is absent: load the jool module (modprobe jool)"
+        : `Jool's Generic Netlink family has no "${JOOLD_GROUP}" multicast group; is the jool module a 4.1.x release?`,
+      { cause },
+    );
+  }
+  if (cause instanceof LibraryLoadError) return new JooldError(EXIT.LIBRARY, cause.message, { cause });
+  if (cause instanceof NetlinkSocketError) {
+    return new JooldError(EXIT.RUNTIME, `cannot open the netlink socket to Jool: ${cause.message}`, {
+      cause,
+    });
+  }
+  return cause;
 }

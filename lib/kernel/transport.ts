@@ -1,10 +1,12 @@
 /**
- * The raw netlink transport under the kernel channel: whole netlink messages in and out.
- * Two implementations: the libnl one (`lib/kernel/libnl_transport.ts`, the real Jool) and the kernel double
- * (`lib/kernel/double.ts`, test-only). The protocol logic above it (`lib/kernel/channel.ts`) is shared, so tests
- * with the double exercise the same code as production.
+ * The transport under the kernel channel: whole netlink datagrams in and out, and the ACK gate the kernel
+ * thread obeys. Production: the kernel thread over libnl's netlink socket (`lib/kernel/thread_transport.ts`,
+ * `lib/kernel/libnl_transport.ts`); tests run the same thread over a socket pair. The protocol logic above it
+ * (`lib/kernel/channel.ts`) is shared.
  * @module
  */
+import type { JoolVersion } from "../jool/header.ts";
+import type { AckGate } from "./ack_rule.ts";
 
 /** What the transport learned when it opened. */
 export interface KernelTransportInfo {
@@ -14,24 +16,33 @@ export interface KernelTransportInfo {
   readonly localPort: number;
 }
 
+/** One datagram from the kernel (it may hold several netlink messages). */
+export interface KernelDatagram {
+  /** A fresh array the receiver may keep. */
+  readonly bytes: Uint8Array;
+  /** The kernel thread ACKed it on arrival (`lib/kernel/ack_rule.ts` rule 3): the channel must not ACK it again. */
+  readonly acked: boolean;
+}
+
 /** Whole netlink datagrams to and from the kernel. */
 export interface KernelTransport extends KernelTransportInfo {
+  /** The back-pressure gate the transport's ACKs on arrival obey. */
+  readonly ackGate: AckGate;
   /** Sends one complete netlink message (already encoded). Throws on failure. */
   send(message: Uint8Array): void;
   /**
-   * Yields every netlink datagram received (one datagram may hold several netlink messages), each a fresh
-   * array the receiver may keep. Ends when {@link close} is called.
-   *
-   * `onRead`, when given, sees each datagram synchronously as soon as it has been read, before it is yielded and
-   * before the next one is read: the kernel channel ACKs from there, so the kernel's next batch, which it sends
-   * in answer to that ACK, is already waiting when the transport reads again (spec §2.3, §2.5).
+   * Yields every datagram received, in order, until {@link close}. Throws when the receiving side failed. Call
+   * it once.
    */
-  receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array>;
-  /**
-   * Whether a datagram is waiting that receive() will only yield after an event-loop turn (its reader is parked
-   * on an I/O wait). Cheap; called between datagram sends.
-   */
-  hasPending(): boolean;
-  /** Stops receiving and releases the socket. Idempotent. */
-  close(): void;
+  receive(): AsyncIterable<KernelDatagram>;
+  /** Stops receiving and releases the socket; resolves once released. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** How the daemon reaches its kernel: libnl and the kernel thread in production, a double in tests. */
+export interface KernelAccess {
+  /** The local Jool's version when it can be read before its first multicast (e.g. /sys/module/jool/version). */
+  readVersion(): JoolVersion | undefined;
+  /** Opens the transport for `instance`. Throws JooldError with the exit status of the failure. */
+  open(instance: string, version: JoolVersion | undefined): Promise<KernelTransport>;
 }

@@ -1,5 +1,5 @@
 /**
- * The local Jool's version and the session format it implies (spec §1.6, §6): read from
+ * The local Jool's version and the session format it implies (docs/protocol.md §5, §7): read from
  * /sys/module/jool/version when possible, else learnt from the kernel's multicasts.
  * @module
  */

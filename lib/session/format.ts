@@ -1,5 +1,5 @@
 /**
- * Session-entry formats of Jool 4.1.x (spec §1.6). None is self-describing; the local kernel's version decides.
+ * Session-entry formats of Jool 4.1.x (docs/protocol.md §5). None is self-describing; the local kernel's version decides.
  * @module
  */
 

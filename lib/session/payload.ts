@@ -1,5 +1,5 @@
 /**
- * THE codec for a datagram payload (spec §3.1): the content of the kernel's SESSION_ENTRIES attribute, i.e.
+ * THE codec for a datagram payload (docs/protocol.md §6.1): the content of the kernel's SESSION_ENTRIES attribute, i.e.
  * concatenated JNLAL_ENTRY attributes. Used on the way in (network → kernel), where nothing malformed may
  * reach the kernel, and to count the sessions of kernel batches.
  * @module

@@ -12,7 +12,7 @@ import {
   parseKernelMessage,
   type RequestContext,
 } from "../../lib/jool/messages.ts";
-import { DOUBLE_FAMILY_ID } from "../../lib/kernel/double.ts";
+import { DOUBLE_FAMILY_ID } from "../../tests/helpers/kernel_double.ts";
 import { batch, multicast, session } from "./fixtures.ts";
 
 const C36 = batch(0, 36, "C");

@@ -108,7 +108,7 @@ export class DaemonProcess {
       "--quiet",
       ...prof,
       ...daemonFlags(),
-      `${ROOT}main.ts`,
+      `${ROOT}tests/helpers/joold_double.ts`,
       "netsocket.json",
       "modsocket.json",
       String(STATS_PORT),

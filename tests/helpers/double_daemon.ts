@@ -1,5 +1,5 @@
 /**
- * The real daemon (main.ts) with the test-only kernel double, as a child process (optionally inside a network
+ * The real daemon (main.ts's program through `tests/helpers/joold_double.ts`) with the kernel double, as a child process (optionally inside a network
  * namespace): frames in on stdin as kernel multicasts, the daemon's netlink messages out on stdout, its log
  * on stderr. Shared by the netns tests, the host daemon tests and the benchmarks.
  * @module
@@ -70,7 +70,7 @@ export class Daemon {
       "run",
       "--quiet",
       ...DAEMON_FLAGS,
-      `${ROOT}main.ts`,
+      `${ROOT}tests/helpers/joold_double.ts`,
       "netsocket.json",
       "modsocket.json",
       ...(options.statsPort === undefined ? [] : [String(options.statsPort)]),

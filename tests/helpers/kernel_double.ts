@@ -1,39 +1,59 @@
 /**
- * TEST ONLY: a kernel double selected by `--kernel-double=VERSION`. It replaces the netlink socket with
- * frames on stdin/stdout, so tests drive the real daemon without Jool:
+ * The kernel double: a stand-in for Jool's netlink socket, so tests and benchmarks drive the real daemon —
+ * kernel thread, kernel channel, relay — without Jool. A connected socket pair replaces the netlink socket: the
+ * kernel thread receives on one end exactly as on netlink, and the double plays the kernel on the other:
  *
  * - a frame is a u32 big-endian length followed by one whole netlink datagram, both ways;
- * - frames read from stdin are delivered by receive() as if the kernel had multicast them;
- * - every message the daemon sends is written to stdout as a frame, except the start-up probe
- *   (GLOBAL_FOREACH), which the double answers itself: the instance exists and ss-enabled is on.
+ * - frames read from stdin are sent into the socket pair as if the kernel had multicast them;
+ * - every message the daemon sends is written to stdout as a frame (the ACKs the kernel thread sends, read from
+ *   the pair; the main thread's requests, written at once), except the start-up probe (GLOBAL_FOREACH), which
+ *   the double answers itself: the instance exists and ss-enabled is on.
+ *
+ * `tests/helpers/joold_double.ts` is the daemon's entry point with this double (`--kernel-double=VERSION`).
  * @module
  */
-import { HOST_LITTLE_ENDIAN, NLMSG_HDRLEN, readNetlinkHeader, u8, viewOf } from "../jool/netlink.ts";
-import { GENL_HDRLEN, NLMSG_ERROR, writeGenlHeader, writeNetlinkHeader } from "../jool/netlink.ts";
-import { JOOL_HDRLEN, readJoolHeader } from "../jool/header.ts";
-import { commandOf, JNLAG_JOOLD_ENABLED, JNLOP_GLOBAL_FOREACH, JOOL_ATTRS_OFFSET } from "../jool/messages.ts";
-import { encodeAttributes } from "../jool/netlink.ts";
-import type { KernelTransport } from "./transport.ts";
+import { HOST_LITTLE_ENDIAN, NLMSG_HDRLEN, readNetlinkHeader, u8, viewOf } from "../../lib/jool/netlink.ts";
+import { GENL_HDRLEN, NLMSG_ERROR, writeGenlHeader, writeNetlinkHeader } from "../../lib/jool/netlink.ts";
+import { JOOL_HDRLEN, type JoolVersion, packVersion, readJoolHeader } from "../../lib/jool/header.ts";
+import {
+  commandOf,
+  JNLAG_JOOLD_ENABLED,
+  JNLOP_GLOBAL_FOREACH,
+  JOOL_ATTRS_OFFSET,
+} from "../../lib/jool/messages.ts";
+import { encodeAttributes } from "../../lib/jool/netlink.ts";
+import { parseJoolVersion } from "../../lib/kernel/version.ts";
+import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
+import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.ts";
+import {
+  closeFd,
+  closeWakePipe,
+  EAGAIN_ERRNO,
+  FdSocket,
+  openSocketPair,
+  openWakePipe,
+  wake,
+} from "../../ffi/fd_socket.ts";
 
 /** Generic Netlink family id the double reports. */
 export const DOUBLE_FAMILY_ID = 0x22;
 
-/**
- * Frames read from stdin but not yet received, at most (about): past it the double stops reading stdin until
- * receive() has taken half of them, so the writer blocks on the full pipe. A netlink socket's receive buffer
- * is bounded the same way; without the bound, a flood on stdin grows the daemon's heap without limit.
- */
-export const DOUBLE_QUEUE_FRAMES = 256;
-
 /** Options of {@link openKernelDouble}. */
 export interface KernelDoubleOptions {
-  /** Jool version the double plays (informational: tests put it in the multicasts they inject). */
+  /** Jool version the double plays (the kernel thread prepares its ACK for it). */
   version: string;
+  /** The configured instance. */
+  instance?: string;
   /** Frames in (default Deno.stdin). */
   stdin?: ReadableStream<Uint8Array>;
   /** Frames out (default Deno.stdout, written synchronously). */
   stdout?: WritableStream<Uint8Array>;
+  /** The module the kernel thread runs (default main.ts). */
+  threadModule?: string | URL;
 }
+
+/** The program's entry module: the kernel thread's Worker runs it (see lib/kernel/thread.ts). */
+export const MAIN_MODULE = new URL("../../main.ts", import.meta.url);
 
 /** Frames one netlink datagram: u32 BE length + the bytes. */
 export function encodeFrame(bytes: Uint8Array): Uint8Array {
@@ -122,38 +142,88 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
   return out;
 }
 
-/** Opens the kernel double. */
-export function openKernelDouble(options: KernelDoubleOptions): KernelTransport {
-  return new KernelDouble(options);
+/** The {@link KernelAccess} of the double: version `version`, frames on stdin/stdout. */
+export function doubleKernel(version: string, threadModule: string | URL = MAIN_MODULE): KernelAccess {
+  return {
+    readVersion: () => parseJoolVersion(version),
+    open: (instance) => openKernelDouble({ version, instance, threadModule }),
+  };
 }
 
-class KernelDouble implements KernelTransport {
+/** Opens the kernel double and starts the real kernel thread on its socket pair. */
+export async function openKernelDouble(options: KernelDoubleOptions): Promise<KernelTransport> {
+  const version: JoolVersion | undefined = parseJoolVersion(options.version);
+  const double = new KernelDouble(options);
+  try {
+    return await startKernelThread({
+      socket: double,
+      instance: options.instance ?? "default",
+      version: version ? packVersion(version) : 0,
+      threadModule: options.threadModule ?? MAIN_MODULE,
+    });
+  } catch (error) {
+    double.close();
+    throw error;
+  }
+}
+
+/** The kernel's side of the socket pair, and the daemon's end as the kernel thread's socket. */
+class KernelDouble {
   readonly familyId = DOUBLE_FAMILY_ID;
   readonly localPort = Deno.pid;
-  readonly #queue: Uint8Array[] = [];
-  #wake: (() => void) | undefined;
-  /** Resumes the stdin pump paused on a full queue. */
-  #resume: (() => void) | undefined;
+  /** The daemon's end: the kernel thread receives on it. */
+  readonly fd: number;
+  /** The kernel's end. */
+  readonly #kernel: FdSocket;
+  readonly #pipe = openWakePipe();
   #closed = false;
   /** The given stdin stream's reader, or undefined to read Deno.stdin into {@link #buffer}. */
   readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  /** Like the netlink socket's: one receive buffer, frames copied out of it (no 64-KiB chunk per read). */
   #buffer: Uint8Array | undefined;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #writeError: unknown;
   #scratch = new Uint8Array(4096);
 
   constructor(options: KernelDoubleOptions) {
+    const [daemonEnd, kernelEnd] = openSocketPair();
+    this.fd = daemonEnd;
+    this.#kernel = new FdSocket(kernelEnd, this.#pipe.readFd);
     this.#reader = options.stdin?.getReader();
     this.#writer = options.stdout?.getWriter();
-    this.#pump().catch((error) => {
-      // A broken stdin ends the injected traffic; receive() keeps waiting for close().
+    this.#pumpIn().catch((error) => {
+      // A broken stdin ends the injected traffic; the daemon keeps waiting for close().
       if (!this.#closed) console.error(`kernel double: stdin: ${error}`);
+    });
+    this.#pumpOut().catch((error) => {
+      if (!this.#closed) console.error(`kernel double: ACKs: ${error}`);
     });
   }
 
+  /** A request from the daemon's main thread (JOOLD_ADD, the probe, ACKs decided after parsing). */
   send(message: Uint8Array): void {
     if (this.#closed) throw new Error("the kernel double is closed");
+    this.#fromDaemon(message);
+  }
+
+  /** Called once the kernel thread has stopped: closes both ends and stops the pumps. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    wake(this.#pipe);
+    if (this.#reader) this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
+    else {
+      try {
+        Deno.stdin.close();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.BadResource)) throw error; // already closed
+      }
+    }
+    this.#writer?.close().catch(() => {/* stdout already gone: nothing left to flush */});
+    closeFd(this.fd);
+    // The out pump releases the kernel's end and the pipe once its poll has returned.
+  }
+
+  #fromDaemon(message: Uint8Array): void {
     if (this.#writeError) throw new Error(`kernel double: stdout: ${this.#writeError}`);
     if (message.length < NLMSG_HDRLEN + GENL_HDRLEN + JOOL_HDRLEN) {
       this.#deliver(netlinkError(message, 22));
@@ -176,45 +246,20 @@ class KernelDouble implements KernelTransport {
     for (let at = 0; at < frame.length;) at += Deno.stdout.writeSync(frame.subarray(at));
   }
 
-  async *receive(onRead?: (datagram: Uint8Array) => void): AsyncIterable<Uint8Array> {
-    while (true) {
-      const next = this.#queue.shift();
-      if (next) {
-        if (this.#resume && this.#queue.length <= DOUBLE_QUEUE_FRAMES / 2) this.#resume();
-        onRead?.(next);
-        yield next;
-        continue;
-      }
-      if (this.#closed) return;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = undefined;
+  /** Sends `datagram` to the daemon as the kernel would; waits while the pair's buffer is full. */
+  async #deliverWhenRoom(datagram: Uint8Array): Promise<void> {
+    while (!this.#closed) {
+      const errno = this.#kernel.send(datagram, true);
+      if (errno === 0) return;
+      if (errno !== EAGAIN_ERRNO) throw new Error(`send into the socket pair: errno ${errno}`);
+      await new Promise((resolve) => setTimeout(resolve, 1)); // the kernel thread is reading: room soon
     }
-  }
-
-  /** Frames are handed over without an event-loop turn (a promise resolved at delivery): never. */
-  hasPending(): boolean {
-    return false;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#reader) this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
-    else {
-      try {
-        Deno.stdin.close();
-      } catch (error) {
-        if (!(error instanceof Deno.errors.BadResource)) throw error; // already closed
-      }
-    }
-    this.#writer?.close().catch(() => {/* stdout already gone: nothing left to flush */});
-    this.#wake?.();
-    this.#resume?.();
   }
 
   #deliver(datagram: Uint8Array): void {
-    this.#queue.push(datagram);
-    this.#wake?.();
+    this.#deliverWhenRoom(datagram).catch((error) => {
+      if (!this.#closed) console.error(`kernel double: ${error}`);
+    });
   }
 
   /** The next chunk of stdin (valid until the next read), or null at its end. */
@@ -228,16 +273,29 @@ class KernelDouble implements KernelTransport {
     return n === null ? null : this.#buffer.subarray(0, n);
   }
 
-  async #pump(): Promise<void> {
+  /** stdin → the socket pair. The pair's buffer bounds what waits, like a netlink socket's receive buffer. */
+  async #pumpIn(): Promise<void> {
     const frames = new FrameReader();
     while (!this.#closed) {
       const chunk = await this.#read();
       if (chunk === null) return;
-      for (const frame of frames.push(chunk)) this.#deliver(frame);
-      if (this.#queue.length >= DOUBLE_QUEUE_FRAMES) {
-        await new Promise<void>((resolve) => this.#resume = resolve);
-        this.#resume = undefined;
+      for (const frame of frames.push(chunk)) await this.#deliverWhenRoom(frame);
+    }
+  }
+
+  /** What the kernel thread sends (its ACKs) → stdout. */
+  async #pumpOut(): Promise<void> {
+    try {
+      while (!this.#closed && await this.#kernel.waitAsync() === "readable") {
+        while (!this.#closed) {
+          const read = this.#kernel.receive();
+          if (read === "empty" || read === "overrun") break;
+          this.#fromDaemon(read);
+        }
       }
+    } finally {
+      closeFd(this.#kernel.fd);
+      closeWakePipe(this.#pipe);
     }
   }
 }

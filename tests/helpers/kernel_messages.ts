@@ -3,7 +3,7 @@
  * benchmarks. Built with the project's own netlink codec, following docs/protocol.md §2.1.
  * @module
  */
-import { DOUBLE_FAMILY_ID, encodeFrame } from "../../lib/kernel/double.ts";
+import { DOUBLE_FAMILY_ID, encodeFrame } from "./kernel_double.ts";
 import { encodeIname } from "../../lib/jool/header.ts";
 import {
   concatBytes,

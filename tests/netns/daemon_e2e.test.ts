@@ -17,7 +17,7 @@ import { concatBytes as concat } from "../../lib/jool/netlink.ts";
 
 const STATS_PORT = 46600;
 /** The daemon runs only once the kernel double exists. */
-const NEEDS = { files: [`${ROOT}lib/kernel/double.ts`, `${ROOT}lib/kernel/channel.ts`] };
+const NEEDS = { files: [`${ROOT}tests/helpers/kernel_double.ts`, `${ROOT}lib/kernel/channel.ts`] };
 
 // ---- netlink frames (docs/protocol.md §1.3, §2.1, §5.1), built independently of lib/ ---------------------------------
 

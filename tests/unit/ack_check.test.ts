@@ -6,7 +6,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
 import { packVersion, sameInstance } from "../../lib/jool/header.ts";
 import { parseKernelMessage } from "../../lib/jool/messages.ts";
-import { DOUBLE_FAMILY_ID } from "../../lib/kernel/double.ts";
+import { DOUBLE_FAMILY_ID } from "../helpers/kernel_double.ts";
 import { concatBytes } from "../../lib/jool/netlink.ts";
 import { errorReply, kernelMessage, multicastBatch, sessionBatch } from "../helpers/kernel_messages.ts";
 

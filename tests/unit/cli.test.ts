@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
-import { DEFAULT_STATS_ADDRESSES, parseCli } from "../../lib/cli.ts";
+import { parseCli, USAGE } from "../../lib/cli.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 import { runDaemon } from "../helpers/daemon_process.ts";
 
@@ -9,10 +9,9 @@ Deno.test("parseCli: upstream's positionals, defaults and options", () => {
     netFile: undefined,
     modFile: undefined,
     statsPort: undefined,
-    statsAddresses: DEFAULT_STATS_ADDRESSES,
+    statsAddresses: undefined,
     logLevel: "info",
     syslog: false,
-    kernelDouble: undefined,
   });
   const full = parseCli([
     "n.json",
@@ -33,7 +32,12 @@ Deno.test("parseCli: upstream's positionals, defaults and options", () => {
   ]);
   assertEquals(full.statsAddresses, ["::"]);
   assertEquals(parseCli(["--check"]).mode, "check");
-  assertEquals(parseCli(["--kernel-double=4.1.9"]).kernelDouble, "4.1.9");
+});
+
+Deno.test("the shipped command line knows no test double", () => {
+  assert(!USAGE.includes("double"), USAGE);
+  const error = assertThrows(() => parseCli(["--kernel-double=4.1.13"]), JooldError);
+  assertEquals(error.exitCode, EXIT.USAGE);
 });
 
 Deno.test("parseCli: usage errors are one line with exit status 2", () => {
@@ -59,7 +63,6 @@ Deno.test("parseCli: usage errors are one line with exit status 2", () => {
       ["--stats-address", "localhost"],
       '--stats-address: not an IP address, got "localhost"; use e.g. 127.0.0.1, ::1, 0.0.0.0 or ::',
     ],
-    [["--kernel-double=new"], '--kernel-double: not a Jool version, got "new"; use e.g. 4.1.13'],
   ];
   for (const [args, message] of cases) {
     const error = assertThrows(() => parseCli(args), JooldError);

@@ -1,7 +1,7 @@
 /**
  * The libnl-backed Generic Netlink socket on this host, for real (no root needed): nlctrl resolves, the Jool
  * family is reported absent when the module is not loaded, a raw request built with our codecs gets its reply
- * through the poll + drain loop, and close() wakes a pending poll.
+ * through the kernel thread, and close() stops that thread, parked in its blocking poll, before the socket goes.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { FamilyAbsentError, NetlinkSocket } from "../../ffi/netlink_socket.ts";
@@ -18,6 +18,8 @@ import {
   writeNetlinkHeader,
 } from "../../lib/jool/netlink.ts";
 import { openLibnlTransport } from "../../lib/kernel/libnl_transport.ts";
+import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
+import { MAIN_MODULE } from "../helpers/kernel_double.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 
 const GENL_ID_CTRL = 0x10;
@@ -65,10 +67,11 @@ Deno.test({
 Deno.test({
   name: "libnl transport: a missing Jool family is EXIT.JOOL_ABSENT with the modprobe hint",
   ignore: joolLoaded(),
-  fn() {
+  async fn() {
     let error: unknown;
     try {
-      openLibnlTransport().close();
+      await (await openLibnlTransport({ instance: "default", version: 0, threadModule: MAIN_MODULE }))
+        .close();
     } catch (e) {
       error = e;
     }
@@ -81,8 +84,14 @@ Deno.test({
   },
 });
 
-Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply; what is already waiting is read without a poll", async () => {
+Deno.test("netlink socket + kernel thread: a raw CTRL_CMD_GETFAMILY gets its reply; close() stops the parked thread", async () => {
   const socket = NetlinkSocket.open({ family: "nlctrl" });
+  const transport = await startKernelThread({
+    socket,
+    instance: "default",
+    version: 0,
+    threadModule: MAIN_MODULE,
+  });
   try {
     const attrs = encodeAttributes([{
       type: CTRL_ATTR_FAMILY_NAME,
@@ -98,39 +107,25 @@ Deno.test("netlink socket: a raw CTRL_CMD_GETFAMILY gets its reply; what is alre
     });
     writeGenlHeader(request, NLMSG_HDRLEN, { cmd: CTRL_CMD_GETFAMILY, version: 1, reserved: 0 });
     request.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
-    socket.send(request);
-    assert(!socket.hasPending(), "a reply waits, but receive() is not parked in poll: it will drain it");
-    const seen: number[] = [];
-    const iterator = socket.receive((datagram) => seen.push(datagram.length))[Symbol.asyncIterator]();
-    const { value } = await iterator.next();
-    assertEquals(seen, [value!.length], "onRead saw the datagram before it was yielded");
-    const [reply] = splitMessages(value!).messages;
-    const header = readNetlinkHeader(reply);
-    assertEquals([header.type, header.seq, header.pid], [GENL_ID_CTRL, 4711, socket.localPort]);
-    const parsed = parseAttributes(reply.subarray(NLMSG_HDRLEN + GENL_HDRLEN));
-    assert(parsed.ok);
-    const id = parsed.attributes.find((a) => a.type === CTRL_ATTR_FAMILY_ID);
-    assertEquals(readU16(id!.payload), GENL_ID_CTRL);
-    assertEquals(socket.polls, 0, "the reply was waiting: read without a poll");
-    // A second reply that arrives while the caller works is read at once too, not after a poll round trip.
-    new DataView(request.buffer).setUint32(8, 4712, true);
-    socket.send(request);
-    const second = await iterator.next();
-    assertEquals(readNetlinkHeader(second.value!).seq, 4712);
-    assertEquals(socket.polls, 0, "the second reply: no poll either");
-    // Nothing waiting: next() runs up to the poll synchronously and parks there.
-    const third = iterator.next();
-    assertEquals(socket.polls, 1, "nothing waiting: now it polls");
-    assert(!socket.hasPending(), "parked, nothing waiting");
-    new DataView(request.buffer).setUint32(8, 4713, true);
-    socket.send(request);
-    assert(socket.hasPending(), "parked in poll with a reply waiting: it needs an event-loop turn");
-    assertEquals(readNetlinkHeader((await third).value!).seq, 4713);
-    // close() while the next poll is pending ends the iteration.
+    const iterator = transport.receive()[Symbol.asyncIterator]();
+    for (const seq of [4711, 4712]) {
+      new DataView(request.buffer).setUint32(8, seq, true);
+      transport.send(request);
+      const { value } = await iterator.next();
+      assertEquals(value!.acked, false, "a reply is no batch: never ACKed");
+      const [reply] = splitMessages(value!.bytes).messages;
+      const header = readNetlinkHeader(reply);
+      assertEquals([header.type, header.seq, header.pid], [GENL_ID_CTRL, seq, socket.localPort]);
+      const parsed = parseAttributes(reply.subarray(NLMSG_HDRLEN + GENL_HDRLEN));
+      assert(parsed.ok);
+      const id = parsed.attributes.find((a) => a.type === CTRL_ATTR_FAMILY_ID);
+      assertEquals(readU16(id!.payload), GENL_ID_CTRL);
+    }
+    // The thread is parked in its blocking poll again; close() wakes it, and the iteration ends.
     const pending = iterator.next();
-    socket.close();
+    await transport.close();
     assertEquals((await pending).done, true);
   } finally {
-    socket.close();
+    await transport.close();
   }
 });

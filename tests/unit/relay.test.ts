@@ -1,9 +1,10 @@
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { assertEquals } from "../helpers/assert.ts";
 import { type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 import { Stats } from "../../lib/stats.ts";
 import { MemoryLogger } from "../../lib/log.ts";
+import { AckGate } from "../../lib/kernel/ack_rule.ts";
 
 /** A codec that accepts datagrams whose first byte is 1 (one session per remaining byte). */
 const testCodec: WireCodec = {
@@ -17,26 +18,15 @@ const testCodec: WireCodec = {
 
 class FakeKernel implements KernelSide {
   format: SessionFormat | undefined = "C";
-  /** What hasPendingBatch() answers; each call is counted. */
-  pending = false;
-  pendingChecks = 0;
-  hasPendingBatch(): boolean {
-    this.pendingChecks++;
-    return this.pending;
-  }
+  readonly ackGate = new AckGate();
   added: Uint8Array[] = [];
   #emit?: (payload: Uint8Array, sessions: number) => void;
   #end?: () => void;
   addSessions(payload: Uint8Array): void {
     this.added.push(payload);
   }
-  backpressure?: () => Promise<void> | undefined;
-  run(
-    onBatch: (payload: Uint8Array, sessions: number) => void,
-    backpressure?: () => Promise<void> | undefined,
-  ): Promise<void> {
+  run(onBatch: (payload: Uint8Array, sessions: number) => void): Promise<void> {
     this.#emit = onBatch;
-    this.backpressure = backpressure;
     return new Promise((resolve) => this.#end = resolve);
   }
   batch(payload: Uint8Array): void {
@@ -49,17 +39,11 @@ class FakeKernel implements KernelSide {
 
 class FakeNet implements NetSide {
   sent: Uint8Array[] = [];
-  /** When set, each send is logged there as `send <first byte>`, in order with what the test logs itself. */
-  events?: string[];
-  /** Called right after each send (a test's stand-in for what the kernel does meanwhile). */
-  onSent?: (datagram: Uint8Array) => void;
   #incoming: Uint8Array[] = [];
   #wake?: () => void;
   #closed = false;
   sendGate: Promise<void> = Promise.resolve();
   async send(datagram: Uint8Array): Promise<boolean> {
-    this.events?.push(`send ${datagram[0]}`);
-    this.onSent?.(datagram);
     await this.sendGate;
     this.sent.push(datagram);
     return true;
@@ -107,62 +91,6 @@ Deno.test("relay: batches go out verbatim; valid datagrams reach the kernel; bad
   await done;
 });
 
-Deno.test("relay: a burst's batches are all taken (and ACKed) before the first datagram is sent", async () => {
-  // The kernel channel reads batches back to back, with only microtask turns between them (an async
-  // generator over a socket drained synchronously). A send in between would delay the next ACK (spec §2.3).
-  const kernel = new FakeKernel();
-  const events: string[] = [];
-  const net = new FakeNet();
-  net.events = events;
-  const relay = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger());
-  const done = relay.run();
-  await tick(); // the sender is idle, waiting for work
-  for (let i = 1; i <= 3; i++) {
-    events.push(`batch ${i}`);
-    kernel.batch(new Uint8Array([i]));
-    await Promise.resolve();
-    await Promise.resolve();
-  }
-  await tick();
-  await tick();
-  assertEquals(events, ["batch 1", "batch 2", "batch 3", "send 1", "send 2", "send 3"]);
-  kernel.close();
-  net.close();
-  await done;
-});
-
-Deno.test("relay: between two datagrams, a batch the kernel has sent meanwhile gets an event-loop turn first", async () => {
-  // Deno settles a send that completed at once without an event-loop turn: without the check, a run of sends
-  // would hold the waiting batch's ACK until the last one.
-  const kernel = new FakeKernel();
-  const events: string[] = [];
-  const net = new FakeNet();
-  net.events = events;
-  const relay = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger());
-  const done = relay.run();
-  await tick();
-  kernel.batch(new Uint8Array([1]));
-  kernel.batch(new Uint8Array([2]));
-  kernel.batch(new Uint8Array([3]));
-  // The kernel "sends a batch" once the first datagram is out: a timer task stands for its read-and-ACK.
-  net.onSent = (datagram) => {
-    if (datagram[0] !== 1) return;
-    kernel.pending = true;
-    setTimeout(() => {
-      events.push("kernel batch read and ACKed");
-      kernel.pending = false;
-    }, 0);
-  };
-  await tick();
-  await tick();
-  await tick();
-  assertEquals(events, ["send 1", "kernel batch read and ACKed", "send 2", "send 3"]);
-  assert(kernel.pendingChecks >= 3, `checked ${kernel.pendingChecks} times`);
-  kernel.close();
-  net.close();
-  await done;
-});
-
 Deno.test("relay: unknown kernel format drops datagrams with a counter", async () => {
   const kernel = new FakeKernel();
   kernel.format = undefined;
@@ -203,7 +131,7 @@ Deno.test("relay: the network queue is bounded and counts overflow", async () =>
   await done;
 });
 
-Deno.test("relay: above 3/4 of the queue the kernel's ACK is held until it drains under 1/4", async () => {
+Deno.test("relay: above 3/4 of the queue the kernel's ACKs are held until it drains under 1/4", async () => {
   const kernel = new FakeKernel();
   const net = new FakeNet();
   let open!: () => void;
@@ -214,12 +142,11 @@ Deno.test("relay: above 3/4 of the queue the kernel's ACK is held until it drain
   kernel.batch(new Uint8Array([0]));
   await tick(); // in flight, blocked on the gate
   for (let i = 1; i <= 5; i++) kernel.batch(new Uint8Array([i]));
-  assertEquals(kernel.backpressure!(), undefined, "5 queued < 6 (3/4 of 8): no hold");
+  assertEquals(kernel.ackGate.held, false, "5 queued < 6 (3/4 of 8): no hold");
   kernel.batch(new Uint8Array([6]));
-  const hold = kernel.backpressure!();
-  assertEquals(hold instanceof Promise, true, "6 queued: hold the ACK");
+  assertEquals(kernel.ackGate.held, true, "6 queued: hold the ACKs");
   let released = false;
-  hold!.then(() => released = true);
+  kernel.ackGate.whenReleased()!.then(() => released = true);
   open();
   for (let i = 0; i < 10 && !released; i++) await tick();
   assertEquals(released, true);
@@ -235,7 +162,7 @@ Deno.test("relay: a channel that fails ends the relay with its error (no half-op
   const kernel = new FakeKernel();
   const failing: KernelSide = {
     format: "C",
-    hasPendingBatch: () => false,
+    ackGate: new AckGate(),
     addSessions: () => {},
     run: () => Promise.reject(new Error("recv failed: Bad file descriptor")),
   };

@@ -1,4 +1,4 @@
-/** Session entries in formats A, B and C, field by field (spec §1.6), and datagram payload validation (§3). */
+/** Session entries in formats A, B and C, field by field (docs/protocol.md §5), and datagram payload validation (§6.1). */
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { decodeEntry, encodeEntry, packPst, type SessionEntry } from "../../lib/session/entries.ts";
 import { countSessions, formatBySize, MAX_PAYLOAD, validatePayload } from "../../lib/session/payload.ts";
@@ -44,7 +44,7 @@ function payloadOf(entries: Uint8Array[]): Uint8Array {
   return out;
 }
 
-Deno.test("format C: the spec's entry decodes field by field and re-encodes byte-identically", () => {
+Deno.test("format C: the documented entry decodes field by field and re-encodes byte-identically", () => {
   const r = decodeEntry(SPEC_ENTRY, "C");
   assert(r.ok, JSON.stringify(r));
   assertEquals(r.entry, {
@@ -63,7 +63,7 @@ Deno.test("format C: the spec's entry decodes field by field and re-encodes byte
   assertEquals(packPst(2, 0, 0), 0x40);
 });
 
-Deno.test("format B: a 52-byte entry built from the spec's layout", () => {
+Deno.test("format B: a 52-byte entry built from the documented layout", () => {
   const expected = hex(
     "34000100" + "20010db8000000000000000000000008" + "0064ff9b0000000000000000c0000208" + "c0000201" +
       "0000e678" + "16c7" + "0050" + "0878" + "0006",

@@ -1,0 +1,185 @@
+/**
+ * The main thread's side of the kernel thread (`lib/kernel/thread.ts`): starts it on an open kernel socket,
+ * yields the datagrams it hands over, sends requests (JOOLD_ADD, the probe, the rare ACKs decided after
+ * parsing) on the socket directly, and stops it: the wake pipe ends its blocking poll, it says "stopped", and
+ * only then is the socket released (a descriptor closed under a blocked poll would not wake it).
+ * @module
+ */
+import { closeWakePipe, openWakePipe, wake, type WakePipe } from "../../ffi/fd_socket.ts";
+import { AckGate } from "./ack_rule.ts";
+import { KERNEL_THREAD_NAME, type KernelThreadInit, type KernelThreadMessage } from "./thread.ts";
+import type { KernelDatagram, KernelTransport } from "./transport.ts";
+
+/** An open socket to the kernel (or to a stand-in) that the kernel thread receives on. */
+export interface KernelSocket {
+  /** Its descriptor. */
+  readonly fd: number;
+  /** The Jool family id. */
+  readonly familyId: number;
+  /** Our netlink port. */
+  readonly localPort: number;
+  /** Sends one whole netlink message. Throws on failure. */
+  send(message: Uint8Array): void;
+  /** Releases it; called once the thread no longer uses the descriptor. */
+  close(): void;
+}
+
+/** Options of {@link startKernelThread}. */
+export interface KernelThreadOptions {
+  /** The open socket the thread receives on. */
+  readonly socket: KernelSocket;
+  /** The configured instance. */
+  readonly instance: string;
+  /** Packed version of the local kernel when known (0 otherwise). */
+  readonly version: number;
+  /**
+   * The module the Worker runs: the program's entry module, which runs `kernelThreadMain()` when
+   * `isKernelThread()` (see `lib/kernel/thread.ts`).
+   */
+  readonly threadModule: string | URL;
+  /** How long close() waits for the thread to stop (default 500 ms). */
+  readonly stopTimeoutMs?: number;
+}
+
+/** The kernel thread failed or could not start. */
+export class KernelThreadError extends Error {
+  /** One line saying what failed. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "KernelThreadError";
+  }
+}
+
+/**
+ * Starts the kernel thread on `socket` and resolves once it is ready (warmed up, ACKing on arrival).
+ * Throws {@link KernelThreadError} when it fails to start; the socket is then still the caller's to close.
+ */
+export async function startKernelThread(options: KernelThreadOptions): Promise<KernelTransport> {
+  const pipe = openWakePipe();
+  const transport = new KernelThreadTransport(options, pipe);
+  try {
+    await transport.started;
+  } catch (error) {
+    transport.abandon();
+    throw error;
+  }
+  return transport;
+}
+
+class KernelThreadTransport implements KernelTransport {
+  readonly familyId: number;
+  readonly localPort: number;
+  readonly ackGate = new AckGate();
+  readonly started: Promise<void>;
+  readonly #socket: KernelSocket;
+  readonly #pipe: WakePipe;
+  readonly #worker: Worker;
+  readonly #stopTimeoutMs: number;
+  readonly #queue: KernelDatagram[] = [];
+  readonly #stopped = Promise.withResolvers<void>();
+  #wake: (() => void) | undefined;
+  #failure: KernelThreadError | undefined;
+  #closing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: KernelThreadOptions, pipe: WakePipe) {
+    this.#socket = options.socket;
+    this.familyId = options.socket.familyId;
+    this.localPort = options.socket.localPort;
+    this.#pipe = pipe;
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 500;
+    const ready = Promise.withResolvers<void>();
+    this.started = ready.promise;
+    this.#worker = new Worker(options.threadModule, { type: "module", name: KERNEL_THREAD_NAME });
+    this.#worker.onmessage = (event: MessageEvent<KernelThreadMessage>) => {
+      const m = event.data;
+      switch (m.kind) {
+        case "datagrams":
+          for (let i = 0; i < m.datagrams.length; i++) {
+            this.#queue.push({ bytes: m.datagrams[i], acked: m.acked[i] === 1 });
+          }
+          this.#wake?.();
+          return;
+        case "ready":
+          ready.resolve();
+          return;
+        case "stopped":
+          this.#stopped.resolve();
+          return;
+        case "failed":
+          this.#fail(new KernelThreadError(`the kernel thread failed: ${m.message}`));
+          ready.reject(this.#failure);
+          this.#stopped.resolve();
+      }
+    };
+    this.#worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault(); // reported through receive() as one line, not as an uncaught error
+      this.#fail(new KernelThreadError(`the kernel thread failed: ${event.message.split("\n")[0]}`));
+      ready.reject(this.#failure);
+      this.#stopped.resolve();
+    };
+    const init: KernelThreadInit = {
+      fd: options.socket.fd,
+      wakeFd: pipe.readFd,
+      familyId: this.familyId,
+      localPort: this.localPort,
+      instance: options.instance,
+      version: options.version,
+      gate: this.ackGate.flags,
+    };
+    this.#worker.postMessage(init);
+  }
+
+  send(message: Uint8Array): void {
+    if (this.#closed) throw new KernelThreadError("the kernel channel is closed");
+    this.#socket.send(message);
+  }
+
+  async *receive(): AsyncIterable<KernelDatagram> {
+    while (true) {
+      const next = this.#queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.#failure) throw this.#failure;
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /** After a failed start: stop the thread, keep the socket (the caller closes it). */
+  abandon(): void {
+    this.#closed = true;
+    wake(this.#pipe);
+    this.#worker.terminate();
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    wake(this.#pipe);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) =>
+      timer = setTimeout(() => resolve("late"), this.#stopTimeoutMs)
+    );
+    const outcome = await Promise.race([this.#stopped.promise, late]);
+    clearTimeout(timer);
+    this.#worker.terminate();
+    // A thread that did not stop may still use the descriptors: leave them to the process's exit.
+    if (outcome === "late") return;
+    closeWakePipe(this.#pipe);
+    this.#socket.close();
+  }
+
+  #fail(error: KernelThreadError): void {
+    this.#failure ??= error;
+    this.#wake?.();
+  }
+}
