@@ -35,6 +35,8 @@ options:
                              prints a Markdown table of the sessions that never reached B (stdout)
   --burst-sizes N,N          flows per burst (default 40,200)
   --repeat N                 runs per daemon and size (default 3)
+  --steady-seconds N         with --burst: before each burst, N seconds of steady sync (ten new flows a
+                             second); the output directory gets "-steadyN" as a suffix
   --daemon-rev REV           run our daemon as of git revision REV (a snapshot of main.ts, lib/, ffi/ in the
                              output directory) instead of the working tree; the output directory gets
                              the commit's short id as a suffix
@@ -68,6 +70,7 @@ async function burst(
   repeat: number,
   timeout: number,
   rev: string | undefined,
+  steady: number,
 ): Promise<number> {
   const specs: string[] = [];
   for (const n of sizes) {
@@ -75,8 +78,8 @@ async function burst(
       for (const d of ["ours", "upstream"]) specs.push(`burst:burst-${d}-${n}-${r}:${d}:${n}`);
     }
   }
-  const env: Record<string, string> = { LAB_CASES: specs.join(" ") };
-  let outDir = join(OUT_DIR, `burst-${image.version}`);
+  const env: Record<string, string> = { LAB_CASES: specs.join(" "), LAB_STEADY_SECONDS: String(steady) };
+  let outDir = join(OUT_DIR, `burst-${image.version}${steady > 0 ? `-steady${steady}` : ""}`);
   let prepare: ((dir: string) => Promise<void>) | undefined;
   if (rev !== undefined) {
     const commit = (await snapshotDaemonTree(rev, join(OUT_DIR, ".rev-probe"))).slice(0, 12);
@@ -127,6 +130,7 @@ async function main(): Promise<number> {
         burst: { type: "boolean", default: false },
         "burst-sizes": { type: "string", default: "40,200" },
         repeat: { type: "string", default: "3" },
+        "steady-seconds": { type: "string", default: "0" },
         "daemon-rev": { type: "string" },
         help: { type: "boolean", default: false },
       },
@@ -152,11 +156,15 @@ async function main(): Promise<number> {
   }
   const repeat = Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) die(`--repeat ${values.repeat}: use 1..20`);
+  const steady = Number(values["steady-seconds"]);
+  if (!Number.isInteger(steady) || steady < 0 || steady > 120) {
+    die(`--steady-seconds ${values["steady-seconds"]}: use 0..120`);
+  }
   const why = labUnavailableReason();
   if (why) die(`cannot run the lab here: ${why}`);
 
   const image = await buildLab(version);
-  if (values.burst) return await burst(image, sizes, repeat, timeout, values["daemon-rev"]);
+  if (values.burst) return await burst(image, sizes, repeat, timeout, values["daemon-rev"], steady);
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;
   const boot = await bootLab(image, "suite", { LAB_CASES: spec }, outDir, timeout);

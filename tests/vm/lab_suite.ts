@@ -43,6 +43,7 @@ export function caseSpecs(version: JoolVersion): string[] {
   specs.push("sync:neg6:upstream:sleep:6:1");
   if (version !== "4.1.9") specs.push("advertise:adv-ours:ours:6", "advertise:adv-upstream:upstream:6");
   specs.push("two-instances:two:ours", "two-instances:two-upstream:upstream", "instance-gone:gone");
+  specs.push("burst-stop:stop-burst:400");
   return specs;
 }
 
@@ -229,6 +230,20 @@ async function instanceGoneChecks(t: Deno.TestContext, c: CaseResult): Promise<v
   });
 }
 
+async function burstStopChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  await t.step(`${c.name}: both daemons started, the burst was still going at the SIGTERM`, () => {
+    assertEquals([f.ready_a, f.ready_b, f.burst_running], ["yes", "yes", "yes"]);
+  });
+  await t.step(`${c.name}: SIGTERM during a burst: A's daemon exits 0 within a second`, () => {
+    const stop = readOr(join(c.dir, "d-A-default.stop")).trim();
+    const exit = readOr(join(c.dir, "d-A-default.exit")).trim();
+    assert(stop.startsWith("stop_ms=") && stop !== "stop_ms=killed", `daemon_stop recorded '${stop}'`);
+    assert(Number(stop.slice("stop_ms=".length)) <= 1000, `took ${stop}`);
+    assertEquals(exit, "0", `exit status; log:\n${readOr(join(c.dir, "d-A-default.log")).slice(-2000)}`);
+  });
+}
+
 /** Registers the VM suite for `version`: skips (or fails with CI=true) when the lab cannot run here. */
 export function labSuite(version: JoolVersion): void {
   const name = `VM lab, real Jool ${version}`;
@@ -270,6 +285,7 @@ export function labSuite(version: JoolVersion): void {
       else if (kind === "advertise") await advertiseChecks(t, c);
       else if (kind === "two-instances") await twoInstanceChecks(t, c);
       else if (kind === "instance-gone") await instanceGoneChecks(t, c);
+      else if (kind === "burst-stop") await burstStopChecks(t, c);
     }
   });
 }

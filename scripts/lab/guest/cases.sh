@@ -25,6 +25,7 @@ collect_logs() {
     [ -d "$d" ] || continue
     cp "$d/log" "$dir/$(basename "$d").log" 2>/dev/null
     cp "$d/stop" "$dir/$(basename "$d").stop" 2>/dev/null
+    cp "$d/exit" "$dir/$(basename "$d").exit" 2>/dev/null
     cp "$d/netsocket.json" "$dir/$(basename "$d").netsocket.json" 2>/dev/null
   done
 }
@@ -249,6 +250,12 @@ burst_case() {
   fact "$dir" rss_idle_a "$(daemon_rss A default | tr ' ' /)"
   fact "$dir" rss_idle_b "$(daemon_rss B default | tr ' ' /)"
   via A
+  if [ "${LAB_STEADY_SECONDS:-0}" -gt 0 ]; then
+    # Routers meet bursts after a while of steady sync too: ten new flows a second first, then the burst.
+    fact "$dir" steady_seconds "$LAB_STEADY_SECONDS"
+    nsx c6 bash -c "for i in \$(seq 1 $((LAB_STEADY_SECONDS * 10))); do echo x >/dev/udp/$SERVER6/\$((30000 + i)); sleep 0.1; done" 2>/dev/null
+    wait_mirror A B default "$SYNC_WAIT" && fact "$dir" steady_synced yes || fact "$dir" steady_synced no
+  fi
   w0=$(date +%s)
   local m0
   m0=$(uptime_ms)
@@ -271,6 +278,33 @@ burst_case() {
   snapshot "$dir/end" B default 45678
   nlmon_stop
   capture_stop
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}
+
+# burst_stop_case NAME N: our daemons on A and B; SIGTERM to A's daemon while a burst of N new UDP flows goes
+# through A (facts in d-A-default.stop / .exit: how long it took, and its exit status).
+burst_stop_case() {
+  local name=$1 n=$2 dir t0 burster
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: SIGTERM to A's daemon during a burst of $n UDP flows"
+  fact "$dir" kind burst-stop
+  fresh_instances default || return
+  daemon_start A ours 6 default 45678
+  daemon_start B ours 6 default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  via A
+  nsx c6 bash -c "for i in \$(seq 1 $n); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null &
+  burster=$!
+  sleep 0.3
+  kill -0 "$burster" 2>/dev/null && fact "$dir" burst_running yes || fact "$dir" burst_running no
+  daemon_stop A default
+  wait "$burster"
   cleanup_case
   collect_logs "$dir"
   rm -rf /tmp/d-*

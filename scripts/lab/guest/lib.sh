@@ -163,7 +163,8 @@ daemon_wait_ready() {
   return 1
 }
 
-# daemon_stop NS INSTANCE: SIGTERM by PID; writes "stop_ms=N" (or "stop_ms=killed") to the daemon dir.
+# daemon_stop NS INSTANCE: SIGTERM by PID; writes "stop_ms=N" (or "stop_ms=killed") to the daemon dir's
+# "stop", and the daemon's exit status to its "exit".
 daemon_stop() {
   local dir=/tmp/d-$1-$2 pid t0 i
   [ -f "$dir/pid" ] || return 0
@@ -186,6 +187,7 @@ daemon_stop() {
     echo "stop_ms=$(($(uptime_ms) - t0))" >"$dir/stop"
   fi
   wait "$pid" 2>/dev/null
+  echo "$?" >"$dir/exit"
   rm -f "$dir/pid"
 }
 

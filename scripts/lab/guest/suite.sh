@@ -16,6 +16,7 @@ for spec in $LAB_CASES; do
   two-instances) two_instances_case "$name" "$a1" ;;
   instance-gone) instance_gone_case "$name" ;;
   burst) burst_case "$name" "$a1" "$a2" ;;
+  burst-stop) burst_stop_case "$name" "$a1" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
