@@ -1,35 +1,31 @@
 /**
- * The real {@link HostLookup}: interfaces, host names and services of this host through libc (FFI), so the
- * daemon needs no `--allow-sys` and resolves names exactly like upstream joold (getaddrinfo with AF_UNSPEC and
- * SOCK_DGRAM; services from /etc/services through NSS).
+ * What config validation needs to know about this host: interfaces, host names and services.
+ * The real implementation is `lib/net/host_lookup.ts` (getaddrinfo/if_nametoindex through FFI);
+ * tests pass a fake.
  * @module
  */
-import { interfaceIndex, localAddresses, resolveHostAddresses, servicePortNumber } from "../../ffi/host.ts";
-import { addressText } from "./address.ts";
-import type { HostLookup, InterfaceAddress } from "./lookup.ts";
 
-/** Host facts from libc: if_nametoindex, getifaddrs, getaddrinfo. */
-export class LibcHostLookup implements HostLookup {
-  /** if_nametoindex(); undefined when there is no such interface. */
-  interfaceIndex(name: string): number | undefined {
-    return interfaceIndex(name);
-  }
+/** One address of a local interface. */
+export interface InterfaceAddress {
+  /** Interface name. */
+  readonly name: string;
+  /** 4 or 6. */
+  readonly family: 4 | 6;
+  /** Address text, IPv6 without scope. */
+  readonly address: string;
+}
 
-  /** getifaddrs(): every IPv4/IPv6 address of every interface. */
-  interfaceAddresses(): InterfaceAddress[] {
-    return localAddresses().map(({ name, family, bytes }) => ({ name, family, address: addressText(bytes) }));
-  }
-
+/** Host facts used to validate netsocket.json. */
+export interface HostLookup {
+  /** Index of the interface with that name, or undefined when there is none. */
+  interfaceIndex(name: string): number | undefined;
+  /** Every address of every local interface. */
+  interfaceAddresses(): InterfaceAddress[];
   /**
-   * getaddrinfo(name, NULL, {AF_UNSPEC, SOCK_DGRAM}) on a worker thread; empty when the name does not resolve.
-   * Rejects with the resolver's message for temporary failures (e.g. DNS unreachable).
+   * Resolves a host name (or literal) to addresses, like getaddrinfo with AF_UNSPEC/SOCK_DGRAM.
+   * Returns an empty list when it does not resolve.
    */
-  async resolveHost(name: string): Promise<string[]> {
-    return (await resolveHostAddresses(name)).map(addressText);
-  }
-
-  /** getaddrinfo(NULL, name, {SOCK_DGRAM}): the UDP port of a service name or number, or undefined. */
-  servicePort(name: string): number | undefined {
-    return servicePortNumber(name);
-  }
+  resolveHost(name: string): Promise<string[]>;
+  /** UDP port of a service name (/etc/services), or undefined. */
+  servicePort(name: string): number | undefined;
 }
