@@ -7,7 +7,7 @@
 import { parseCli, USAGE } from "./lib/cli.ts";
 import { EXIT, JooldError } from "./lib/errors.ts";
 import { LibraryLoadError } from "./ffi/libc.ts";
-import { SinkLogger, stderrSink, syslogSink } from "./lib/logging.ts";
+import { SinkLogger, stderrSink, syslogSink } from "./lib/sink_logger.ts";
 import { checkConfig, runDaemon } from "./lib/daemon.ts";
 import { libnlKernel } from "./lib/kernel/libnl_transport.ts";
 import { isKernelThread, kernelThreadMain } from "./lib/kernel/thread.ts";

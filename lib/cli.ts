@@ -3,8 +3,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { EXIT, JooldError } from "./errors.ts";
-import type { LogLevel } from "./log.ts";
+import { errorMessage, EXIT, JooldError } from "./errors.ts";
+import type { LogLevel } from "./logger.ts";
 import { literalFamily } from "./config/addresses.ts";
 import type { DaemonOptions } from "./daemon.ts";
 
@@ -59,7 +59,7 @@ export function parseCli(args: string[]): CliOptions {
       },
     });
   } catch (cause) {
-    const message = cause instanceof Error ? cause.message.split("\n")[0] : String(cause);
+    const message = errorMessage(cause).split("\n")[0];
     throw new JooldError(EXIT.USAGE, `${message.replace(/\.$/, "")}; see joold --help`, { cause });
   }
   const { values, positionals } = parsed;

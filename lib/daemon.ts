@@ -3,14 +3,14 @@
  * then close everything within a second.
  * @module
  */
-import { EXIT, JooldError } from "./errors.ts";
+import { errorMessage, EXIT, JooldError } from "./errors.ts";
 import { describeConfig, loadConfig } from "./config/load.ts";
 import { KernelChannel } from "./kernel/channel.ts";
 import type { KernelAccess, KernelTransport } from "./kernel/transport.ts";
 import { formatFor, versionText } from "./kernel/version.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./logger.ts";
 import { NetChannel } from "./net/channel.ts";
-import { LibcHostLookup } from "./net/host_lookup.ts";
+import { LibcHostLookup } from "./net/libc_host_lookup.ts";
 import { Relay } from "./relay.ts";
 import { Stats } from "./stats.ts";
 import { DEFAULT_STATS_ADDRESSES, StatsServer } from "./stats_server.ts";
@@ -109,7 +109,9 @@ export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, lo
       relayDone.then(() => "relay ended" as const, (error: unknown) => error),
     ]);
     if (first !== "signal") {
-      const reason = first === "relay ended" ? "a channel closed unexpectedly" : errorLine(first);
+      const reason = first === "relay ended"
+        ? "a channel closed unexpectedly"
+        : errorMessage(first).split("\n")[0];
       throw new JooldError(EXIT.RUNTIME, `relay stopped: ${reason}`, { cause: first });
     }
     const shutdown = closeAll().then(() => relayDone);
@@ -123,10 +125,6 @@ export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, lo
     await closeAll();
     throw error;
   }
-}
-
-function errorLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */

@@ -1,6 +1,6 @@
 /**
  * Logger interface shared by every component. The implementation (stderr or syslog) lives in
- * `lib/logging.ts`; components only see this interface so tests can capture lines.
+ * `lib/sink_logger.ts`; components only see this interface so tests can capture lines.
  * @module
  */
 

@@ -12,7 +12,7 @@
  * @module
  */
 import type { AckGate } from "./kernel/ack_rule.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./logger.ts";
 import { LogRateLimiter } from "./rate_limit.ts";
 import type { SessionFormat } from "./session/format.ts";
 import type { DropReason, Stats } from "./stats.ts";

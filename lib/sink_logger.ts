@@ -6,7 +6,7 @@
  * @module
  */
 import { errorMessage } from "./errors.ts";
-import type { Logger, LogLevel } from "./log.ts";
+import type { Logger, LogLevel } from "./logger.ts";
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 /** syslog severities: err 3, warning 4, info 6, debug 7. */

@@ -3,7 +3,7 @@
  * @module
  */
 import { errorMessage, EXIT, JooldError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./logger.ts";
 import type { Stats } from "./stats.ts";
 import { renderForRequest } from "./stats_format.ts";
 

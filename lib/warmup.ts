@@ -12,12 +12,13 @@
  * own.
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import { DEFAULT_REQUEST_VERSION, type JoolVersion } from "./jool/header.ts";
 import { encodeJooldAdd, JNLOP_JOOLD_ACK } from "./jool/messages.ts";
 import { AckGate } from "./kernel/ack_rule.ts";
 import { KernelChannel } from "./kernel/channel.ts";
 import type { KernelTransport } from "./kernel/transport.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./logger.ts";
 import { type NetSide, Relay } from "./relay.ts";
 import { encodeEntry, type SessionEntry } from "./session/entries.ts";
 import type { SessionFormat } from "./session/format.ts";
@@ -157,7 +158,7 @@ async function warmUpLoopback(rounds: number, log: Logger): Promise<number> {
   try {
     conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   } catch (error) {
-    log.debug(`UDP send path not warmed up: cannot open a loopback socket: ${messageOf(error)}`);
+    log.debug(`UDP send path not warmed up: cannot open a loopback socket: ${errorMessage(error)}`);
     return 0;
   }
   const self = conn.addr as Deno.NetAddr;
@@ -181,13 +182,9 @@ async function warmUpLoopback(rounds: number, log: Logger): Promise<number> {
       received++;
     }
   } catch (error) {
-    log.debug(`UDP send path warm-up stopped after ${received} datagrams: ${messageOf(error)}`);
+    log.debug(`UDP send path warm-up stopped after ${received} datagrams: ${errorMessage(error)}`);
   } finally {
     conn.close();
   }
   return received;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

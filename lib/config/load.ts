@@ -3,8 +3,8 @@
  * optional when it was not named.
  * @module
  */
-import type { Logger } from "../log.ts";
-import type { HostLookup } from "../net/lookup.ts";
+import type { Logger } from "../logger.ts";
+import type { HostLookup } from "../net/host_lookup.ts";
 import { readConfigFile } from "./json_file.ts";
 import { DEFAULT_INSTANCE, validateModSocket } from "./modsocket.ts";
 import { validateNetSocket } from "./netsocket.ts";

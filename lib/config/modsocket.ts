@@ -2,7 +2,7 @@
  * modsocket.json: which Jool instance this daemon serves.
  * @module
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../logger.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
 import type { ModSocketConfig } from "./types.ts";
 

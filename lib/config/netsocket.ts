@@ -4,8 +4,8 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import type { HostLookup } from "../net/lookup.ts";
+import type { Logger } from "../logger.ts";
+import type { HostLookup } from "../net/host_lookup.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
 import { isMulticast, literalFamily, needsScope, parseIPv4 } from "./addresses.ts";
 import type { InterfaceRef, NetSocketConfig } from "./types.ts";

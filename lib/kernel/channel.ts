@@ -5,7 +5,7 @@
  * and sends JOOLD_ADD / JOOLD_ADVERTISE.
  * @module
  */
-import { EXIT, JooldError } from "../errors.ts";
+import { errorMessage, EXIT, JooldError } from "../errors.ts";
 import {
   DEFAULT_REQUEST_VERSION,
   inameError,
@@ -24,7 +24,7 @@ import {
   ssEnabledOf,
 } from "../jool/messages.ts";
 import { splitMessages } from "../jool/netlink.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../logger.ts";
 import { LogRateLimiter } from "../rate_limit.ts";
 import type { SessionFormat } from "../session/format.ts";
 import { countSessions, formatBySize } from "../session/payload.ts";
@@ -178,7 +178,7 @@ export class KernelChannel {
       } catch (cause) {
         throw new JooldError(
           EXIT.RUNTIME,
-          `cannot send the start-up probe to the kernel: ${errorText(cause)}`,
+          `cannot send the start-up probe to the kernel: ${errorMessage(cause)}`,
           { cause },
         );
       }
@@ -430,7 +430,7 @@ export class KernelChannel {
       return true;
     } catch (error) {
       this.#stats.add("KERNEL_SEND_ERRORS");
-      this.#warn(`send:${what}`, `cannot send ${what} to the kernel: ${errorText(error)}`);
+      this.#warn(`send:${what}`, `cannot send ${what} to the kernel: ${errorMessage(error)}`);
       return false;
     }
   }
@@ -459,8 +459,4 @@ export class KernelChannel {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -14,6 +14,7 @@
  * the thread's code without a second file.
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import { DEFAULT_REQUEST_VERSION, packVersion } from "../jool/header.ts";
 import { instanceKey } from "../jool/ack_check.ts";
 import { encodeJooldAdd } from "../jool/messages.ts";
@@ -89,7 +90,7 @@ export function kernelThreadMain(): void {
     } catch (error) {
       post({
         kind: "failed",
-        message: (error instanceof Error ? error.message : String(error)).split("\n")[0],
+        message: errorMessage(error).split("\n")[0],
       });
     }
     scope.close();

@@ -21,7 +21,7 @@ import {
 import type { NetSocketConfig } from "../config/types.ts";
 import { errorMessage, EXIT, JooldError } from "../errors.ts";
 import { addressBytes } from "./address.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../logger.ts";
 import type { Stats } from "../stats.ts";
 
 /** Largest legal datagram (upstream's JOOLD_MAX_PAYLOAD); anything bigger is dropped as `net_oversize`. */

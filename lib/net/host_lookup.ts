@@ -1,6 +1,6 @@
 /**
  * What config validation needs to know about this host: interfaces, host names and services.
- * The real implementation is `lib/net/host_lookup.ts` (getaddrinfo/if_nametoindex through FFI);
+ * The real implementation is `lib/net/libc_host_lookup.ts` (getaddrinfo/if_nametoindex through FFI);
  * tests pass a fake.
  * @module
  */

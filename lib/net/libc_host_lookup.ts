@@ -6,7 +6,7 @@
  */
 import { interfaceIndex, localAddresses, resolveHostAddresses, servicePortNumber } from "../../ffi/host.ts";
 import { addressText } from "./address.ts";
-import type { HostLookup, InterfaceAddress } from "./lookup.ts";
+import type { HostLookup, InterfaceAddress } from "./host_lookup.ts";
 
 /** Host facts from libc: if_nametoindex, getifaddrs, getaddrinfo. */
 export class LibcHostLookup implements HostLookup {

@@ -40,8 +40,8 @@ export const CLK_TCK = 100;
 export const ADD_PAYLOAD_OFFSET = 52;
 
 /** Runs a command; throws with its stderr when it fails. Returns stdout. (Shared with the netns tests.) */
-export { sh } from "../../tests/netns/lab.ts";
-import { sh } from "../../tests/netns/lab.ts";
+export { sh } from "../../tests/netns/namespaces.ts";
+import { sh } from "../../tests/netns/namespaces.ts";
 
 /** Sleeps `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {

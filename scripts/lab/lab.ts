@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 /** Jool versions the lab can build. */
 export const JOOL_VERSIONS = ["4.1.9", "4.1.13"] as const;
 /** One of {@link JOOL_VERSIONS}. */
-export type JoolVersion = typeof JOOL_VERSIONS[number];
+export type LabJoolVersion = typeof JOOL_VERSIONS[number];
 
 /** The project's root directory (this file is scripts/lab/lab.ts). */
 export const PROJECT_DIR: string = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -88,13 +88,13 @@ export async function denoBinary(): Promise<string> {
 
 /** A built lab: the kernel image and the initramfs for one Jool version. */
 export interface LabImage {
-  version: JoolVersion;
+  version: LabJoolVersion;
   kernel: string;
   initrd: string;
 }
 
 /** Builds (or reuses the cached) kernel modules and initramfs for `version`. */
-export async function buildLab(version: JoolVersion): Promise<LabImage> {
+export async function buildLab(version: LabJoolVersion): Promise<LabImage> {
   await denoBinary();
   const t0 = Date.now();
   progress(`building the lab for Jool ${version} (cached after the first run)`);

@@ -10,9 +10,9 @@ import {
   bootLab,
   buildLab,
   JOOL_VERSIONS,
-  type JoolVersion,
   LabError,
   type LabImage,
+  type LabJoolVersion,
   labUnavailableReason,
   OUT_DIR,
   snapshotDaemonTree,
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const version = values.jool as JoolVersion;
+  const version = values.jool as LabJoolVersion;
   if (!JOOL_VERSIONS.includes(version)) die(`--jool ${values.jool}: use one of ${JOOL_VERSIONS.join(", ")}`);
   if (values.family !== "6" && values.family !== "4") die(`--family ${values.family}: use 6 or 4`);
   for (const k of ["daemon-a", "daemon-b"] as const) {

@@ -33,9 +33,9 @@ import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
 import { parseConfigText } from "../../lib/config/json_file.ts";
 import { validateModSocket } from "../../lib/config/modsocket.ts";
 import { NETSOCKET_KEYS, validateNetSocket } from "../../lib/config/netsocket.ts";
-import type { HostLookup } from "../../lib/net/lookup.ts";
+import type { HostLookup } from "../../lib/net/host_lookup.ts";
 import { JooldError } from "../../lib/errors.ts";
-import { MemoryLogger } from "../../lib/log.ts";
+import { MemoryLogger } from "../../lib/logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from "../../lib/stats_format.ts";
 

@@ -25,7 +25,7 @@ export interface DaemonResult {
 }
 
 /** Runs `deno run FLAGS main.ts ...args` in `cwd` and waits for it. */
-export async function runDaemon(args: string[], cwd = ROOT): Promise<DaemonResult> {
+export async function runJoold(args: string[], cwd = ROOT): Promise<DaemonResult> {
   const out = await new Deno.Command(DENO, {
     args: ["run", "--quiet", ...DAEMON_FLAGS, `${ROOT}main.ts`, ...args],
     cwd,

@@ -9,10 +9,9 @@ import { DAEMON_FLAGS, DENO, ROOT } from "./daemon_process.ts";
 import { multicastFrame } from "./kernel_messages.ts";
 import { concatBytes } from "../../lib/jool/netlink.ts";
 
-/** genl commands the daemon sends. */
-export const JOOLD_ADD = 27;
-/** JOOLD_ACK. */
-export const JOOLD_ACK = 29;
+/** genl commands the daemon sends (JOOLD_ADD, JOOLD_ACK). */
+export { JNLOP_JOOLD_ACK as JOOLD_ACK, JNLOP_JOOLD_ADD as JOOLD_ADD } from "../../lib/jool/messages.ts";
+import { JNLOP_JOOLD_ADD as JOOLD_ADD } from "../../lib/jool/messages.ts";
 
 const concat = concatBytes;
 

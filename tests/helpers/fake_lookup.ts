@@ -1,5 +1,5 @@
 /** A HostLookup with fixed answers, for config tests. */
-import type { HostLookup, InterfaceAddress } from "../../lib/net/lookup.ts";
+import type { HostLookup, InterfaceAddress } from "../../lib/net/host_lookup.ts";
 
 export const FAKE_INTERFACES: InterfaceAddress[] = [
   { name: "lo", family: 4, address: "127.0.0.1" },

@@ -9,7 +9,7 @@
  */
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { JooldError } from "../../lib/errors.ts";
-import { MemoryLogger } from "../../lib/log.ts";
+import { MemoryLogger } from "../../lib/logger.ts";
 import { NetChannel } from "../../lib/net/channel.ts";
 import { Stats } from "../../lib/stats.ts";
 

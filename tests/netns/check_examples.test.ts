@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, DENO, ROOT } from "../helpers/daemon_process.ts";
-import { netnsTest, sh } from "./lab.ts";
+import { netnsTest, sh } from "./namespaces.ts";
 
 netnsTest(
   "--check accepts the documented IPv4 and IPv6 examples and prints the effective configuration",

@@ -10,7 +10,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, ROOT } from "../helpers/daemon_process.ts";
-import { Lab, type LineProcess, netnsTest } from "./lab.ts";
+import { Lab, type LineProcess, netnsTest } from "./namespaces.ts";
 import { Daemon, JOOLD_ACK, queryStats } from "../helpers/double_daemon.ts";
 import { sessionEntry } from "../helpers/kernel_messages.ts";
 import { concatBytes as concat } from "../../lib/jool/netlink.ts";

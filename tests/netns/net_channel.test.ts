@@ -12,7 +12,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, ROOT } from "../helpers/daemon_process.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { EXIT } from "../../lib/errors.ts";
-import { Capture, Lab, type LineProcess, netnsTest, sh } from "./lab.ts";
+import { Capture, Lab, type LineProcess, netnsTest, sh } from "./namespaces.ts";
 
 /** MTU of the wire tests' links: no datagram fragments, so tcpdump sees one packet per datagram. */
 const JUMBO = 9000;

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import { parseCli, USAGE } from "../../lib/cli.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
-import { runDaemon } from "../helpers/daemon_process.ts";
+import { runJoold } from "../helpers/daemon_process.ts";
 
 Deno.test("parseCli: upstream's positionals, defaults and options", () => {
   assertEquals(parseCli([]), {
@@ -142,7 +142,7 @@ Deno.test("daemon process: bad input → exactly one stderr line and the documen
       ],
     ];
     for (const [args, code, expected] of cases) {
-      const result = await runDaemon(args, dir);
+      const result = await runJoold(args, dir);
       const lines = result.stderr.trimEnd().split("\n");
       assertEquals(result.code, code, `${args.join(" ")}: ${result.stderr}`);
       assertEquals(lines.length, 1, `${args.join(" ")}: one line expected, got:\n${result.stderr}`);
@@ -158,7 +158,7 @@ Deno.test("daemon process: bad input → exactly one stderr line and the documen
 Deno.test("daemon process: --check prints the effective configuration; default modsocket absent → instance default", async () => {
   const dir = await workdir({ "netsocket.json": GOOD_NET });
   try {
-    const result = await runDaemon(["--check"], dir);
+    const result = await runJoold(["--check"], dir);
     assertEquals(result.code, 0, result.stderr);
     assert(result.stdout.includes("multicast address: 233.252.0.64\n"), result.stdout);
     assert(result.stdout.includes("instance: default\n"), result.stdout);
@@ -172,10 +172,10 @@ Deno.test("daemon process: --check prints the effective configuration; default m
 });
 
 Deno.test("daemon process: --help and --version exit 0", async () => {
-  const help = await runDaemon(["--help"]);
+  const help = await runJoold(["--help"]);
   assertEquals(help.code, 0);
   assert(help.stdout.startsWith("Usage: joold [OPTIONS] [NETSOCKET.json] [MODSOCKET.json] [STATS-PORT]"));
-  const version = await runDaemon(["--version"]);
+  const version = await runJoold(["--version"]);
   assertEquals(version.code, 0);
   assert(/^joold \d+\.\d+\.\d+ /.test(version.stdout), version.stdout);
 });

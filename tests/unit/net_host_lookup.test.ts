@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeSockaddr, interfaceName } from "../../ffi/host.ts";
 import { addressText, ipv4Bytes, ipv6Bytes } from "../../lib/net/address.ts";
-import { LibcHostLookup } from "../../lib/net/host_lookup.ts";
+import { LibcHostLookup } from "../../lib/net/libc_host_lookup.ts";
 
 const lookup = new LibcHostLookup();
 

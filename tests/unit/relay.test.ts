@@ -3,7 +3,7 @@ import { type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 import { Stats } from "../../lib/stats.ts";
-import { MemoryLogger } from "../../lib/log.ts";
+import { MemoryLogger } from "../../lib/logger.ts";
 import { AckGate } from "../../lib/kernel/ack_rule.ts";
 
 /** A codec that accepts datagrams whose first byte is 1 (one session per remaining byte). */

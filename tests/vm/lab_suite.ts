@@ -9,7 +9,7 @@ import {
   bootLab,
   type BootResult,
   buildLab,
-  type JoolVersion,
+  type LabJoolVersion,
   labUnavailableReason,
   OUT_DIR,
 } from "../../scripts/lab/lab.ts";
@@ -35,7 +35,7 @@ const PAIRS = [
 ] as const;
 
 /** The cases one boot runs for `version` (see scripts/lab/guest/suite.sh for the syntax). */
-export function caseSpecs(version: JoolVersion): string[] {
+export function caseSpecs(version: LabJoolVersion): string[] {
   const specs: string[] = [];
   for (const [tag, a, b] of PAIRS) {
     for (const fam of ["6", "4"]) specs.push(`sync:${tag}${fam}:${a}:${b}:${fam}`);
@@ -78,7 +78,7 @@ function readOr(path: string, fallback = ""): string {
   }
 }
 
-async function syncChecks(t: Deno.TestContext, version: JoolVersion, c: CaseResult): Promise<void> {
+async function syncChecks(t: Deno.TestContext, version: LabJoolVersion, c: CaseResult): Promise<void> {
   const f = c.facts;
   const a1 = readSnapshot(join(c.dir, "through-a"), "A");
   const b1 = readSnapshot(join(c.dir, "through-a"), "B");
@@ -245,7 +245,7 @@ async function burstStopChecks(t: Deno.TestContext, c: CaseResult): Promise<void
 }
 
 /** Registers the VM suite for `version`: skips (or fails with CI=true) when the lab cannot run here. */
-export function labSuite(version: JoolVersion): void {
+export function labSuite(version: LabJoolVersion): void {
   const name = `VM lab, real Jool ${version}`;
   const why = labUnavailableReason() ??
     (Deno.env.get("JOOLD_VM_TESTS") === "skip" ? "JOOLD_VM_TESTS=skip" : null);
