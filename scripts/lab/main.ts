@@ -15,6 +15,7 @@ import {
   type LabJoolVersion,
   labUnavailableReason,
   OUT_DIR,
+  PROJECT_DIR,
   snapshotDaemonTree,
 } from "./lab.ts";
 import { mirrors, readCases, readSnapshot, sideBySide, type Snapshot } from "./results.ts";
@@ -40,6 +41,7 @@ options:
   --daemon-rev REV           run our daemon as of git revision REV (a snapshot of main.ts, lib/, ffi/ in the
                              output directory) instead of the working tree; the output directory gets
                              the commit's short id as a suffix
+  --bundle                   run our daemon from the one-file bundle (deno task bundle → dist/joold.js)
   --help                     this text
 Output (logs, tables, stats) goes to .lab-out/demo-VERSION/.`;
 
@@ -132,6 +134,7 @@ async function main(): Promise<number> {
         repeat: { type: "string", default: "3" },
         "steady-seconds": { type: "string", default: "0" },
         "daemon-rev": { type: "string" },
+        bundle: { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -167,7 +170,18 @@ async function main(): Promise<number> {
   if (values.burst) return await burst(image, sizes, repeat, timeout, values["daemon-rev"], steady);
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;
-  const boot = await bootLab(image, "suite", { LAB_CASES: spec }, outDir, timeout);
+  const env: Record<string, string> = { LAB_CASES: spec };
+  if (values.bundle) {
+    const built = await new Deno.Command("bash", {
+      args: [join(PROJECT_DIR, "scripts", "deno.sh"), "task", "bundle"],
+      cwd: PROJECT_DIR,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!built.success) die("deno task bundle failed");
+    env.DAEMON_ENTRY = "dist/joold.js";
+  }
+  const boot = await bootLab(image, "suite", env, outDir, timeout);
   const demo = readCases(outDir).get("demo");
   if (!demo) {
     console.error(`lab: the guest wrote no results (timed out: ${boot.timedOut}); see ${outDir}/guest.log`);
@@ -176,7 +190,8 @@ async function main(): Promise<number> {
   const a = readSnapshot(join(demo.dir, "through-a"), "A");
   const b = readSnapshot(join(demo.dir, "through-a"), "B");
   console.log(
-    `\nJool ${version}, IPv${values.family} group; A: ${values["daemon-a"]}, B: ${values["daemon-b"]}`,
+    `\nJool ${version}, IPv${values.family} group; A: ${values["daemon-a"]}, B: ${values["daemon-b"]}` +
+      (values.bundle ? " (ours from the bundle dist/joold.js)" : ""),
   );
   console.log(`\nSessions after traffic through A:\n${sideBySide(a, b)}\n`);
   const end = join(demo.dir, "through-b");

@@ -12,6 +12,8 @@ DENO=/mnt/deno/deno
 LAB=$PROJ/scripts/lab
 # The daemon's source tree: the project share, or a snapshot of one commit (`main.ts --daemon-rev`, under /mnt/out).
 DAEMON_PROJ=${DAEMON_PROJ:-$PROJ}
+# Our daemon's entry file under DAEMON_PROJ: main.ts, or the one-file bundle (`main.ts --bundle`).
+DAEMON_ENTRY=${DAEMON_ENTRY:-main.ts}
 export DENO_DIR=/tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 JOOL_VERSION=${JOOL_VERSION:-$(cat /etc/lab/jool-version)}
 SERVER6=64:ff9b::192.0.2.10
@@ -122,7 +124,7 @@ daemon_start() {
   ours)
     # The flags operators run with (tests/helpers/daemon_process.ts DAEMON_FLAGS; tests/unit checks this line);
     # shellcheck disable=SC2086 # DAEMON_FLAGS is a list of words
-    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/main.ts" \
+    (cd "$dir" && exec ip netns exec "$ns" "$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/$DAEMON_ENTRY" \
       netsocket.json modsocket.json "$port" >"$dir/log" 2>&1) &
     ;;
   upstream)
