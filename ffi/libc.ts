@@ -28,6 +28,13 @@ export const LIBC_SYMBOLS = {
   recv: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
   /** ssize_t send(int sockfd, const void *buf, size_t len, int flags) */
   send: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
+  /**
+   * int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param) — pid 0: the calling thread
+   * (Linux schedules threads, not processes); param is one int, the priority.
+   */
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** int sched_getscheduler(pid_t pid) — pid 0: the calling thread. */
+  sched_getscheduler: { parameters: ["i32"], result: "i32" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]) */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */

@@ -63,7 +63,7 @@ export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, lo
   );
 
   // Kernel first, as upstream ≥4.1.13 does: "Jool is not loaded" is the most common start-up failure.
-  const transport: KernelTransport = await kernel.open(config.mod.instance, kernelVersion);
+  const transport: KernelTransport = await kernel.open(config.mod.instance, kernelVersion, log);
   const closers: (() => void | Promise<void>)[] = [() => transport.close()];
   const closeAll = async () => {
     for (const close of [...closers].reverse()) await close();

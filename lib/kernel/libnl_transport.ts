@@ -10,6 +10,7 @@ import { KernelThreadError, startKernelThread } from "./thread_transport.ts";
 import type { KernelAccess, KernelTransport } from "./transport.ts";
 import { packVersion } from "../jool/header.ts";
 import { readLoadedJoolVersion } from "./version.ts";
+import type { Logger } from "../logger.ts";
 
 /** Jool's Generic Netlink family and multicast group (docs/protocol.md §1). */
 export const JOOL_FAMILY = "Jool";
@@ -24,6 +25,8 @@ export interface LibnlTransportOptions {
   readonly version: number;
   /** The program's entry module, which the kernel thread runs (see `lib/kernel/thread.ts`). */
   readonly threadModule: string | URL;
+  /** Where start-up facts are reported. */
+  readonly log?: Logger;
 }
 
 /**
@@ -61,8 +64,8 @@ export async function openLibnlTransport(options: LibnlTransportOptions): Promis
 export function libnlKernel(threadModule: string | URL): KernelAccess {
   return {
     readVersion: readLoadedJoolVersion,
-    open: (instance, version) =>
-      openLibnlTransport({ instance, version: version ? packVersion(version) : 0, threadModule }),
+    open: (instance, version, log) =>
+      openLibnlTransport({ instance, version: version ? packVersion(version) : 0, threadModule, log }),
   };
 }
 

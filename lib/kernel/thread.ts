@@ -20,6 +20,7 @@ import { instanceKey } from "../jool/ack_check.ts";
 import { encodeJooldAdd } from "../jool/messages.ts";
 import { NLMSG_HDRLEN, NLMSG_OVERRUN, writeNetlinkHeader } from "../jool/netlink.ts";
 import { FdSocket } from "../../ffi/fd_socket.ts";
+import { raiseCallingThread } from "../../ffi/thread_priority.ts";
 import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
 
 /** The Worker's name: how the entry module knows it runs as the kernel thread. */
@@ -52,8 +53,11 @@ export interface KernelThreadInit {
 
 /** What the kernel thread tells the main thread. */
 export type KernelThreadMessage =
-  /** Started and warmed up: batches are ACKed on arrival from now on. */
-  | { readonly kind: "ready" }
+  /**
+   * Started and warmed up: batches are ACKed on arrival from now on. `priorityErrno`: 0 when the thread runs at
+   * real-time priority (SCHED_FIFO 1), else why not (errno).
+   */
+  | { readonly kind: "ready"; readonly priorityErrno: number }
   /**
    * Datagrams read in one go, in order; `acked[i]` is 1 when datagram i was ACKed on arrival. An ACK the thread
    * could not send leaves it 0: the kernel channel then ACKs after parsing, and counts a second failure.
@@ -112,7 +116,10 @@ export function runKernelLoop(
   const writer = new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000);
   warmUp(writer, init);
   writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
-  post({ kind: "ready" });
+  // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
+  // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
+  const priorityErrno = raiseCallingThread();
+  post({ kind: "ready", priorityErrno });
   while (socket.wait() === "readable") {
     const datagrams: Uint8Array<ArrayBuffer>[] = [];
     const acked = new Uint8Array(MAX_DRAIN);

@@ -6,6 +6,8 @@
  * @module
  */
 import { closeWakePipe, openWakePipe, wake, type WakePipe } from "../../ffi/fd_socket.ts";
+import { errnoText } from "../../ffi/libc.ts";
+import type { Logger } from "../logger.ts";
 import { AckGate } from "./ack_rule.ts";
 import { KERNEL_THREAD_NAME, type KernelThreadInit, type KernelThreadMessage } from "./thread.ts";
 import type { KernelDatagram, KernelTransport } from "./transport.ts";
@@ -37,6 +39,8 @@ export interface KernelThreadOptions {
    * `isKernelThread()` (see `lib/kernel/thread.ts`).
    */
   readonly threadModule: string | URL;
+  /** Where the thread's scheduling priority is reported. */
+  readonly log?: Logger;
   /** How long close() waits for the thread to stop (default 500 ms). */
   readonly stopTimeoutMs?: number;
 }
@@ -63,6 +67,16 @@ export async function startKernelThread(options: KernelThreadOptions): Promise<K
     transport.abandon();
     throw error;
   }
+  if (transport.priorityErrno === 0) {
+    options.log?.debug("kernel thread started at real-time priority (SCHED_FIFO 1)");
+  } else {
+    options.log?.warn(
+      `kernel thread at normal priority (sched_setscheduler: ${
+        errnoText(transport.priorityErrno)
+      }): on a busy ` +
+        "router its ACKs may wait for a CPU; run joold as root or grant it CAP_SYS_NICE",
+    );
+  }
   return transport;
 }
 
@@ -71,6 +85,8 @@ class KernelThreadTransport implements KernelTransport {
   readonly localPort: number;
   readonly ackGate = new AckGate();
   readonly started: Promise<void>;
+  /** 0 when the kernel thread runs at real-time priority, else the errno of the refusal. */
+  priorityErrno = 0;
   readonly #socket: KernelSocket;
   readonly #pipe: WakePipe;
   readonly #worker: Worker;
@@ -101,6 +117,7 @@ class KernelThreadTransport implements KernelTransport {
           this.#wake?.();
           return;
         case "ready":
+          this.priorityErrno = m.priorityErrno;
           ready.resolve();
           return;
         case "stopped":

@@ -7,6 +7,7 @@
  */
 import type { JoolVersion } from "../jool/header.ts";
 import type { AckGate } from "./ack_rule.ts";
+import type { Logger } from "../logger.ts";
 
 /** What the transport learned when it opened. */
 export interface KernelTransportInfo {
@@ -44,5 +45,5 @@ export interface KernelAccess {
   /** The local Jool's version when it can be read before its first multicast (e.g. /sys/module/jool/version). */
   readVersion(): JoolVersion | undefined;
   /** Opens the transport for `instance`. Throws JooldError with the exit status of the failure. */
-  open(instance: string, version: JoolVersion | undefined): Promise<KernelTransport>;
+  open(instance: string, version: JoolVersion | undefined, log: Logger): Promise<KernelTransport>;
 }

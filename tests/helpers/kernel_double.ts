@@ -25,6 +25,7 @@ import { encodeAttributes } from "../../lib/jool/netlink.ts";
 import { parseJoolVersion } from "../../lib/kernel/version.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
 import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.ts";
+import type { Logger } from "../../lib/logger.ts";
 import {
   closeFd,
   closeWakePipe,
@@ -50,6 +51,8 @@ export interface KernelDoubleOptions {
   stdout?: WritableStream<Uint8Array>;
   /** The module the kernel thread runs (default main.ts). */
   threadModule?: string | URL;
+  /** Where the kernel thread's start-up facts go. */
+  log?: Logger;
 }
 
 /** The program's entry module: the kernel thread's Worker runs it (see lib/kernel/thread.ts). */
@@ -146,7 +149,7 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
 export function doubleKernel(version: string, threadModule: string | URL = MAIN_MODULE): KernelAccess {
   return {
     readVersion: () => parseJoolVersion(version),
-    open: (instance) => openKernelDouble({ version, instance, threadModule }),
+    open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log }),
   };
 }
 
@@ -160,6 +163,7 @@ export async function openKernelDouble(options: KernelDoubleOptions): Promise<Ke
       instance: options.instance ?? "default",
       version: version ? packVersion(version) : 0,
       threadModule: options.threadModule ?? MAIN_MODULE,
+      log: options.log,
     });
   } catch (error) {
     double.close();

@@ -166,3 +166,28 @@ Deno.test("kernel thread: a thread that fails ends receive() with one line", asy
   assert(!error.message.includes("\n"));
   await transport.close();
 });
+
+Deno.test("kernel thread: runs at real-time priority (SCHED_FIFO) where the process may ask for it", async () => {
+  /** Scheduling policy (field 41 of /proc/PID/task/TID/stat) of every thread of this process. */
+  const policies = () =>
+    [...Deno.readDirSync("/proc/self/task")].map((task) => {
+      const stat = Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`);
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38]);
+    });
+  const SCHED_FIFO = 1;
+  if (Deno.uid() !== 0) {
+    console.log("skipping the priority check: not root (CAP_SYS_NICE), the thread stays at normal priority");
+    return;
+  }
+  assert(!policies().includes(SCHED_FIFO), "no real-time thread before the kernel thread starts");
+  const { transport } = await rig();
+  try {
+    assertEquals(
+      policies().filter((p) => p === SCHED_FIFO).length,
+      1,
+      "exactly one thread: the kernel thread",
+    );
+  } finally {
+    await transport.close();
+  }
+});
