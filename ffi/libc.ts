@@ -1,7 +1,9 @@
 /**
  * libc symbols joold needs that Deno has no API for: poll on a netlink descriptor with a wake pipe,
  * setsockopt for multicast options Deno's UDP API lacks, interface index lookup and getaddrinfo, and stdio
- * reads of /proc and /sys (Deno 2.9 asks for --allow-all to read those, whatever --allow-read allows).
+ * reads of /proc and /sys (Deno 2.9 asks for --allow-all to read those, whatever --allow-read allows), and
+ * systemd's notification socket (Deno would ask for --allow-env to read `$NOTIFY_SOCKET` and --allow-write to
+ * send to a unix socket path, and cannot address an abstract one).
  *
  * Only files in `ffi/` use this table; they wrap each call in a small safe function.
  * @module
@@ -35,6 +37,15 @@ export const LIBC_SYMBOLS = {
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   /** int sched_getscheduler(pid_t pid) — pid 0: the calling thread. */
   sched_getscheduler: { parameters: ["i32"], result: "i32" },
+  /** int socket(int domain, int type, int protocol) */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /**
+   * ssize_t sendto(int sockfd, const void *buf, size_t len, int flags, const struct sockaddr *dest_addr,
+   *                socklen_t addrlen)
+   */
+  sendto: { parameters: ["i32", "buffer", "u64", "i32", "buffer", "u32"], result: "i64" },
+  /** char *getenv(const char *name) — name NUL-terminated; the result is the environment's own string or NULL. */
+  getenv: { parameters: ["buffer"], result: "pointer" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]) */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */

@@ -12,8 +12,10 @@ import type { Logger } from "./logger.ts";
 import { NetChannel } from "./net/channel.ts";
 import { LibcHostLookup } from "./net/libc_host_lookup.ts";
 import { Relay } from "./relay.ts";
-import { Stats } from "./stats.ts";
+import { DROP_REASONS, Stats } from "./stats.ts";
 import { DEFAULT_STATS_ADDRESSES, StatsServer } from "./stats_server.ts";
+import { SystemdNotifier } from "./systemd/notifier.ts";
+import { runningStatus } from "./systemd/notify_protocol.ts";
 import { upstreamWire } from "./wire.ts";
 import { warmUp } from "./warmup.ts";
 
@@ -41,11 +43,32 @@ export async function checkConfig(options: DaemonOptions, log: Logger): Promise<
 /**
  * Runs the daemon until SIGTERM/SIGINT. Resolves when everything is closed; throws JooldError on start-up
  * failures. A second signal exits at once. `kernel` opens the kernel side: libnl and the kernel thread in
- * production (`lib/kernel/libnl_transport.ts`), a double in tests.
+ * production (`lib/kernel/libnl_transport.ts`), a double in tests. When systemd runs it as a `Type=notify`
+ * service (`$NOTIFY_SOCKET`), it is told READY, the status, watchdog pings and STOPPING
+ * (`lib/systemd/notifier.ts`).
  */
 export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, log: Logger): Promise<void> {
   // Listen for signals before anything else, so a SIGTERM during start-up also ends in a clean close.
   const signalled = waitForSignal(log);
+  const notify = SystemdNotifier.fromEnvironment(log);
+  try {
+    await relayUntilSignal(options, kernel, log, signalled, notify);
+  } catch (error) {
+    notify.failed(error); // the one line main.ts prints, for `systemctl status`
+    throw error;
+  } finally {
+    notify.close();
+  }
+}
+
+/** {@link runDaemon}'s life from the configuration to the close; `notify` hears READY and STOPPING. */
+async function relayUntilSignal(
+  options: DaemonOptions,
+  kernel: KernelAccess,
+  log: Logger,
+  signalled: Promise<void>,
+  notify: SystemdNotifier,
+): Promise<void> {
   const config = await loadConfig(options.netFile, options.modFile, new LibcHostLookup(), log);
   const stats = new Stats();
 
@@ -102,6 +125,16 @@ export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, lo
     const relay = new Relay(channel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
+    notify.ready(() =>
+      runningStatus({
+        instance: config.mod.instance,
+        group,
+        port: config.net.port,
+        sentToGroup: stats.get("NET_SENT_PKTS"),
+        sentToKernel: stats.get("KERNEL_SENT_PKTS"),
+        dropped: DROP_REASONS.reduce((sum, reason) => sum + stats.drops(reason), 0),
+      })
+    );
     // The channels end only when closed, so the relay finishing (or failing) before a signal is a fault:
     // close everything and exit non-zero with one line rather than run half a daemon.
     const first = await Promise.race([
@@ -114,6 +147,7 @@ export async function runDaemon(options: DaemonOptions, kernel: KernelAccess, lo
         : errorMessage(first).split("\n")[0];
       throw new JooldError(EXIT.RUNTIME, `relay stopped: ${reason}`, { cause: first });
     }
+    notify.stopping();
     const shutdown = closeAll().then(() => relayDone);
     const timeout = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), SHUTDOWN_GRACE_MS)

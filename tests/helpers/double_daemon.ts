@@ -27,6 +27,8 @@ export interface DaemonOptions {
   readonly version?: string;
   /** Extra daemon arguments. */
   readonly args?: string[];
+  /** Extra environment variables of the daemon process (e.g. systemd's NOTIFY_SOCKET). */
+  readonly env?: Record<string, string>;
 }
 
 /** A netlink message the daemon sent to its double. */
@@ -83,7 +85,7 @@ export class Daemon {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...options.env },
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
     this.#done = Promise.all([this.#readFrames(), this.#readLog(), this.#child.status]);
