@@ -32,8 +32,10 @@ Deno.test("daemon flags: the README and the systemd unit show the same flags", (
 Deno.test("daemon flags: the VM lab runs our daemon with DAEMON_FLAGS", () => {
   const lib = read("scripts/lab/guest/lib.sh");
   assert(lib.includes(`DAEMON_FLAGS="${DAEMON_FLAGS.join(" ")}"`), "scripts/lab/guest/lib.sh: DAEMON_FLAGS");
+  // The entry is main.ts unless the lab runs the one-file bundle (`--bundle`); the flags are the same for both.
+  assert(lib.includes("DAEMON_ENTRY=${DAEMON_ENTRY:-main.ts}"), "scripts/lab/guest/lib.sh: DAEMON_ENTRY");
   assert(
-    lib.includes('"$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/main.ts"'),
+    lib.includes('"$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/$DAEMON_ENTRY"'),
     "scripts/lab/guest/lib.sh: the daemon line",
   );
 });
