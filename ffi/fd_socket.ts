@@ -93,6 +93,9 @@ export type FdReceive =
   /** The kernel dropped datagrams: the receive buffer overflowed (ENOBUFS). */
   | "overrun";
 
+/** ENOTSOCK: the descriptor is no socket. */
+export const ENOTSOCK = 88;
+
 /** EAGAIN: a non-blocking call found nothing to read or no room to write. */
 export const EAGAIN_ERRNO: number = EAGAIN;
 
@@ -155,10 +158,24 @@ export class FdSocket {
 
   /** Reads one waiting datagram without blocking. Throws {@link FdSocketError}. */
   receive(): FdReceive {
+    const n = this.receiveInPlace();
+    return typeof n === "number" ? this.#buffer.slice(0, n) : n;
+  }
+
+  /** The receive buffer: {@link receiveInPlace} leaves each datagram at its start, valid until the next read. */
+  get buffer(): Uint8Array<ArrayBuffer> {
+    return this.#buffer;
+  }
+
+  /**
+   * Reads one waiting datagram into {@link buffer} without blocking or allocating; returns its length.
+   * Throws {@link FdSocketError}.
+   */
+  receiveInPlace(): number | "empty" | "overrun" {
     const libc = loadLibc();
     while (true) {
       const n = Number(libc.recv(this.fd, this.#buffer, BigInt(this.#buffer.length), MSG_DONTWAIT));
-      if (n > 0) return this.#buffer.slice(0, n);
+      if (n > 0) return n;
       if (n === 0) return "empty"; // a zero-length datagram, or the peer of a socket pair closed
       const errno = lastErrno();
       if (errno === EAGAIN) return "empty";

@@ -35,13 +35,20 @@ export function instanceKey(instance: string): InstanceKey {
 /**
  * The packed Jool version (header u32, never 0 for 4.1.x) of `datagram` when it is exactly one Jool multicast
  * (pid 0) of family `familyId` for the instance `key`, Jool 4.1.x but not the 4.2 rc (4.1.255), NAT64, without
- * the error flag, whose first attribute is the session container; otherwise 0.
+ * the error flag, whose first attribute is the session container; otherwise 0. `size`: the datagram's length
+ * when it sits at the start of a larger buffer (the kernel thread checks it in its receive buffer, before any
+ * copy).
  */
-export function ackableBatchVersion(datagram: Uint8Array, familyId: number, key: InstanceKey): number {
-  if (datagram.length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) return 0;
+export function ackableBatchVersion(
+  datagram: Uint8Array,
+  familyId: number,
+  key: InstanceKey,
+  size: number = datagram.length,
+): number {
+  if (size < FIRST_ATTRIBUTE_AT + NLA_HDRLEN || size > datagram.length) return 0;
   const length = hostU32(datagram, 0);
   // Exactly one message: nlmsg_len covers the datagram but for the alignment padding of its end.
-  if (length > datagram.length || length + 3 < datagram.length || length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) {
+  if (length > size || length + 3 < size || length < FIRST_ATTRIBUTE_AT + NLA_HDRLEN) {
     return 0;
   }
   if (hostU16(datagram, 4) !== familyId || hostU32(datagram, 12) !== 0) return 0;

@@ -33,10 +33,15 @@ import { unsupportedReason } from "./version.ts";
 
 /**
  * Rule 3: the packed version to ACK `datagram` with the moment it is read, or 0 when the kernel channel decides
- * after parsing. Allocation-free.
+ * after parsing. Allocation-free; `size` is the datagram's length when it sits at the start of a receive buffer.
  */
-export function ackOnArrival(datagram: Uint8Array, familyId: number, key: InstanceKey): number {
-  return ackableBatchVersion(datagram, familyId, key);
+export function ackOnArrival(
+  datagram: Uint8Array,
+  familyId: number,
+  key: InstanceKey,
+  size?: number,
+): number {
+  return ackableBatchVersion(datagram, familyId, key, size);
 }
 
 /** Rules 1 and 2 for a parsed message: whether the full path ACKs it (gate permitting). */
