@@ -10,32 +10,27 @@
  * destination: the kernel, for a netlink socket libnl has bound but not connected.
  * @module
  */
-import { errnoText, lastErrno, loadLibc } from "./libc.ts";
+import { HOST_LITTLE_ENDIAN as HOST_LE } from "./endian.ts";
+import { ErrnoError, lastErrno, loadLibc } from "./libc.ts";
+import {
+  AF_UNIX,
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  MSG_DONTWAIT,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  POLLIN,
+  SOCK_CLOEXEC,
+  SOCK_SEQPACKET,
+} from "./posix.ts";
 
-const POLLIN = 0x1;
-const MSG_DONTWAIT = 0x40;
-const O_NONBLOCK = 0x800;
-const O_CLOEXEC = 0x80000;
-const EINTR = 4;
-const EAGAIN = 11;
-const ENOBUFS = 105;
-const AF_UNIX = 1;
-const SOCK_SEQPACKET = 5;
-const SOCK_CLOEXEC = 0x80000;
-/** struct pollfd fields are in host order. */
-const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export { ENOTSOCK } from "./posix.ts";
 
 /** A libc call failed; `errno` says why. */
-export class FdSocketError extends Error {
-  /**
-   * A failed call.
-   * @param step the call that failed
-   * @param errno its errno
-   */
-  constructor(readonly step: string, readonly errno: number, options?: ErrorOptions) {
-    super(`${step}: ${errnoText(errno)}`, options);
-    this.name = "FdSocketError";
-  }
+export class FdSocketError extends ErrnoError {
+  /** The error's name in messages and logs. */
+  override name = "FdSocketError";
 }
 
 /** A pipe whose write end wakes a {@link FdSocket} waiting in poll(). */
@@ -92,9 +87,6 @@ export type FdReceive =
   | "empty"
   /** The kernel dropped datagrams: the receive buffer overflowed (ENOBUFS). */
   | "overrun";
-
-/** ENOTSOCK: the descriptor is no socket. */
-export const ENOTSOCK = 88;
 
 /** EAGAIN: a non-blocking call found nothing to read or no room to write. */
 export const EAGAIN_ERRNO: number = EAGAIN;

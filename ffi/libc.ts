@@ -100,6 +100,19 @@ export const LIBC_SYMBOLS = {
   readlink: { parameters: ["buffer", "buffer", "u64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+/** A libc call failed; `errno` says why. The FFI wrappers' errors extend it, each with its own name. */
+export class ErrnoError extends Error {
+  /**
+   * A failed call.
+   * @param step the call that failed, with what it was for
+   * @param errno its errno
+   */
+  constructor(readonly step: string, readonly errno: number, options?: ErrorOptions) {
+    super(`${step}: ${errnoText(errno)}`, options);
+    this.name = "ErrnoError";
+  }
+}
+
 /** Raised when a shared library cannot be loaded; the message names the Debian package to install. */
 export class LibraryLoadError extends Error {
   /**

@@ -11,30 +11,18 @@
  * @module
  */
 import { HOST_LITTLE_ENDIAN } from "./endian.ts";
-import { cString, errnoText, lastErrno, loadLibc } from "./libc.ts";
+import { cString, ErrnoError, lastErrno, loadLibc } from "./libc.ts";
+import { AF_UNIX, EINTR, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK } from "./posix.ts";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0x800;
-const SOCK_CLOEXEC = 0x80000;
-const MSG_NOSIGNAL = 0x4000;
-const EINTR = 4;
 /** offsetof(struct sockaddr_un, sun_path): sun_family is 2 bytes. */
 const SUN_PATH_OFFSET = 2;
 /** sizeof(sun_path) on Linux. */
 const SUN_PATH_MAX = 108;
 
 /** A libc call of the sender failed; `errno` says why. */
-export class UnixDatagramError extends Error {
-  /**
-   * A failed call.
-   * @param step the call that failed, with what it was for
-   * @param errno its errno
-   */
-  constructor(readonly step: string, readonly errno: number, options?: ErrorOptions) {
-    super(`${step}: ${errnoText(errno)}`, options);
-    this.name = "UnixDatagramError";
-  }
+export class UnixDatagramError extends ErrnoError {
+  /** The error's name in messages and logs. */
+  override name = "UnixDatagramError";
 }
 
 /** getenv(): the value of an environment variable, or undefined when it is not set. */

@@ -9,6 +9,7 @@
  * (lib/session/kernel_limits.ts); the ACK check never accepts what the full path would not ACK.
  * @module
  */
+import { shouldAck } from "../../lib/kernel/ack_rule.ts";
 import fc from "fast-check";
 import { decodeEntry, encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
 import { ENTRY_SIZE, type SessionFormat } from "../../lib/session/format.ts";
@@ -28,7 +29,7 @@ import {
   writeNetlinkHeader,
 } from "../../lib/jool/netlink.ts";
 import { JNLAR_SESSION_ENTRIES, parseKernelMessage } from "../../lib/jool/messages.ts";
-import { packVersion, readJoolHeader, sameInstance } from "../../lib/jool/header.ts";
+import { packVersion, readJoolHeader } from "../../lib/jool/header.ts";
 import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
 import { parseConfigText } from "../../lib/config/json_file.ts";
 import { validateModSocket } from "../../lib/config/modsocket.ts";
@@ -329,22 +330,11 @@ function checkAccepted(payload: Uint8Array, format: SessionFormat): void {
 }
 
 /**
- * What the kernel channel's full path decides for a datagram holding one message: ACK it or not. The same
- * oracle as the 20 000-mutation test of tests/unit/ack_check.test.ts (parseKernelMessage + the channel's rules).
+ * What the kernel channel's full path decides for a datagram holding one message: ACK it or not — the full
+ * parse and the ACK rule's after-parsing decision (lib/kernel/ack_rule.ts), the oracle of the ACK check.
  */
 export function fullPathAcks(datagram: Uint8Array, familyId: number, instance: string): boolean {
-  const m = parseKernelMessage(datagram, familyId);
-  switch (m.kind) {
-    case "batch":
-      return sameInstance(m.header.iname, instance) && m.header.version.major === 4 &&
-        m.header.version.minor === 1 && m.header.version.revision !== 255;
-    case "jool_reply":
-      return m.pid === 0 && sameInstance(m.header.iname, instance);
-    case "invalid":
-      return !m.header || sameInstance(m.header.iname, instance);
-    default:
-      return false;
-  }
+  return shouldAck(parseKernelMessage(datagram, familyId), instance);
 }
 
 /** A JooldError whose message is one line, or a failure naming what escaped. */

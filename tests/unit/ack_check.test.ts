@@ -2,32 +2,16 @@
  * ACK on arrival (lib/jool/ack_check.ts): every datagram the fast check accepts must be one the full path
  * (parseKernelMessage + the channel's rules) would ACK too; everything else must be left to the full path.
  */
+import { fullPathAcks } from "../fuzz/targets.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { ackableBatchVersion, instanceKey } from "../../lib/jool/ack_check.ts";
-import { packVersion, sameInstance } from "../../lib/jool/header.ts";
-import { parseKernelMessage } from "../../lib/jool/messages.ts";
+import { packVersion } from "../../lib/jool/header.ts";
 import { DOUBLE_FAMILY_ID } from "../helpers/kernel_double.ts";
 import { concatBytes } from "../../lib/jool/netlink.ts";
 import { errorReply, kernelMessage, multicastBatch, sessionBatch } from "../helpers/kernel_messages.ts";
 
 const FAMILY = DOUBLE_FAMILY_ID;
 const key = instanceKey("default");
-
-/** What the channel's full path decides for a datagram holding one message: ACK it or not (no back-pressure). */
-function fullPathAcks(datagram: Uint8Array, familyId: number, instance: string): boolean {
-  const m = parseKernelMessage(datagram, familyId);
-  switch (m.kind) {
-    case "batch":
-      return sameInstance(m.header.iname, instance) && m.header.version.major === 4 &&
-        m.header.version.minor === 1 && m.header.version.revision !== 255;
-    case "jool_reply":
-      return m.pid === 0 && sameInstance(m.header.iname, instance);
-    case "invalid":
-      return !m.header || sameInstance(m.header.iname, instance);
-    default:
-      return false;
-  }
-}
 
 Deno.test("ack check: the kernel's plain multicasts are ACKed on arrival, with their own version", () => {
   const cases: [string, Uint8Array, number[]][] = [
