@@ -30,4 +30,14 @@ export class LogRateLimiter {
     this.#last.set(key, { at: t, suppressed: 0 });
     return suppressed;
   }
+
+  /**
+   * The line to log for this event of `key`: `message`, followed by how many of its kind were suppressed since
+   * the last line when any were (one wording everywhere); undefined when the event must stay silent.
+   */
+  line(key: string, message: string): string | undefined {
+    const suppressed = this.admit(key);
+    if (suppressed === undefined) return undefined;
+    return suppressed > 0 ? `${message} (${suppressed} more since the last line)` : message;
+  }
 }

@@ -133,9 +133,7 @@ export class Relay {
 
   #dropped(reason: DropReason, detail: string): void {
     this.stats.drop(reason);
-    const suppressed = this.#limiter.admit(reason);
-    if (suppressed === undefined) return;
-    const more = suppressed > 0 ? ` (${suppressed} more since the last line)` : "";
-    this.log.warn(`dropped (${reason}): ${detail}${more}`);
+    const line = this.#limiter.line(reason, `dropped (${reason}): ${detail}`);
+    if (line) this.log.warn(line);
   }
 }

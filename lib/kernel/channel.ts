@@ -399,12 +399,11 @@ export class KernelChannel {
   #errorReply(code: number, message: string): void {
     this.#stats.kernelError(code);
     if (/session sync is disabled/i.test(message)) this.#stats.add("KERNEL_ADDS_REJECTED_SS_DISABLED");
-    const suppressed = this.#limiter.admit(`error:${code}`);
-    if (suppressed === undefined) return;
-    this.#log.error(
-      `the kernel answered error ${code}: ${oneLine(message)}` +
-        (suppressed ? ` (${suppressed} more like it suppressed)` : ""),
+    const line = this.#limiter.line(
+      `error:${code}`,
+      `the kernel answered error ${code}: ${oneLine(message)}`,
     );
+    if (line) this.#log.error(line);
   }
 
   // ---- sending -----------------------------------------------------------------------------------------------
@@ -451,9 +450,8 @@ export class KernelChannel {
   }
 
   #warn(key: string, message: string): void {
-    const suppressed = this.#limiter.admit(key);
-    if (suppressed === undefined) return;
-    this.#log.warn(message + (suppressed ? ` (${suppressed} more like it suppressed)` : ""));
+    const line = this.#limiter.line(key, message);
+    if (line) this.#log.warn(line);
   }
 }
 

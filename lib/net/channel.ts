@@ -6,6 +6,7 @@
  * here: validation of session entries happens above, in the relay.
  * @module
  */
+import { LogRateLimiter } from "../rate_limit.ts";
 import { socketDropReader } from "./socket_drops.ts";
 import {
   findSocketDescriptor,
@@ -57,8 +58,7 @@ export class NetChannel {
   readonly #stats: Stats;
   readonly #log: Logger;
   #closed = false;
-  #lastSendErrorLog = -Infinity;
-  #suppressedSendErrors = 0;
+  readonly #sendErrors = new LogRateLimiter(SEND_ERROR_LOG_INTERVAL_MS, () => performance.now());
 
   /** The socket's descriptor (the one the options were set on), for diagnostics and tests. */
   readonly descriptor: number;
@@ -232,17 +232,11 @@ export class NetChannel {
   }
 
   #logSendError(error: unknown): void {
-    const now = performance.now();
-    if (now - this.#lastSendErrorLog < SEND_ERROR_LOG_INTERVAL_MS) {
-      this.#suppressedSendErrors++;
-      return;
-    }
-    const suppressed = this.#suppressedSendErrors > 0
-      ? ` (${this.#suppressedSendErrors} more send errors since the last message)`
-      : "";
-    this.#log.error(`could not send a datagram to the network: ${errorMessage(error)}${suppressed}`);
-    this.#lastSendErrorLog = now;
-    this.#suppressedSendErrors = 0;
+    const line = this.#sendErrors.line(
+      "send",
+      `could not send a datagram to the network: ${errorMessage(error)}`,
+    );
+    if (line) this.#log.error(line);
   }
 }
 

@@ -134,12 +134,11 @@ export class SystemdNotifier {
       this.#sender!.send(this.#settings!.sunPath, message);
     } catch (error) {
       if (!(error instanceof UnixDatagramError)) throw error;
-      const suppressed = this.#limiter.admit(`${error.step} ${error.errno}`);
-      if (suppressed === undefined) return;
-      this.#log.warn(
-        `cannot notify systemd (${what}) at ${this.#settings!.socket}: ${error.message}` +
-          (suppressed > 0 ? ` (${suppressed} more since the last line)` : ""),
+      const line = this.#limiter.line(
+        `${error.step} ${error.errno}`,
+        `cannot notify systemd (${what}) at ${this.#settings!.socket}: ${error.message}`,
       );
+      if (line) this.#log.warn(line);
     }
   }
 }

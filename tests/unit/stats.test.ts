@@ -136,3 +136,13 @@ async function freeUdpPort(): Promise<number> {
   await Promise.resolve();
   return port;
 }
+
+Deno.test("rate limiter: one wording for what was suppressed", () => {
+  let now = 0;
+  const limiter = new LogRateLimiter(1_000, () => now);
+  assertEquals(limiter.line("k", "dropped"), "dropped");
+  assertEquals(limiter.line("k", "dropped"), undefined);
+  assertEquals(limiter.line("k", "dropped"), undefined);
+  now = 1_000;
+  assertEquals(limiter.line("k", "dropped"), "dropped (2 more since the last line)");
+});
