@@ -16,10 +16,10 @@
  */
 import { errorMessage } from "../errors.ts";
 import { DEFAULT_REQUEST_VERSION, packVersion } from "../jool/header.ts";
-import { instanceKey } from "../jool/ack_check.ts";
+import { type InstanceKey, instanceKey } from "../jool/ack_check.ts";
 import { encodeJooldAdd } from "../jool/messages.ts";
 import { NLMSG_HDRLEN, NLMSG_OVERRUN, writeNetlinkHeader } from "../jool/netlink.ts";
-import { ENOTSOCK, FdSocket, FdSocketError } from "../../ffi/fd_socket.ts";
+import { closeFd, closeWakePipe, FdSocket, openSocketPair, openWakePipe } from "../../ffi/fd_socket.ts";
 import { raiseCallingThread } from "../../ffi/thread_priority.ts";
 import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
 
@@ -30,8 +30,10 @@ export const KERNEL_THREAD_NAME = "joold-kernel-thread";
 const MAX_DRAIN = 64;
 /** Bigger than any netlink datagram the Jool kernel sends (about 4 KiB at most). */
 const RECEIVE_BUFFER = 65536;
-/** Rounds of the thread's own warm-up (pure code only: nothing is sent). */
+/** Synthetic batches of the thread's own warm-up, one wake each ({@link warmUp}). */
 const WARM_UP_ROUNDS = 2000;
+/** Batches in the socket pair at a time during the warm-up (their ACKs fit its buffer). */
+const WARM_UP_CHUNK = 100;
 
 /** What the main thread tells the kernel thread when it starts it. */
 export interface KernelThreadInit {
@@ -101,29 +103,48 @@ export function kernelThreadMain(): void {
   };
 }
 
+/** What the loop needs besides its socket. */
+interface LoopContext {
+  readonly familyId: number;
+  readonly key: InstanceKey;
+  readonly gate: AckGate;
+  readonly writer: AckWriter;
+}
+
+/** Where a wake's datagrams go: to the main thread, or nowhere (the warm-up). */
+type Post = (message: KernelThreadMessage, transfer?: Transferable[]) => void;
+
 /**
- * The loop: wait, drain, ACK on arrival, hand over; returns when the wake pipe is written. Blocks the calling
- * thread: call it only on the kernel thread.
+ * The kernel thread's life: warm up, raise its priority, say ready, then wait, drain, ACK on arrival and hand
+ * over until the wake pipe is written. Blocks the calling thread: call it only on the kernel thread.
  */
-export function runKernelLoop(
-  init: KernelThreadInit,
-  post: (message: KernelThreadMessage, transfer?: Transferable[]) => void,
-): void {
-  const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
-  const gate = new AckGate(init.gate);
-  const key = instanceKey(init.instance);
-  // Its own sequence numbers, far from the main thread's: the kernel checks none, but a capture stays readable.
-  const writer = new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000);
-  warmUp(writer, init);
-  writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
+function runKernelLoop(init: KernelThreadInit, post: Post): void {
+  const context: LoopContext = {
+    familyId: init.familyId,
+    key: instanceKey(init.instance),
+    gate: new AckGate(init.gate),
+    // Its own sequence numbers, far from the main thread's: the kernel checks none, but a capture stays readable.
+    writer: new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000),
+  };
+  warmUp(context, init.instance);
+  context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
   // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
   const priorityErrno = raiseCallingThread();
   post({ kind: "ready", priorityErrno });
-  while (socket.wait() === "readable") {
+  serve(new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER), context, post, Infinity, MAX_DRAIN);
+}
+
+/**
+ * At most `wakes` times (the real loop: until the wake pipe is written): wait for the socket, read what waits
+ * (`drain` datagrams at most), ACK each plain batch of ours at once, hand the datagrams over.
+ */
+function serve(socket: FdSocket, context: LoopContext, post: Post, wakes: number, drain: number): void {
+  const { familyId, key, gate, writer } = context;
+  for (let wake = 0; wake < wakes && socket.wait() === "readable"; wake++) {
     const datagrams: Uint8Array<ArrayBuffer>[] = [];
-    const acked = new Uint8Array(MAX_DRAIN);
-    while (datagrams.length < MAX_DRAIN) {
+    const acked = new Uint8Array(drain);
+    while (datagrams.length < drain) {
       const size = socket.receiveInPlace();
       if (size === "empty") break;
       if (size === "overrun") {
@@ -132,7 +153,7 @@ export function runKernelLoop(
       }
       // Checked and ACKed in the receive buffer, before the copy: nothing allocates (and so nothing can start
       // a collection) between the recv and the ACK.
-      const version = ackOnArrival(socket.buffer, init.familyId, key, size);
+      const version = ackOnArrival(socket.buffer, familyId, key, size);
       if (version !== 0 && !gate.held) {
         if (socket.send(writer.ack(version)) === 0) acked[datagrams.length] = 1;
       }
@@ -147,32 +168,37 @@ export function runKernelLoop(
 }
 
 /**
- * Compiles the per-batch path before the first batch: a fresh isolate runs each function in its interpreter
- * first, and a 4.1.9 kernel loses sessions while the first ACK waits (measured: 17 ms of a first batch went to
- * cold code under emulation). Pure code only: nothing is read or sent.
+ * Runs the real loop ({@link serve}) over a socket pair with synthetic batches before the first real one, so
+ * every function on the per-batch path — the loop itself included — is compiled and optimized. A fresh isolate
+ * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
+ * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into every 200-flow
+ * burst, and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair.
  */
-function warmUp(writer: AckWriter, init: KernelThreadInit): void {
+function warmUp(context: LoopContext, instance: string): void {
   const sample = encodeJooldAdd({
-    familyId: init.familyId,
+    familyId: context.familyId,
     pid: 0,
     seq: 0,
     version: DEFAULT_REQUEST_VERSION,
-    instance: init.instance,
+    instance,
   }, new Uint8Array(4 * 10));
-  const key = instanceKey(init.instance);
-  for (let i = 0; i < WARM_UP_ROUNDS; i++) {
-    const version = ackOnArrival(sample, init.familyId, key, sample.length);
-    if (version !== 0) writer.ack(version);
-  }
-  // The first recv and send through FFI cost milliseconds under emulation: make them on the wake pipe, which is
-  // no socket (ENOTSOCK), so nothing is read or sent.
-  const probe = new FdSocket(init.wakeFd, init.wakeFd, 16);
+  const [ours, theirs] = openSocketPair();
+  const pipe = openWakePipe();
   try {
-    probe.receiveInPlace();
-  } catch (error) {
-    if (!(error instanceof FdSocketError && error.errno === ENOTSOCK)) throw error;
+    const socket = new FdSocket(ours, pipe.readFd, RECEIVE_BUFFER);
+    const kernel = new FdSocket(theirs, pipe.readFd, 4096);
+    const discard: Post = () => {};
+    for (let round = 0; round < WARM_UP_ROUNDS / WARM_UP_CHUNK; round++) {
+      let sent = 0;
+      while (sent < WARM_UP_CHUNK && kernel.send(sample, true) === 0) sent++;
+      serve(socket, context, discard, sent, 1); // one wake per batch, as in a burst
+      while (typeof kernel.receiveInPlace() === "number"); // the ACKs, so the pair never fills
+    }
+  } finally {
+    closeFd(ours);
+    closeFd(theirs);
+    closeWakePipe(pipe);
   }
-  probe.send(sample);
 }
 
 /** What the main thread receives for a receive-buffer overflow: a 16-byte NLMSG_OVERRUN, counted there. */
