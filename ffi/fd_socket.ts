@@ -18,6 +18,7 @@ import {
   EINTR,
   ENOBUFS,
   MSG_DONTWAIT,
+  MSG_TRUNC,
   O_CLOEXEC,
   O_NONBLOCK,
   POLLIN,
@@ -148,6 +149,20 @@ export class FdSocket {
     }
   }
 
+  /**
+   * size_t arguments of recv (`slot` 0) and send (`slot` 1): the last of each is kept, so the per-datagram calls
+   * allocate no BigInt.
+   */
+  #size(length: number, slot: 0 | 1): bigint {
+    if (length !== this.#sizes[slot]) {
+      this.#sizes[slot] = length;
+      this.#sizesBig[slot] = BigInt(length);
+    }
+    return this.#sizesBig[slot];
+  }
+  readonly #sizes = [-1, -1];
+  readonly #sizesBig = [0n, 0n];
+
   /** Reads one waiting datagram without blocking. Throws {@link FdSocketError}. */
   receive(): FdReceive {
     const n = this.receiveInPlace();
@@ -164,9 +179,25 @@ export class FdSocket {
    * Throws {@link FdSocketError}.
    */
   receiveInPlace(): number | "empty" | "overrun" {
+    return this.receiveInto(this.#buffer);
+  }
+
+  /**
+   * Reads one waiting datagram into `target` (e.g. a slot of shared memory) without blocking or allocating;
+   * returns its real length, which is larger than `target` when the datagram did not fit (its end is lost).
+   * Throws {@link FdSocketError}.
+   */
+  receiveInto(target: Uint8Array): number | "empty" | "overrun" {
     const libc = loadLibc();
     while (true) {
-      const n = Number(libc.recv(this.fd, this.#buffer, BigInt(this.#buffer.length), MSG_DONTWAIT));
+      const n = Number(
+        libc.recv(
+          this.fd,
+          target as Uint8Array<ArrayBuffer>,
+          this.#size(target.length, 0),
+          MSG_DONTWAIT | MSG_TRUNC,
+        ),
+      );
       if (n > 0) return n;
       if (n === 0) return "empty"; // a zero-length datagram, or the peer of a socket pair closed
       const errno = lastErrno();
@@ -185,7 +216,9 @@ export class FdSocket {
     const libc = loadLibc();
     const flags = dontWait ? MSG_DONTWAIT : 0;
     while (true) {
-      const n = Number(libc.send(this.fd, message as Uint8Array<ArrayBuffer>, BigInt(message.length), flags));
+      const n = Number(
+        libc.send(this.fd, message as Uint8Array<ArrayBuffer>, this.#size(message.length, 1), flags),
+      );
       if (n >= 0) return 0;
       const errno = lastErrno();
       if (errno !== EINTR) return errno;

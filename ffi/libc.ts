@@ -143,10 +143,16 @@ export function loadLibc(): Libc {
 
 /** Reads errno; meaningful only right after a synchronous libc call. */
 export function lastErrno(): number {
-  const p = loadLibc().__errno_location();
-  if (p === null) return 0;
-  return new Deno.UnsafePointerView(p).getInt32();
+  // errno's address is fixed for a thread, and each thread (Worker) has its own copy of this module: one view,
+  // so the call allocates nothing (the kernel thread reads errno at the end of every drain).
+  if (errnoView === undefined) {
+    const p = loadLibc().__errno_location();
+    if (p === null) return 0;
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32();
 }
+let errnoView: Deno.UnsafePointerView | undefined;
 
 /** strerror() text of an errno value. */
 export function errnoText(errno: number): string {

@@ -27,6 +27,8 @@ export const SOCK_CLOEXEC = 0x80000;
 export const MSG_DONTWAIT = 0x40;
 /** See {@link MSG_DONTWAIT}. */
 export const MSG_NOSIGNAL = 0x4000;
+/** recv() flag: return the datagram's real length even when it did not fit the buffer. */
+export const MSG_TRUNC = 0x20;
 /** pipe2() flags (same values as the SOCK_ ones). */
 export const O_NONBLOCK = 0x800;
 /** See {@link O_NONBLOCK}. */

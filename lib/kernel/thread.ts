@@ -22,6 +22,7 @@ import { NLMSG_HDRLEN, NLMSG_OVERRUN, writeNetlinkHeader } from "../jool/netlink
 import { closeFd, closeWakePipe, FdSocket, openSocketPair, openWakePipe } from "../../ffi/fd_socket.ts";
 import { raiseCallingThread } from "../../ffi/thread_priority.ts";
 import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
+import { createHandoff, type HandoffMemory, HandoffReader, HandoffWriter } from "./handoff.ts";
 
 /** The Worker's name: how the entry module knows it runs as the kernel thread. */
 export const KERNEL_THREAD_NAME = "joold-kernel-thread";
@@ -32,8 +33,10 @@ const MAX_DRAIN = 64;
 const RECEIVE_BUFFER = 65536;
 /** Synthetic batches of the thread's own warm-up, one wake each ({@link warmUp}). */
 const WARM_UP_ROUNDS = 2000;
-/** Batches in the socket pair at a time during the warm-up (their ACKs fit its buffer). */
-const WARM_UP_CHUNK = 100;
+/** Batches in the socket pair at a time during the warm-up (their ACKs fit its buffer; they fit the ring). */
+const WARM_UP_CHUNK = 32;
+/** How long the thread waits for a free slot before it looks at the wake pipe again. */
+const ROOM_WAIT_MS = 10;
 
 /** What the main thread tells the kernel thread when it starts it. */
 export interface KernelThreadInit {
@@ -51,6 +54,8 @@ export interface KernelThreadInit {
   readonly version: number;
   /** The {@link AckGate}'s shared flag. */
   readonly gate: Int32Array;
+  /** Where the datagrams go (`lib/kernel/handoff.ts`). */
+  readonly handoff: HandoffMemory;
 }
 
 /** What the kernel thread tells the main thread. */
@@ -60,15 +65,8 @@ export type KernelThreadMessage =
    * real-time priority (SCHED_FIFO 1), else why not (errno).
    */
   | { readonly kind: "ready"; readonly priorityErrno: number }
-  /**
-   * Datagrams read in one go, in order; `acked[i]` is 1 when datagram i was ACKed on arrival. An ACK the thread
-   * could not send leaves it 0: the kernel channel then ACKs after parsing, and counts a second failure.
-   */
-  | {
-    readonly kind: "datagrams";
-    readonly datagrams: Uint8Array[];
-    readonly acked: Uint8Array;
-  }
+  /** New datagrams wait in the hand-off (sent only when the main thread said it waits for word). */
+  | { readonly kind: "datagrams" }
   /** Woken by the pipe: the loop has ended and the thread closes. */
   | { readonly kind: "stopped" }
   /** The loop failed; the thread closes. */
@@ -111,14 +109,14 @@ interface LoopContext {
   readonly writer: AckWriter;
 }
 
-/** Where a wake's datagrams go: to the main thread, or nowhere (the warm-up). */
-type Post = (message: KernelThreadMessage, transfer?: Transferable[]) => void;
+/** Tells the main thread that datagrams wait (or nothing, in the warm-up). */
+type Doorbell = () => void;
 
 /**
  * The kernel thread's life: warm up, raise its priority, say ready, then wait, drain, ACK on arrival and hand
  * over until the wake pipe is written. Blocks the calling thread: call it only on the kernel thread.
  */
-function runKernelLoop(init: KernelThreadInit, post: Post): void {
+function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessage) => void): void {
   const context: LoopContext = {
     familyId: init.familyId,
     key: instanceKey(init.instance),
@@ -132,38 +130,49 @@ function runKernelLoop(init: KernelThreadInit, post: Post): void {
   // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
   const priorityErrno = raiseCallingThread();
   post({ kind: "ready", priorityErrno });
-  serve(new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER), context, post, Infinity, MAX_DRAIN);
+  const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
+  const word: KernelThreadMessage = { kind: "datagrams" };
+  serve(socket, context, new HandoffWriter(init.handoff), () => post(word), Infinity, MAX_DRAIN);
 }
 
 /**
- * At most `wakes` times (the real loop: until the wake pipe is written): wait for the socket, read what waits
- * (`drain` datagrams at most), ACK each plain batch of ours at once, hand the datagrams over.
+ * At most `wakes` times (the real loop: until the wake pipe is written): wait for the socket, receive what waits
+ * (`drain` datagrams at most) straight into the hand-off, ACK each plain batch of ours at once, publish it.
+ * Allocates nothing per datagram (`lib/kernel/handoff.ts` says why).
  */
-function serve(socket: FdSocket, context: LoopContext, post: Post, wakes: number, drain: number): void {
+function serve(
+  socket: FdSocket,
+  context: LoopContext,
+  handoff: HandoffWriter,
+  doorbell: Doorbell,
+  wakes: number,
+  drain: number,
+): void {
   const { familyId, key, gate, writer } = context;
   for (let wake = 0; wake < wakes && socket.wait() === "readable"; wake++) {
-    const datagrams: Uint8Array<ArrayBuffer>[] = [];
-    const acked = new Uint8Array(drain);
-    while (datagrams.length < drain) {
-      const size = socket.receiveInPlace();
-      if (size === "empty") break;
-      if (size === "overrun") {
-        datagrams.push(overrunMessage());
+    let read = 0;
+    while (read < drain) {
+      const slot = handoff.next();
+      if (slot === undefined) {
+        // The main thread is behind: leave the batches (unACKed) in the socket until a slot is free.
+        handoff.waitForRoom(ROOM_WAIT_MS);
+        if (socket.wait(0) === "woken") return;
         continue;
       }
-      // Checked and ACKed in the receive buffer, before the copy: nothing allocates (and so nothing can start
-      // a collection) between the recv and the ACK.
-      const version = ackOnArrival(socket.buffer, familyId, key, size);
-      if (version !== 0 && !gate.held) {
-        if (socket.send(writer.ack(version)) === 0) acked[datagrams.length] = 1;
+      const size = socket.receiveInto(slot);
+      if (size === "empty") break;
+      read++;
+      if (size === "overrun") {
+        writeOverrun(slot);
+        handoff.publish(NLMSG_HDRLEN, false);
+        continue;
       }
-      datagrams.push(socket.buffer.slice(0, size));
+      // Checked and ACKed in place, before anything else (a datagram cut by the slot is never ACKed here).
+      const version = size <= slot.length ? ackOnArrival(slot, familyId, key, size) : 0;
+      const acked = version !== 0 && !gate.held && socket.send(writer.ack(version)) === 0;
+      handoff.publish(size, acked);
     }
-    if (datagrams.length === 0) continue; // woken by a zero-length datagram: nothing to hand over
-    post(
-      { kind: "datagrams", datagrams, acked: acked.subarray(0, datagrams.length) },
-      datagrams.map((d) => d.buffer),
-    );
+    if (read > 0 && handoff.takeWaiter()) doorbell();
   }
 }
 
@@ -171,8 +180,9 @@ function serve(socket: FdSocket, context: LoopContext, post: Post, wakes: number
  * Runs the real loop ({@link serve}) over a socket pair with synthetic batches before the first real one, so
  * every function on the per-batch path — the loop itself included — is compiled and optimized. A fresh isolate
  * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
- * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into every 200-flow
- * burst, and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair.
+ * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into 200-flow bursts,
+ * and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair, the datagrams to a
+ * hand-off of its own.
  */
 function warmUp(context: LoopContext, instance: string): void {
   const sample = encodeJooldAdd({
@@ -182,17 +192,20 @@ function warmUp(context: LoopContext, instance: string): void {
     version: DEFAULT_REQUEST_VERSION,
     instance,
   }, new Uint8Array(4 * 10));
+  const memory = createHandoff();
+  const handoff = new HandoffWriter(memory);
+  const taken = new HandoffReader(memory);
   const [ours, theirs] = openSocketPair();
   const pipe = openWakePipe();
   try {
     const socket = new FdSocket(ours, pipe.readFd, RECEIVE_BUFFER);
     const kernel = new FdSocket(theirs, pipe.readFd, 4096);
-    const discard: Post = () => {};
     for (let round = 0; round < WARM_UP_ROUNDS / WARM_UP_CHUNK; round++) {
       let sent = 0;
       while (sent < WARM_UP_CHUNK && kernel.send(sample, true) === 0) sent++;
-      serve(socket, context, discard, sent, 1); // one wake per batch, as in a burst
+      serve(socket, context, handoff, () => {}, sent, 1); // one wake per batch, as in a burst
       while (typeof kernel.receiveInPlace() === "number"); // the ACKs, so the pair never fills
+      while (taken.take()); // and the hand-off
     }
   } finally {
     closeFd(ours);
@@ -202,8 +215,6 @@ function warmUp(context: LoopContext, instance: string): void {
 }
 
 /** What the main thread receives for a receive-buffer overflow: a 16-byte NLMSG_OVERRUN, counted there. */
-function overrunMessage(): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(NLMSG_HDRLEN);
-  writeNetlinkHeader(out, { length: NLMSG_HDRLEN, type: NLMSG_OVERRUN, flags: 0, seq: 0, pid: 0 });
-  return out;
+function writeOverrun(slot: Uint8Array): void {
+  writeNetlinkHeader(slot, { length: NLMSG_HDRLEN, type: NLMSG_OVERRUN, flags: 0, seq: 0, pid: 0 });
 }

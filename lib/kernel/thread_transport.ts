@@ -9,6 +9,7 @@ import { closeWakePipe, openWakePipe, wake, type WakePipe } from "../../ffi/fd_s
 import { errnoText } from "../../ffi/libc.ts";
 import type { Logger } from "../logger.ts";
 import { AckGate } from "./ack_rule.ts";
+import { createHandoff, HandoffReader } from "./handoff.ts";
 import { KERNEL_THREAD_NAME, type KernelThreadInit, type KernelThreadMessage } from "./thread.ts";
 import type { KernelDatagram, KernelTransport } from "./transport.ts";
 
@@ -91,7 +92,8 @@ class KernelThreadTransport implements KernelTransport {
   readonly #pipe: WakePipe;
   readonly #worker: Worker;
   readonly #stopTimeoutMs: number;
-  readonly #queue: KernelDatagram[] = [];
+  readonly #handoff = createHandoff();
+  readonly #reader = new HandoffReader(this.#handoff);
   readonly #stopped = Promise.withResolvers<void>();
   #wake: (() => void) | undefined;
   #failure: KernelThreadError | undefined;
@@ -111,9 +113,6 @@ class KernelThreadTransport implements KernelTransport {
       const m = event.data;
       switch (m.kind) {
         case "datagrams":
-          for (let i = 0; i < m.datagrams.length; i++) {
-            this.#queue.push({ bytes: m.datagrams[i], acked: m.acked[i] === 1 });
-          }
           this.#wake?.();
           return;
         case "ready":
@@ -143,6 +142,7 @@ class KernelThreadTransport implements KernelTransport {
       instance: options.instance,
       version: options.version,
       gate: this.ackGate.flags,
+      handoff: this.#handoff,
     };
     this.#worker.postMessage(init);
   }
@@ -154,13 +154,14 @@ class KernelThreadTransport implements KernelTransport {
 
   async *receive(): AsyncIterable<KernelDatagram> {
     while (true) {
-      const next = this.#queue.shift();
+      const next = this.#reader.take();
       if (next) {
         yield next;
         continue;
       }
       if (this.#failure) throw this.#failure;
       if (this.#closed) return;
+      if (!this.#reader.announceWait()) continue; // one arrived meanwhile
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }

@@ -1,0 +1,129 @@
+/**
+ * How the kernel thread hands datagrams to the main thread: a ring of slots in shared memory. The thread
+ * receives each datagram straight into a free slot and publishes it with one atomic store; the main thread
+ * copies it out and frees the slot. Nothing is allocated on the thread's side per datagram, so its isolate
+ * never collects garbage in the middle of a burst: with a copy and a postMessage per batch it ran a scavenge
+ * every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one held an ACK
+ * (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
+ *
+ * The main thread is woken by a message only when it said it would wait (a flag it sets, then re-checks the
+ * ring, so a datagram published meanwhile is never missed). A full ring stops the thread from reading: the
+ * kernel's batches then wait unACKed in the socket, and the kernel with them, as with any back-pressure.
+ * @module
+ */
+import type { KernelDatagram } from "./transport.ts";
+
+/** Slots in the ring. A power of two. */
+export const HANDOFF_SLOTS = 64;
+/** Bytes per slot: more than any datagram the Jool kernel sends (a longer one arrives cut, and is dropped). */
+export const HANDOFF_SLOT_BYTES = 16384;
+
+const MASK = HANDOFF_SLOTS - 1;
+/** Indices in the metadata: datagrams published and taken (both counting up), the main thread's wait flag. */
+const HEAD = 0;
+const TAIL = 1;
+const WAITING = 2;
+const LENGTHS = 3;
+const ACKED = LENGTHS + HANDOFF_SLOTS;
+const META_INTS = ACKED + HANDOFF_SLOTS;
+
+/** The shared memory of one hand-off (sent to the kernel thread in its init message). */
+export interface HandoffMemory {
+  /** The slots' bytes. */
+  readonly ring: SharedArrayBuffer;
+  /** Head, tail, wait flag, then each slot's length and whether it was ACKed. */
+  readonly meta: Int32Array;
+}
+
+/** Allocates the shared memory of a hand-off. */
+export function createHandoff(): HandoffMemory {
+  return {
+    ring: new SharedArrayBuffer(HANDOFF_SLOTS * HANDOFF_SLOT_BYTES),
+    meta: new Int32Array(new SharedArrayBuffer(META_INTS * 4)),
+  };
+}
+
+/** The kernel thread's end: fills and publishes slots. Allocates nothing after construction. */
+export class HandoffWriter {
+  readonly #meta: Int32Array;
+  /** One view per slot, made once. */
+  readonly #slots: Uint8Array<SharedArrayBuffer>[];
+  #head = 0;
+
+  /** The writer of `memory` (one per hand-off). */
+  constructor(memory: HandoffMemory) {
+    this.#meta = memory.meta;
+    this.#head = Atomics.load(memory.meta, HEAD);
+    this.#slots = Array.from(
+      { length: HANDOFF_SLOTS },
+      (_, i) => new Uint8Array(memory.ring, i * HANDOFF_SLOT_BYTES, HANDOFF_SLOT_BYTES),
+    );
+  }
+
+  /** The slot to receive the next datagram into, or undefined while the ring is full. */
+  next(): Uint8Array<SharedArrayBuffer> | undefined {
+    if (this.#head - Atomics.load(this.#meta, TAIL) >= HANDOFF_SLOTS) return undefined;
+    return this.#slots[this.#head & MASK];
+  }
+
+  /** Publishes the slot {@link next} gave: `length` bytes (more than the slot: cut), ACKed on arrival or not. */
+  publish(length: number, acked: boolean): void {
+    const slot = this.#head & MASK;
+    this.#meta[LENGTHS + slot] = length;
+    this.#meta[ACKED + slot] = acked ? 1 : 0;
+    this.#head = (this.#head + 1) | 0;
+    Atomics.store(this.#meta, HEAD, this.#head);
+  }
+
+  /** Whether the main thread waits for word of new datagrams (the flag is cleared): if so, tell it. */
+  takeWaiter(): boolean {
+    return Atomics.exchange(this.#meta, WAITING, 0) === 1;
+  }
+
+  /** Blocks the calling thread until a slot is freed or `timeoutMs` passes. Worker threads only. */
+  waitForRoom(timeoutMs: number): void {
+    const tail = Atomics.load(this.#meta, TAIL);
+    if (this.#head - tail >= HANDOFF_SLOTS) Atomics.wait(this.#meta, TAIL, tail, timeoutMs);
+  }
+}
+
+/** The main thread's end: takes published datagrams in order. */
+export class HandoffReader {
+  readonly #meta: Int32Array;
+  readonly #ring: Uint8Array<SharedArrayBuffer>;
+  #tail: number;
+
+  /** The reader of `memory` (one per hand-off). */
+  constructor(memory: HandoffMemory) {
+    this.#meta = memory.meta;
+    this.#ring = new Uint8Array(memory.ring);
+    this.#tail = Atomics.load(memory.meta, TAIL);
+  }
+
+  /** The next datagram (a fresh copy), or undefined when none waits. Frees its slot. */
+  take(): KernelDatagram | undefined {
+    if (Atomics.load(this.#meta, HEAD) === this.#tail) return undefined;
+    const slot = this.#tail & MASK;
+    const length = Math.min(this.#meta[LENGTHS + slot], HANDOFF_SLOT_BYTES);
+    const start = slot * HANDOFF_SLOT_BYTES;
+    const datagram: KernelDatagram = {
+      bytes: this.#ring.slice(start, start + length) as unknown as Uint8Array<ArrayBuffer>,
+      acked: this.#meta[ACKED + slot] === 1,
+    };
+    this.#tail = (this.#tail + 1) | 0;
+    Atomics.store(this.#meta, TAIL, this.#tail);
+    Atomics.notify(this.#meta, TAIL);
+    return datagram;
+  }
+
+  /**
+   * Says the main thread is about to wait for word of new datagrams. False when one was published meanwhile
+   * (take it instead of waiting); true: the writer's next publish will find the flag and send word.
+   */
+  announceWait(): boolean {
+    Atomics.store(this.#meta, WAITING, 1);
+    if (Atomics.load(this.#meta, HEAD) === this.#tail) return true;
+    Atomics.store(this.#meta, WAITING, 0);
+    return false;
+  }
+}

@@ -1,0 +1,57 @@
+/** The hand-off ring between the kernel thread and the main thread (lib/kernel/handoff.ts), on one thread. */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import {
+  createHandoff,
+  HANDOFF_SLOT_BYTES,
+  HANDOFF_SLOTS,
+  HandoffReader,
+  HandoffWriter,
+} from "../../lib/kernel/handoff.ts";
+
+Deno.test("hand-off: datagrams come out in order with their ACK flag, as fresh copies; a full ring says so", () => {
+  const memory = createHandoff();
+  const writer = new HandoffWriter(memory);
+  const reader = new HandoffReader(memory);
+  assertEquals(reader.take(), undefined);
+  for (let round = 0; round < 3; round++) { // wraps the ring around
+    for (let i = 0; i < HANDOFF_SLOTS; i++) {
+      const slot = writer.next();
+      assert(slot !== undefined, `slot ${i} of round ${round}`);
+      slot.set([round, i, 7]);
+      writer.publish(3, i % 2 === 0);
+    }
+    assertEquals(writer.next(), undefined, "full: the thread must wait");
+    for (let i = 0; i < HANDOFF_SLOTS; i++) {
+      const d = reader.take()!;
+      assertEquals([...d.bytes], [round, i, 7]);
+      assertEquals(d.acked, i % 2 === 0);
+      assert(!(d.bytes.buffer instanceof SharedArrayBuffer), "a copy the receiver may keep");
+    }
+    assertEquals(reader.take(), undefined);
+  }
+});
+
+Deno.test("hand-off: a datagram longer than a slot comes out cut to the slot", () => {
+  const memory = createHandoff();
+  const writer = new HandoffWriter(memory);
+  const reader = new HandoffReader(memory);
+  writer.next()!.fill(9);
+  writer.publish(HANDOFF_SLOT_BYTES + 100, false);
+  assertEquals(reader.take()!.bytes.length, HANDOFF_SLOT_BYTES);
+});
+
+Deno.test("hand-off: word is sent only when the reader said it waits, and a publish in between is never missed", () => {
+  const memory = createHandoff();
+  const writer = new HandoffWriter(memory);
+  const reader = new HandoffReader(memory);
+  writer.next();
+  writer.publish(1, false);
+  assertEquals(writer.takeWaiter(), false, "nobody waits: no word");
+  assertEquals(reader.announceWait(), false, "a datagram waits: take it instead of waiting");
+  reader.take();
+  assertEquals(reader.announceWait(), true, "nothing waits: wait for word");
+  writer.next();
+  writer.publish(1, false);
+  assertEquals(writer.takeWaiter(), true, "the reader waits: send word");
+  assertEquals(writer.takeWaiter(), false, "once");
+});
