@@ -6,7 +6,8 @@
  * its capacity caps memory at `netQueueCapacity` × 2 KiB. When it passes three quarters full, the relay holds
  * the kernel's ACKs (the ACK gate, `lib/kernel/ack_rule.ts` rule 4) until it is back under a quarter.
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline). The ACKs themselves leave
- * from the kernel thread, so nothing the relay does on the main thread delays them.
+ * from the kernel thread, so nothing the relay does on the main thread delays them. Batches that queue up
+ * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module
@@ -17,6 +18,14 @@ import { LogRateLimiter } from "./rate_limit.ts";
 import type { SessionFormat } from "./session/format.ts";
 import type { DropReason, Stats } from "./stats.ts";
 import type { WireCodec } from "./wire.ts";
+import { concatBytes } from "./jool/netlink.ts";
+
+/**
+ * The most payload bytes one datagram carries when queued batches are sent together: what a 4.1.9 kernel puts
+ * in one batch at most (ss-max-payload, 1 452), so no receiver sees a datagram larger than a kernel's own
+ * (upstream reads 2 048).
+ */
+export const COALESCED_MAX_BYTES = 1452;
 
 /** What the relay needs of the kernel channel. */
 export interface KernelSide {
@@ -46,7 +55,7 @@ export interface RelayOptions {
 
 /** Moves session batches both ways until the channels close. */
 export class Relay {
-  readonly #queue: { datagram: Uint8Array; sessions: number }[] = [];
+  readonly #queue: { payload: Uint8Array; sessions: number }[] = [];
   #wake: (() => void) | undefined;
   #stopped = false;
   readonly #capacity: number;
@@ -93,25 +102,53 @@ export class Relay {
       this.#dropped("kernel_queue_full", `network send queue full (${this.#capacity} datagrams)`);
       return;
     }
-    this.#queue.push({ datagram: this.codec.encode(payload), sessions });
+    this.#queue.push({ payload, sessions });
     if (!this.#stopped && this.#queue.length >= Math.ceil(this.#capacity * 3 / 4)) this.kernel.ackGate.hold();
     this.#wake?.();
   }
 
   async #sendLoop(): Promise<void> {
     while (true) {
-      const next = this.#queue.shift();
+      const next = this.#takeCoalesced();
       if (next) {
         if (this.#queue.length <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
           this.kernel.ackGate.release();
         }
-        await this.net.send(next.datagram, next.sessions);
+        await this.net.send(this.codec.encode(next.payload), next.sessions);
         continue;
       }
       if (this.#stopped) return;
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }
+  }
+
+  /**
+   * The next datagram's payload: the oldest batch, followed by the batches queued behind it while they fit in
+   * {@link COALESCED_MAX_BYTES}. Why: the kernel thread ACKs so fast that, in a burst, a 4.1.9 kernel sends
+   * batches of one session each; one datagram per batch then costs the main thread a send each (about 2.5 ms
+   * under emulation), the queue fills, the ACKs are held, and a 4.1.9 kernel loses what it cannot queue
+   * (VM lab, 4 000 flows: BENCHMARKS.md "Kernel thread"). A datagram of several batches is exactly what a kernel
+   * batch is — whole entries, one after the other — so every receiver, upstream's included, takes it as one.
+   */
+  #takeCoalesced(): { payload: Uint8Array; sessions: number } | undefined {
+    const first = this.#queue.shift();
+    if (
+      !first || this.#queue.length === 0 ||
+      first.payload.length + this.#queue[0].payload.length > COALESCED_MAX_BYTES
+    ) {
+      return first;
+    }
+    const parts = [first.payload];
+    let bytes = first.payload.length;
+    let sessions = first.sessions;
+    while (this.#queue.length > 0 && bytes + this.#queue[0].payload.length <= COALESCED_MAX_BYTES) {
+      const more = this.#queue.shift()!;
+      parts.push(more.payload);
+      bytes += more.payload.length;
+      sessions += more.sessions;
+    }
+    return { payload: concatBytes(parts), sessions };
   }
 
   async #fromNet(): Promise<void> {

@@ -1,5 +1,5 @@
 import { assertEquals } from "../helpers/assert.ts";
-import { type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
+import { COALESCED_MAX_BYTES, type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 import { Stats } from "../../lib/stats.ts";
@@ -125,7 +125,11 @@ Deno.test("relay: the network queue is bounded and counts overflow", async () =>
   open();
   await tick();
   await tick();
-  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2]);
+  assertEquals(
+    net.sent,
+    [Uint8Array.of(0), Uint8Array.of(1, 2)],
+    "the two queued behind the first leave together",
+  );
   kernel.close();
   net.close();
   await done;
@@ -150,12 +154,12 @@ Deno.test("relay: above 3/4 of the queue the kernel's ACKs are held until it dra
   open();
   for (let i = 0; i < 10 && !released; i++) await tick();
   assertEquals(released, true);
-  assertEquals(net.sent.length >= 5, true, "released once the queue is at most 2 (1/4 of 8)");
+  assertEquals(kernel.ackGate.held, false, "released once the queue is at most 2 (1/4 of 8)");
   assertEquals(stats.drops("kernel_queue_full"), 0);
   kernel.close();
   net.close();
   await done;
-  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2, 3, 4, 5, 6]);
+  assertEquals(net.sent.flatMap((d) => [...d]), [0, 1, 2, 3, 4, 5, 6]);
 });
 
 Deno.test("relay: a channel that fails ends the relay with its error (no half-open relay)", async () => {
@@ -176,4 +180,29 @@ Deno.test("relay: a channel that fails ends the relay with its error (no half-op
   assertEquals(message, "recv failed: Bad file descriptor");
   kernel.close();
   net.close();
+});
+
+Deno.test("relay: batches queued behind a send leave as one datagram of whole batches, up to the kernel's batch size", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const stats = new Stats();
+  const done = new Relay(kernel, net, testCodec, stats, new MemoryLogger()).run();
+  await tick();
+  kernel.batch(Uint8Array.of(0));
+  await tick(); // in flight, blocked on the gate
+  const big = new Uint8Array(COALESCED_MAX_BYTES - 2).fill(5);
+  kernel.batch(Uint8Array.of(1));
+  kernel.batch(Uint8Array.of(2));
+  kernel.batch(big); // 1 + 1 + (max - 2) = max: still one datagram
+  kernel.batch(Uint8Array.of(3)); // would pass the max: the next datagram
+  open();
+  for (let i = 0; i < 5; i++) await tick();
+  assertEquals(net.sent.map((d) => d.length), [1, COALESCED_MAX_BYTES, 1]);
+  assertEquals([...net.sent[1].subarray(0, 3)], [1, 2, 5]);
+  assertEquals(net.sent[2], Uint8Array.of(3));
+  kernel.close();
+  net.close();
+  await done;
 });
