@@ -13,10 +13,18 @@
  */
 import type { KernelDatagram } from "./transport.ts";
 
-/** Slots in the ring. A power of two. */
-export const HANDOFF_SLOTS = 64;
-/** Bytes per slot: more than any datagram the Jool kernel sends (a longer one arrives cut, and is dropped). */
-export const HANDOFF_SLOT_BYTES = 16384;
+/**
+ * Slots in the ring. A power of two. Deep enough that the main thread, slower than the kernel thread under
+ * emulation, never fills it in a burst: with 64 slots a full ring held the ACKs for up to 43 ms in a 200-flow
+ * burst on Jool 4.1.9 (VM lab), and the kernel lost what it could not queue meanwhile.
+ */
+export const HANDOFF_SLOTS = 1024;
+/**
+ * Bytes per slot: a page, more than any datagram the Jool kernel sends joold (a batch is about 1.5 KiB; a longer
+ * datagram arrives cut, and is dropped and counted as malformed). 4 MiB in all, the size of the socket's own
+ * receive buffer; its pages become resident as a burst first reaches them.
+ */
+export const HANDOFF_SLOT_BYTES = 4096;
 
 const MASK = HANDOFF_SLOTS - 1;
 /** Indices in the metadata: datagrams published and taken (both counting up), the main thread's wait flag. */
