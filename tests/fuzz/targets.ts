@@ -19,6 +19,7 @@ import { upstreamWire } from "../../lib/wire.ts";
 import { DROP_REASONS } from "../../lib/stats.ts";
 import {
   align4,
+  concatBytes,
   encodeAttributes,
   HOST_LITTLE_ENDIAN,
   NLA_F_NESTED,
@@ -189,15 +190,7 @@ function datagram(format: SessionFormat): fc.Arbitrary<Uint8Array> {
   );
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = concatBytes;
 
 /** The Generic Netlink family id the kernel-message targets use. */
 export const FUZZ_FAMILY = 0x1d;
