@@ -1,8 +1,9 @@
 /**
  * The kernel thread: a Worker that owns the kernel socket's receive side and does nothing else. It waits in a
  * blocking poll over {kernel socket, wake pipe}, reads every datagram waiting, ACKs each plain batch of our
- * instance at once (the ACK rule, `lib/kernel/ack_rule.ts`), and hands the datagrams to the main thread, which
- * parses, counts and relays them (`lib/kernel/thread_transport.ts`).
+ * instance at once (the ACK rule, `lib/kernel/ack_rule.ts`), and hands the datagrams to the main thread through
+ * a ring in shared memory (`lib/kernel/handoff.ts`); the main thread parses, counts and relays them
+ * (`lib/kernel/thread_transport.ts`). It runs at real-time priority and warms its own loop before it says ready.
  *
  * Why a thread: on one JavaScript thread an ACK waits behind whatever else runs — datagram sends, JOOLD_ADDs,
  * first calls, the hop from a poll thread to the event loop, the collector — and a 4.1.9 kernel loses sessions
