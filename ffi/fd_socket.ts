@@ -26,8 +26,6 @@ import {
   SOCK_SEQPACKET,
 } from "./posix.ts";
 
-export { ENOTSOCK } from "./posix.ts";
-
 /** A libc call failed; `errno` says why. */
 export class FdSocketError extends ErrnoError {
   /** The error's name in messages and logs. */
@@ -163,23 +161,10 @@ export class FdSocket {
   readonly #sizes = [-1, -1];
   readonly #sizesBig = [0n, 0n];
 
-  /** Reads one waiting datagram without blocking. Throws {@link FdSocketError}. */
+  /** Reads one waiting datagram without blocking: a fresh copy. Throws {@link FdSocketError}. */
   receive(): FdReceive {
-    const n = this.receiveInPlace();
-    return typeof n === "number" ? this.#buffer.slice(0, n) : n;
-  }
-
-  /** The receive buffer: {@link receiveInPlace} leaves each datagram at its start, valid until the next read. */
-  get buffer(): Uint8Array<ArrayBuffer> {
-    return this.#buffer;
-  }
-
-  /**
-   * Reads one waiting datagram into {@link buffer} without blocking or allocating; returns its length.
-   * Throws {@link FdSocketError}.
-   */
-  receiveInPlace(): number | "empty" | "overrun" {
-    return this.receiveInto(this.#buffer);
+    const n = this.receiveInto(this.#buffer);
+    return typeof n === "number" ? this.#buffer.slice(0, n) : n; // slice stops at the buffer: a cut datagram
   }
 
   /**

@@ -35,8 +35,6 @@ export const LIBC_SYMBOLS = {
    * (Linux schedules threads, not processes); param is one int, the priority.
    */
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  /** int sched_getscheduler(pid_t pid) — pid 0: the calling thread. */
-  sched_getscheduler: { parameters: ["i32"], result: "i32" },
   /** int socket(int domain, int type, int protocol) */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /**

@@ -8,8 +8,6 @@
 export const EINTR = 4;
 /** errno: nothing to read, or no room to write, on a non-blocking descriptor. */
 export const EAGAIN = 11;
-/** errno: the descriptor is no socket. */
-export const ENOTSOCK = 88;
 /** errno: a netlink socket's receive buffer overflowed (datagrams were dropped). */
 export const ENOBUFS = 105;
 

@@ -8,10 +8,8 @@
  */
 import { lastErrno, loadLibc } from "./libc.ts";
 
-/** SCHED_OTHER (normal) and SCHED_FIFO (real-time, first in first out) from <sched.h>. */
-export const SCHED_OTHER = 0;
-/** See {@link SCHED_OTHER}. */
-export const SCHED_FIFO = 1;
+/** SCHED_FIFO (real-time, first in first out) from <sched.h>. */
+const SCHED_FIFO = 1;
 
 /**
  * Puts the calling thread in SCHED_FIFO at `priority` (1 = the lowest real-time priority). Returns 0, or the
@@ -21,9 +19,4 @@ export function raiseCallingThread(priority = 1): number {
   const param = new Int32Array([priority]);
   if (loadLibc().sched_setscheduler(0, SCHED_FIFO, new Uint8Array(param.buffer)) === 0) return 0;
   return lastErrno();
-}
-
-/** The calling thread's scheduling policy ({@link SCHED_OTHER}, {@link SCHED_FIFO}, …), or -1. */
-export function callingThreadPolicy(): number {
-  return loadLibc().sched_getscheduler(0);
 }

@@ -205,7 +205,7 @@ function warmUp(context: LoopContext, instance: string): void {
       let sent = 0;
       while (sent < WARM_UP_CHUNK && kernel.send(sample, true) === 0) sent++;
       serve(socket, context, handoff, () => {}, sent, 1); // one wake per batch, as in a burst
-      while (typeof kernel.receiveInPlace() === "number"); // the ACKs, so the pair never fills
+      while (kernel.receive() instanceof Uint8Array); // the ACKs, so the pair never fills
       while (taken.take()); // and the hand-off
     }
   } finally {
