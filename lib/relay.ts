@@ -133,12 +133,7 @@ export class Relay {
    */
   #takeCoalesced(): { payload: Uint8Array; sessions: number } | undefined {
     const first = this.#queue.shift();
-    if (
-      !first || this.#queue.length === 0 ||
-      first.payload.length + this.#queue[0].payload.length > COALESCED_MAX_BYTES
-    ) {
-      return first;
-    }
+    if (!first) return undefined;
     const parts = [first.payload];
     let bytes = first.payload.length;
     let sessions = first.sessions;
@@ -148,7 +143,7 @@ export class Relay {
       bytes += more.payload.length;
       sessions += more.sessions;
     }
-    return { payload: concatBytes(parts), sessions };
+    return parts.length === 1 ? first : { payload: concatBytes(parts), sessions };
   }
 
   async #fromNet(): Promise<void> {
