@@ -36,8 +36,6 @@ const RECEIVE_BUFFER = 65536;
 const WARM_UP_ROUNDS = 2000;
 /** Batches in the socket pair at a time during the warm-up (their ACKs fit its buffer; they fit the ring). */
 const WARM_UP_CHUNK = 32;
-/** How long after the last batch the thread keeps looking for the next one instead of sleeping in poll. */
-const SPIN_MS = 10;
 /** How long the thread waits for a free slot before it looks at the wake pipe again. */
 const ROOM_WAIT_MS = 10;
 
@@ -151,20 +149,7 @@ function serve(
   drain: number,
 ): void {
   const { familyId, key, gate, writer } = context;
-  let lastRead = -Infinity;
-  for (let wake = 0; wake < wakes; wake++) {
-    let state = socket.wait(0);
-    if (state === "timeout") {
-      // Within SPIN_MS of the last batch the thread stays on its CPU and looks again rather than sleep: a
-      // woken thread can wait milliseconds for its CPU (above all under emulation), and a 4.1.9 kernel loses
-      // sessions meanwhile.
-      if (performance.now() - lastRead < SPIN_MS) {
-        wake--;
-        continue;
-      }
-      state = socket.wait();
-    }
-    if (state !== "readable") return;
+  for (let wake = 0; wake < wakes && socket.wait() === "readable"; wake++) {
     let read = 0;
     while (read < drain) {
       const slot = handoff.next();
@@ -187,10 +172,7 @@ function serve(
       const acked = version !== 0 && !gate.held && socket.send(writer.ack(version)) === 0;
       handoff.publish(size, acked);
     }
-    if (read > 0) {
-      lastRead = performance.now();
-      if (handoff.takeWaiter()) doorbell();
-    }
+    if (read > 0 && handoff.takeWaiter()) doorbell();
   }
 }
 
