@@ -124,15 +124,16 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
     gate: new AckGate(init.gate),
     writer: new AckWriter(init.familyId, init.localPort, init.instance, ACK_SEQ_BASE.thread),
   };
-  warmUp(context, init.instance);
+  const word: KernelThreadMessage = { kind: "datagrams" };
+  const doorbell = () => post(word);
+  warmUp(context, init.instance, doorbell);
   context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
   // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
   const priorityErrno = raiseCallingThread();
   post({ kind: "ready", priorityErrno });
   const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
-  const word: KernelThreadMessage = { kind: "datagrams" };
-  serve(socket, context, new HandoffWriter(init.handoff), () => post(word), Infinity, MAX_DRAIN);
+  serve(socket, context, new HandoffWriter(init.handoff), doorbell, Infinity, MAX_DRAIN);
 }
 
 /**
@@ -182,9 +183,10 @@ function serve(
  * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
  * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into 200-flow bursts,
  * and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair, the datagrams to a
- * hand-off of its own.
+ * hand-off of its own. The doorbell (a postMessage to the main thread) is rung as often: cold, it held the next
+ * batch 3–8 ms in a burst's first milliseconds; the main thread ignores a word that comes before it reads.
  */
-function warmUp(context: LoopContext, instance: string): void {
+function warmUp(context: LoopContext, instance: string, doorbell: Doorbell): void {
   const sample = encodeJooldAdd({
     familyId: context.familyId,
     pid: 0,
@@ -207,6 +209,7 @@ function warmUp(context: LoopContext, instance: string): void {
       while (kernel.receive() instanceof Uint8Array); // the ACKs, so the pair never fills
       while (taken.take()); // and the hand-off
     }
+    for (let ring = 0; ring < WARM_UP_ROUNDS; ring++) doorbell();
   } finally {
     closeFd(ours);
     closeFd(theirs);
