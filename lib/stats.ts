@@ -21,7 +21,6 @@ export const COUNTER_NAMES = [
   "KERNEL_RCVD_SESSIONS",
   "KERNEL_SENT_SESSIONS", // sessions in the JOOLD_ADDs sent
   "KERNEL_ACKS_SENT",
-  "KERNEL_SURPLUS_ACKS", // JOOLD_ACKs sent while batches come, besides one per batch (lib/kernel/ack_rule.ts)
   "KERNEL_OTHER_INSTANCE_BATCHES", // multicasts for another instance of this namespace (ignored, not ACKed)
   "KERNEL_ERROR_REPLIES", // Jool error replies and NLMSG_ERRORs (by code in `kernelErrors`)
   "KERNEL_ADDS_REJECTED_SS_DISABLED", // error replies saying session sync is disabled on the instance

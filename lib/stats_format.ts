@@ -37,7 +37,6 @@ const HELP: Record<string, string> = {
   KERNEL_RCVD_SESSIONS: "Sessions in the batches received from the local Jool instance",
   KERNEL_SENT_SESSIONS: "Sessions in the JOOLD_ADD messages sent to the local Jool instance",
   KERNEL_ACKS_SENT: "JOOLD_ACK messages sent to the local Jool instance",
-  KERNEL_SURPLUS_ACKS: "JOOLD_ACK messages sent while batches come, besides the one per batch",
   KERNEL_OTHER_INSTANCE_BATCHES: "Batches of other Jool instances in this namespace, ignored",
   KERNEL_ERROR_REPLIES: "Error replies received from the kernel",
   KERNEL_ADDS_REJECTED_SS_DISABLED: "JOOLD_ADD rejected because session sync is disabled on the instance",

@@ -23,12 +23,6 @@
  *    released. Holding the ACK pauses the kernel's flushing (its own queue absorbs the burst) instead of joold
  *    dropping batches the kernel considers delivered.
  * 5. The ACK carries the version the multicast announced ({@link AckWriter}).
- * 6. Surplus ACKs. While batches keep coming, the main thread also sends an ACK every couple of milliseconds
- *    ({@link SurplusAcks}), gate permitting. The kernel reads any ACK as "send the next batch", so a 4.1.9
- *    kernel never waits long for the kernel thread: when that thread is late to run (a busy CPU, a slow
- *    emulated wake-up), the main thread's ACK lets the kernel hand over what it holds before it overflows.
- *    The batches then wait in our socket's receive buffer, not in the kernel's one message, and nothing is
- *    lost. Surplus ACKs stop soon after the last batch, so an idle daemon sends none.
  * @module
  */
 import { ackableBatchVersion, type InstanceKey } from "../jool/ack_check.ts";
@@ -105,13 +99,6 @@ export class AckGate {
   }
 }
 
-/**
- * Where each sender's ACK sequence numbers start. The kernel checks none; distinct ranges keep a capture of the
- * netlink traffic readable: who sent each ACK (the kernel thread on arrival, the channel after parsing, or a
- * surplus ACK).
- */
-export const ACK_SEQ_BASE = { channel: 0, surplus: 0x20000000, thread: 0x40000000 } as const;
-
 /** Offset of nlmsg_seq in a netlink message (after len u32, type u16, flags u16). */
 const NLMSG_SEQ_OFFSET = 8;
 
@@ -162,63 +149,5 @@ export class AckWriter {
     this.#seq = (this.#seq + 1) >>> 0 || 1;
     this.#view!.setUint32(NLMSG_SEQ_OFFSET, this.#seq, HOST_LITTLE_ENDIAN);
     return this.#template!;
-  }
-}
-
-/** How often {@link SurplusAcks} sends while batches come (Deno's timers fire every ~2 ms at best). */
-export const SURPLUS_ACK_INTERVAL_MS = 1;
-/** How long after the last batch {@link SurplusAcks} keeps sending: longer than the stalls it covers. */
-export const SURPLUS_ACK_ACTIVE_MS = 50;
-
-/**
- * Rule 6: surplus ACKs while batches come. {@link noteBatch} on each batch; an interval then calls `send`
- * until {@link SURPLUS_ACK_ACTIVE_MS} pass without a batch, skipping its turn while the gate holds ACKs.
- */
-export class SurplusAcks {
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #last = 0;
-  #stopped = false;
-
-  /**
-   * @param gate the back-pressure gate (rule 4): no surplus ACK while it holds
-   * @param send sends one ACK
-   * @param now the clock, in ms
-   */
-  constructor(
-    readonly gate: AckGate,
-    readonly send: () => void,
-    readonly now: () => number = () => performance.now(),
-  ) {}
-
-  /** Whether the interval runs. */
-  get active(): boolean {
-    return this.#timer !== undefined;
-  }
-
-  /** A batch arrived: keep (or start) sending. */
-  noteBatch(): void {
-    this.#last = this.now();
-    if (this.#timer !== undefined || this.#stopped) return;
-    this.#timer = setInterval(() => this.tick(), SURPLUS_ACK_INTERVAL_MS);
-  }
-
-  /** One turn of the interval (exposed for tests): send, or stop once batches have stopped coming. */
-  tick(): void {
-    if (this.now() - this.#last > SURPLUS_ACK_ACTIVE_MS) {
-      this.#cancel();
-      return;
-    }
-    if (!this.gate.held) this.send();
-  }
-
-  /** Stops for good (the channel closes). */
-  stop(): void {
-    this.#stopped = true;
-    this.#cancel();
-  }
-
-  #cancel(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
   }
 }

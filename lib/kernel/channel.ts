@@ -29,7 +29,7 @@ import { LogRateLimiter } from "../rate_limit.ts";
 import type { SessionFormat } from "../session/format.ts";
 import { countSessions, formatBySize } from "../session/payload.ts";
 import type { DropReason, Stats } from "../stats.ts";
-import { ACK_SEQ_BASE, type AckGate, AckWriter, shouldAck, SurplusAcks } from "./ack_rule.ts";
+import { type AckGate, AckWriter, shouldAck } from "./ack_rule.ts";
 import type { KernelDatagram, KernelTransport } from "./transport.ts";
 import { formatFor, unsupportedReason } from "./version.ts";
 
@@ -71,7 +71,6 @@ export class KernelChannel {
   /** Kernel messages that arrived during the probe, handled first by run(). */
   readonly #pending: { raw: Uint8Array; acked: boolean }[] = [];
   readonly #acks: AckWriter;
-  readonly #surplus: SurplusAcks;
   #version: JoolVersion | undefined;
   #format: SessionFormat | undefined;
   #seq: number;
@@ -86,15 +85,8 @@ export class KernelChannel {
     this.#format = options.kernelVersion ? formatFor(options.kernelVersion) : undefined;
     // Like libnl: start near time() so two runs rarely reuse a sequence number; never 0 (multicasts use 0).
     this.#seq = (Math.floor(Date.now() / 1000) & 0x3fffffff) || 1;
-    const { familyId, localPort } = options.transport;
-    this.#acks = new AckWriter(familyId, localPort, options.instance, ACK_SEQ_BASE.channel);
-    const surplus = new AckWriter(familyId, localPort, options.instance, ACK_SEQ_BASE.surplus);
+    this.#acks = new AckWriter(options.transport.familyId, options.transport.localPort, options.instance, 0);
     this.#iterator = options.transport.receive()[Symbol.asyncIterator]();
-    this.#surplus = new SurplusAcks(options.transport.ackGate, () => {
-      if (this.#send(surplus.ack(this.#currentVersion()), "JOOLD_ACK")) {
-        this.#stats.add("KERNEL_SURPLUS_ACKS");
-      }
-    });
   }
 
   /**
@@ -161,10 +153,7 @@ export class KernelChannel {
       const next = await this.#iterator.next();
       if (next.done) break;
       const { bytes, acked } = next.value;
-      if (acked) {
-        this.#stats.add("KERNEL_ACKS_SENT");
-        this.#surplus.noteBatch(); // lib/kernel/ack_rule.ts rule 6
-      }
+      if (acked) this.#stats.add("KERNEL_ACKS_SENT");
       for (const message of this.#split(bytes)) {
         const wait = this.#handle(message, onBatch, acked);
         if (wait) await wait;
@@ -175,7 +164,6 @@ export class KernelChannel {
   /** Stops run() and releases the transport; resolves once released. Idempotent. */
   close(): Promise<void> {
     this.#closed = true;
-    this.#surplus.stop();
     return this.#transport.close();
   }
 

@@ -22,7 +22,7 @@ import { encodeJooldAdd } from "../jool/messages.ts";
 import { NLMSG_HDRLEN, NLMSG_OVERRUN, writeNetlinkHeader } from "../jool/netlink.ts";
 import { closeFd, closeWakePipe, FdSocket, openSocketPair, openWakePipe } from "../../ffi/fd_socket.ts";
 import { raiseCallingThread } from "../../ffi/thread_priority.ts";
-import { ACK_SEQ_BASE, AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
+import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
 import { createHandoff, type HandoffMemory, HandoffReader, HandoffWriter } from "./handoff.ts";
 
 /** The Worker's name: how the entry module knows it runs as the kernel thread. */
@@ -122,7 +122,8 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
     familyId: init.familyId,
     key: instanceKey(init.instance),
     gate: new AckGate(init.gate),
-    writer: new AckWriter(init.familyId, init.localPort, init.instance, ACK_SEQ_BASE.thread),
+    // Its own sequence numbers, far from the main thread's: the kernel checks none, but a capture stays readable.
+    writer: new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000),
   };
   const word: KernelThreadMessage = { kind: "datagrams" };
   const doorbell = () => post(word);

@@ -1,13 +1,6 @@
 /** The ACK rule (lib/kernel/ack_rule.ts), case by case, and its gate and ACK writer. */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import {
-  AckGate,
-  ackOnArrival,
-  AckWriter,
-  shouldAck,
-  SURPLUS_ACK_ACTIVE_MS,
-  SurplusAcks,
-} from "../../lib/kernel/ack_rule.ts";
+import { AckGate, ackOnArrival, AckWriter, shouldAck } from "../../lib/kernel/ack_rule.ts";
 import { instanceKey } from "../../lib/jool/ack_check.ts";
 import { parseKernelMessage } from "../../lib/jool/messages.ts";
 import { readNetlinkHeader } from "../../lib/jool/netlink.ts";
@@ -74,37 +67,4 @@ Deno.test("ACK writer: one template per version, the sequence number patched", (
   const newer = writer.ack(0x04010f00);
   assertEquals([...newer.subarray(24, 28)], [4, 1, 15, 0], "a new version, a new template");
   assertEquals(new TextDecoder().decode(newer.subarray(32, 37)), "nat64");
-});
-
-Deno.test("ACK rule 6: surplus ACKs while batches come, none while the gate holds, none once they stop", () => {
-  const gate = new AckGate();
-  let now = 1000;
-  let sent = 0;
-  const surplus = new SurplusAcks(gate, () => sent++, () => now);
-  assert(!surplus.active, "idle: no interval");
-  surplus.tick();
-  assertEquals(sent, 0, "nothing before a batch");
-  surplus.noteBatch();
-  assert(surplus.active);
-  surplus.tick();
-  now += 10;
-  surplus.tick();
-  assertEquals(sent, 2, "one ACK per turn while batches come");
-  gate.hold();
-  surplus.tick();
-  assertEquals(sent, 2, "back-pressure (rule 4) wins over surplus ACKs");
-  gate.release();
-  now += SURPLUS_ACK_ACTIVE_MS - 10;
-  surplus.tick();
-  assertEquals(sent, 3, "still within the active window of the last batch");
-  now += 1;
-  surplus.tick();
-  assertEquals(sent, 3, "the batches stopped: no more surplus ACKs");
-  assert(!surplus.active, "and the interval is gone");
-  surplus.noteBatch();
-  assert(surplus.active, "a new batch starts it again");
-  surplus.stop();
-  assert(!surplus.active);
-  surplus.noteBatch();
-  assert(!surplus.active, "stopped for good");
 });
