@@ -52,9 +52,14 @@ class Rig {
     return this.#input.write(encodeFrame(datagram));
   }
 
-  /** Waits for `condition`, checked at each frame out and every 10 ms (batches arrive without a frame). */
+  /**
+   * Waits for `condition`, checked at each frame out and every 10 ms (batches arrive without a frame); 10 s at
+   * most.
+   */
   async until(condition: () => boolean): Promise<void> {
+    const deadline = Date.now() + 10_000; // a failed expectation fails the test instead of hanging it
     while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`not within 10 s: ${condition}`);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#waiters.push(resolve);
