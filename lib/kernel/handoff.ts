@@ -26,14 +26,12 @@ export const HANDOFF_SLOTS = 1024;
  */
 export const HANDOFF_SLOT_BYTES = 4096;
 
-const MASK = HANDOFF_SLOTS - 1;
 /** Indices in the metadata: datagrams published and taken (both counting up), the main thread's wait flag. */
 const HEAD = 0;
 const TAIL = 1;
 const WAITING = 2;
+/** Then each slot's length, then whether each slot was ACKed. */
 const LENGTHS = 3;
-const ACKED = LENGTHS + HANDOFF_SLOTS;
-const META_INTS = ACKED + HANDOFF_SLOTS;
 
 /** The shared memory of one hand-off (sent to the kernel thread in its init message). */
 export interface HandoffMemory {
@@ -41,19 +39,28 @@ export interface HandoffMemory {
   readonly ring: SharedArrayBuffer;
   /** Head, tail, wait flag, then each slot's length and whether it was ACKed. */
   readonly meta: Int32Array;
+  /** Slots in the ring (a power of two). */
+  readonly slots: number;
 }
 
-/** Allocates the shared memory of a hand-off. */
-export function createHandoff(): HandoffMemory {
+/** Allocates the shared memory of a hand-off of `slots` slots (a power of two; {@link HANDOFF_SLOTS} by default). */
+export function createHandoff(slots = HANDOFF_SLOTS): HandoffMemory {
+  if (slots < 1 || (slots & (slots - 1)) !== 0) {
+    throw new RangeError(`hand-off slots: ${slots} is not a power of two`);
+  }
   return {
-    ring: new SharedArrayBuffer(HANDOFF_SLOTS * HANDOFF_SLOT_BYTES),
-    meta: new Int32Array(new SharedArrayBuffer(META_INTS * 4)),
+    ring: new SharedArrayBuffer(slots * HANDOFF_SLOT_BYTES),
+    meta: new Int32Array(new SharedArrayBuffer((LENGTHS + 2 * slots) * 4)),
+    slots,
   };
 }
 
 /** The kernel thread's end: fills and publishes slots. Allocates nothing after construction. */
 export class HandoffWriter {
   readonly #meta: Int32Array;
+  readonly #capacity: number;
+  readonly #mask: number;
+  readonly #acked: number;
   /** One view per slot, made once. */
   readonly #slots: Uint8Array<SharedArrayBuffer>[];
   #head = 0;
@@ -61,24 +68,27 @@ export class HandoffWriter {
   /** The writer of `memory` (one per hand-off). */
   constructor(memory: HandoffMemory) {
     this.#meta = memory.meta;
+    this.#capacity = memory.slots;
+    this.#mask = memory.slots - 1;
+    this.#acked = LENGTHS + memory.slots;
     this.#head = Atomics.load(memory.meta, HEAD);
     this.#slots = Array.from(
-      { length: HANDOFF_SLOTS },
+      { length: memory.slots },
       (_, i) => new Uint8Array(memory.ring, i * HANDOFF_SLOT_BYTES, HANDOFF_SLOT_BYTES),
     );
   }
 
   /** The slot to receive the next datagram into, or undefined while the ring is full. */
   next(): Uint8Array<SharedArrayBuffer> | undefined {
-    if (this.#head - Atomics.load(this.#meta, TAIL) >= HANDOFF_SLOTS) return undefined;
-    return this.#slots[this.#head & MASK];
+    if (this.#head - Atomics.load(this.#meta, TAIL) >= this.#capacity) return undefined;
+    return this.#slots[this.#head & this.#mask];
   }
 
   /** Publishes the slot {@link next} gave: `length` bytes (more than the slot: cut), ACKed on arrival or not. */
   publish(length: number, acked: boolean): void {
-    const slot = this.#head & MASK;
+    const slot = this.#head & this.#mask;
     this.#meta[LENGTHS + slot] = length;
-    this.#meta[ACKED + slot] = acked ? 1 : 0;
+    this.#meta[this.#acked + slot] = acked ? 1 : 0;
     this.#head = (this.#head + 1) | 0;
     Atomics.store(this.#meta, HEAD, this.#head);
   }
@@ -91,19 +101,23 @@ export class HandoffWriter {
   /** Blocks the calling thread until a slot is freed or `timeoutMs` passes. Worker threads only. */
   waitForRoom(timeoutMs: number): void {
     const tail = Atomics.load(this.#meta, TAIL);
-    if (this.#head - tail >= HANDOFF_SLOTS) Atomics.wait(this.#meta, TAIL, tail, timeoutMs);
+    if (this.#head - tail >= this.#capacity) Atomics.wait(this.#meta, TAIL, tail, timeoutMs);
   }
 }
 
 /** The main thread's end: takes published datagrams in order. */
 export class HandoffReader {
   readonly #meta: Int32Array;
+  readonly #mask: number;
+  readonly #acked: number;
   readonly #ring: Uint8Array<SharedArrayBuffer>;
   #tail: number;
 
   /** The reader of `memory` (one per hand-off). */
   constructor(memory: HandoffMemory) {
     this.#meta = memory.meta;
+    this.#mask = memory.slots - 1;
+    this.#acked = LENGTHS + memory.slots;
     this.#ring = new Uint8Array(memory.ring);
     this.#tail = Atomics.load(memory.meta, TAIL);
   }
@@ -111,12 +125,12 @@ export class HandoffReader {
   /** The next datagram (a fresh copy), or undefined when none waits. Frees its slot. */
   take(): KernelDatagram | undefined {
     if (Atomics.load(this.#meta, HEAD) === this.#tail) return undefined;
-    const slot = this.#tail & MASK;
+    const slot = this.#tail & this.#mask;
     const length = Math.min(this.#meta[LENGTHS + slot], HANDOFF_SLOT_BYTES);
     const start = slot * HANDOFF_SLOT_BYTES;
     const datagram: KernelDatagram = {
       bytes: this.#ring.slice(start, start + length) as unknown as Uint8Array<ArrayBuffer>,
-      acked: this.#meta[ACKED + slot] === 1,
+      acked: this.#meta[this.#acked + slot] === 1,
     };
     this.#tail = (this.#tail + 1) | 0;
     Atomics.store(this.#meta, TAIL, this.#tail);

@@ -36,6 +36,8 @@ const RECEIVE_BUFFER = 65536;
 const WARM_UP_ROUNDS = 2000;
 /** Batches in the socket pair at a time during the warm-up (their ACKs fit its buffer; they fit the ring). */
 const WARM_UP_CHUNK = 32;
+/** Slots of the warm-up's own hand-off: one chunk fits. */
+const WARM_UP_SLOTS = 2 * WARM_UP_CHUNK;
 /** How long the thread waits for a free slot before it looks at the wake pipe again. */
 const ROOM_WAIT_MS = 10;
 
@@ -195,7 +197,8 @@ function warmUp(context: LoopContext, instance: string, doorbell: Doorbell): voi
     version: DEFAULT_REQUEST_VERSION,
     instance,
   }, new Uint8Array(4 * 10));
-  const memory = createHandoff();
+  // Its own small ring: a full-size one would stay resident, unused, until the thread's isolate collects it.
+  const memory = createHandoff(WARM_UP_SLOTS);
   const handoff = new HandoffWriter(memory);
   const taken = new HandoffReader(memory);
   const [ours, theirs] = openSocketPair();

@@ -8,20 +8,38 @@ import {
   HandoffWriter,
 } from "../../lib/kernel/handoff.ts";
 
-Deno.test("hand-off: datagrams come out in order with their ACK flag, as fresh copies; a full ring says so", () => {
-  const memory = createHandoff();
+for (const slots of [HANDOFF_SLOTS, 4]) {
+  Deno.test(`hand-off of ${slots} slots: in order with their ACK flag, as fresh copies; a full ring says so`, () => {
+    checkRing(slots);
+  });
+}
+
+Deno.test("hand-off: the slot count must be a power of two", () => {
+  for (const bad of [0, 3, 100]) {
+    let thrown = false;
+    try {
+      createHandoff(bad);
+    } catch (error) {
+      thrown = error instanceof RangeError;
+    }
+    assert(thrown, `${bad} slots refused`);
+  }
+});
+
+function checkRing(slots: number): void {
+  const memory = createHandoff(slots);
   const writer = new HandoffWriter(memory);
   const reader = new HandoffReader(memory);
   assertEquals(reader.take(), undefined);
   for (let round = 0; round < 3; round++) { // wraps the ring around
-    for (let i = 0; i < HANDOFF_SLOTS; i++) {
+    for (let i = 0; i < slots; i++) {
       const slot = writer.next();
       assert(slot !== undefined, `slot ${i} of round ${round}`);
       slot.set([round, i >> 8, i & 0xff]);
       writer.publish(3, i % 2 === 0);
     }
     assertEquals(writer.next(), undefined, "full: the thread must wait");
-    for (let i = 0; i < HANDOFF_SLOTS; i++) {
+    for (let i = 0; i < slots; i++) {
       const d = reader.take()!;
       assertEquals([...d.bytes], [round, i >> 8, i & 0xff]);
       assertEquals(d.acked, i % 2 === 0);
@@ -29,7 +47,7 @@ Deno.test("hand-off: datagrams come out in order with their ACK flag, as fresh c
     }
     assertEquals(reader.take(), undefined);
   }
-});
+}
 
 Deno.test("hand-off: a datagram longer than a slot comes out cut to the slot", () => {
   const memory = createHandoff();
