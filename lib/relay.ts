@@ -7,8 +7,7 @@
  * the kernel's ACKs (the ACK gate, `lib/kernel/ack_rule.ts` rule 4) until it is back under a quarter.
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline). The ACKs themselves leave
  * from the kernel thread, so nothing the relay does on the main thread delays them. Batches that queue up
- * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}), and a datagram
- * that would leave less than half full first lingers a millisecond for more ({@link LINGER_MS}).
+ * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module
@@ -27,9 +26,6 @@ import { concatBytes } from "./jool/netlink.ts";
  * (upstream reads 2 048).
  */
 export const COALESCED_MAX_BYTES = 1452;
-
-/** How long a lone small batch waits for others to share its datagram ({@link Relay}'s linger). */
-export const LINGER_MS = 1;
 
 /** What the relay needs of the kernel channel. */
 export interface KernelSide {
@@ -113,7 +109,6 @@ export class Relay {
 
   async #sendLoop(): Promise<void> {
     while (true) {
-      if (this.#lingerPays()) await new Promise((resolve) => setTimeout(resolve, LINGER_MS));
       const next = this.#takeCoalesced();
       if (next) {
         if (this.#queue.length <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
@@ -126,23 +121,6 @@ export class Relay {
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }
-  }
-
-  /**
-   * Whether to wait {@link LINGER_MS} before the next send, for more batches to share its datagram: when what
-   * waits would leave at most half full. Why: in a burst a 4.1.9 kernel sends batches of one session (the
-   * kernel thread ACKs that fast), and one datagram each means a send each on this router and a JOOLD_ADD
-   * each on every peer — three to four times upstream's work per session, on CPUs the kernel's own ACK
-   * waits for. The ACKs do not wait for the linger: they leave from the kernel thread.
-   */
-  #lingerPays(): boolean {
-    if (this.#stopped || this.#queue.length === 0) return false;
-    let bytes = 0;
-    for (const { payload } of this.#queue) {
-      bytes += payload.length;
-      if (bytes > COALESCED_MAX_BYTES / 2) return false;
-    }
-    return true;
   }
 
   /**
