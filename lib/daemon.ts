@@ -127,7 +127,7 @@ async function relayUntilSignal(
     const relayDone = relay.run();
     // The Jool module unloaded under us: this socket can never hear the kernel again (lib/kernel/module_watch.ts).
     const kernelGone = new Promise<string>((resolve) => {
-      const stop = kernel.watchGone?.(resolve);
+      const stop = kernel.watchGone?.(resolve, log);
       if (stop) closers.push(stop);
     });
     notify.ready(() =>

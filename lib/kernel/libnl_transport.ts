@@ -3,7 +3,7 @@
  * multicast group, received on by the kernel thread.
  * @module
  */
-import { EXIT, JooldError } from "../errors.ts";
+import { errorMessage, EXIT, JooldError } from "../errors.ts";
 import { LibraryLoadError } from "../../ffi/libc.ts";
 import { FamilyAbsentError, NetlinkSocket, NetlinkSocketError } from "../../ffi/netlink_socket.ts";
 import { KernelThreadError, startKernelThread } from "./thread_transport.ts";
@@ -68,8 +68,11 @@ export function libnlKernel(threadModule: string | URL): KernelAccess {
     readVersion: readLoadedJoolVersion,
     open: (instance, version, log) =>
       openLibnlTransport({ instance, version: version ? packVersion(version) : 0, threadModule, log }),
-    watchGone: (onGone) => {
-      const watch = watchModules(inodeOf, onGone);
+    watchGone: (onGone, log) => {
+      const watch = watchModules(inodeOf, onGone, {
+        onError: (error) =>
+          log.warn(`stopped watching the Jool module (an unload will go unnoticed): ${errorMessage(error)}`),
+      });
       return watch && (() => watch.stop());
     },
   };

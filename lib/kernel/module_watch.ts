@@ -46,13 +46,14 @@ export interface ModuleWatch {
 }
 
 /**
- * Starts watching: `onGone(why)` is called once, at the first change, and polling stops. Returns undefined (no
- * watch) when none of `paths` can be watched.
+ * Starts watching: `onGone(why)` is called once, at the first change, and polling stops. A read that throws
+ * (anything but "absent") stops the watch too, reported to `options.onError`. Returns undefined (no watch)
+ * when none of `paths` can be watched.
  */
 export function watchModules(
   readInode: InodeReader,
   onGone: (why: string) => void,
-  options: { paths?: readonly string[]; intervalMs?: number } = {},
+  options: { paths?: readonly string[]; intervalMs?: number; onError?: (error: unknown) => void } = {},
 ): ModuleWatch | undefined {
   const before = new Map<string, bigint>();
   for (const path of options.paths ?? WATCHED_MODULE_PATHS) {
@@ -61,7 +62,14 @@ export function watchModules(
   }
   if (before.size === 0) return undefined;
   const timer = setInterval(() => {
-    const why = moduleChange(before, readInode);
+    let why;
+    try {
+      why = moduleChange(before, readInode);
+    } catch (error) {
+      clearInterval(timer);
+      options.onError?.(error);
+      return;
+    }
     if (why === undefined) return;
     clearInterval(timer);
     onGone(why);

@@ -48,7 +48,8 @@ export interface KernelAccess {
   open(instance: string, version: JoolVersion | undefined, log: Logger): Promise<KernelTransport>;
   /**
    * Watches for the kernel side going away for good (the Jool module unloaded: `lib/kernel/module_watch.ts`);
-   * `onGone(why)` once when it does. Returns a stop function, or undefined when there is nothing to watch.
+   * `onGone(why)` once when it does; `log` hears why the watch stopped early. Returns a stop function, or
+   * undefined when there is nothing to watch.
    */
-  watchGone?(onGone: (why: string) => void): (() => void) | undefined;
+  watchGone?(onGone: (why: string) => void, log: Logger): (() => void) | undefined;
 }

@@ -41,3 +41,21 @@ Deno.test("module watch: nothing to watch when no path exists at start-up (Jool 
   assertEquals(watchModules(() => undefined, () => {}, { intervalMs: 5 }), undefined);
   assertEquals(watchModules(() => null, () => {}, { intervalMs: 5 }), undefined);
 });
+
+Deno.test("module watch: a read that fails stops the watch and is reported, never thrown from the timer", async () => {
+  let fail = false;
+  const errors: unknown[] = [], gone: string[] = [];
+  const watch = watchModules(
+    () => {
+      if (fail) throw new Error("EIO");
+      return 7n;
+    },
+    (why) => gone.push(why),
+    { intervalMs: 5, paths: [COMMON], onError: (e) => errors.push(e) },
+  );
+  assert(watch);
+  fail = true;
+  await new Promise((r) => setTimeout(r, 30));
+  assertEquals([errors.length, gone.length], [1, 0]);
+  watch.stop();
+});
