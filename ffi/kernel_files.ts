@@ -81,3 +81,25 @@ export function readKernelLink(path: string): string | undefined {
   }
   return new TextDecoder().decode(buffer.subarray(0, n));
 }
+
+/** Offset of st_ino in Linux's struct stat (after the 8-byte st_dev: x86_64 and the generic layout of arm64). */
+const ST_INO_OFFSET = 8;
+/** Room for struct stat (144 bytes on x86_64, 128 on arm64). */
+const STAT_SIZE = 256;
+
+/**
+ * The inode number of `path` (for /sys directories: which incarnation of a kernel object it is, since sysfs
+ * numbers every new node afresh); undefined when absent or not ours to see. Null when this libc has no `stat`
+ * symbol (glibc < 2.33). Throws {@link KernelFileError} on other failures.
+ */
+export function inodeOf(path: string): bigint | undefined | null {
+  const stat = loadLibc().stat;
+  if (stat === null) return null;
+  const buffer = new Uint8Array(STAT_SIZE);
+  if (stat(cString(path), buffer) !== 0) {
+    const errno = lastErrno();
+    if (ABSENT.has(errno)) return undefined;
+    throw new KernelFileError(path, errno);
+  }
+  return new DataView(buffer.buffer).getBigUint64(ST_INO_OFFSET, true);
+}

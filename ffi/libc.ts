@@ -96,6 +96,11 @@ export const LIBC_SYMBOLS = {
   fclose: { parameters: ["pointer"], result: "i32" },
   /** ssize_t readlink(const char *pathname, char *buf, size_t bufsiz) — pathname NUL-terminated; no NUL added. */
   readlink: { parameters: ["buffer", "buffer", "u64"], result: "i64" },
+  /**
+   * int stat(const char *pathname, struct stat *statbuf) — a real symbol from glibc 2.33 on (before, only
+   * __xstat): optional, null where it is missing.
+   */
+  stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** A libc call failed; `errno` says why. The FFI wrappers' errors extend it, each with its own name. */

@@ -125,6 +125,11 @@ async function relayUntilSignal(
     const relay = new Relay(channel, net, upstreamWire, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
+    // The Jool module unloaded under us: this socket can never hear the kernel again (lib/kernel/module_watch.ts).
+    const kernelGone = new Promise<string>((resolve) => {
+      const stop = kernel.watchGone?.(resolve, log);
+      if (stop) closers.push(stop);
+    });
     notify.ready(() =>
       runningStatus({
         instance: config.mod.instance,
@@ -140,7 +145,15 @@ async function relayUntilSignal(
     const first = await Promise.race([
       signalled.then(() => "signal" as const),
       relayDone.then(() => "relay ended" as const, (error: unknown) => error),
+      kernelGone.then((why) => new KernelGone(why)),
     ]);
+    if (first instanceof KernelGone) {
+      throw new JooldError(
+        EXIT.JOOL_ABSENT,
+        `the Jool module went away under the daemon: ${first.why}; its Generic Netlink family and multicast ` +
+          "group went with it, so joold exits for its service manager to start it again",
+      );
+    }
     if (first !== "signal") {
       const reason = first === "relay ended"
         ? "a channel closed unexpectedly"
@@ -159,6 +172,11 @@ async function relayUntilSignal(
     await closeAll();
     throw error;
   }
+}
+
+/** What {@link KernelAccess.watchGone} reported. */
+class KernelGone {
+  constructor(readonly why: string) {}
 }
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */

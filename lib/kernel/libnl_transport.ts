@@ -3,13 +3,15 @@
  * multicast group, received on by the kernel thread.
  * @module
  */
-import { EXIT, JooldError } from "../errors.ts";
+import { errorMessage, EXIT, JooldError } from "../errors.ts";
 import { LibraryLoadError } from "../../ffi/libc.ts";
 import { FamilyAbsentError, NetlinkSocket, NetlinkSocketError } from "../../ffi/netlink_socket.ts";
 import { KernelThreadError, startKernelThread } from "./thread_transport.ts";
 import type { KernelAccess, KernelTransport } from "./transport.ts";
 import { packVersion } from "../jool/header.ts";
 import { readLoadedJoolVersion } from "./version.ts";
+import { watchModules } from "./module_watch.ts";
+import { inodeOf } from "../../ffi/kernel_files.ts";
 import type { Logger } from "../logger.ts";
 
 /** Jool's Generic Netlink family and multicast group (docs/protocol.md §1). */
@@ -60,12 +62,19 @@ export async function openLibnlTransport(options: LibnlTransportOptions): Promis
   return transport;
 }
 
-/** The production {@link KernelAccess}: /sys/module/jool/version, libnl, the kernel thread. */
+/** The production {@link KernelAccess}: /sys/module/jool/version, libnl, the kernel thread, the module watch. */
 export function libnlKernel(threadModule: string | URL): KernelAccess {
   return {
     readVersion: readLoadedJoolVersion,
     open: (instance, version, log) =>
       openLibnlTransport({ instance, version: version ? packVersion(version) : 0, threadModule, log }),
+    watchGone: (onGone, log) => {
+      const watch = watchModules(inodeOf, onGone, {
+        onError: (error) =>
+          log.warn(`stopped watching the Jool module (an unload will go unnoticed): ${errorMessage(error)}`),
+      });
+      return watch && (() => watch.stop());
+    },
   };
 }
 

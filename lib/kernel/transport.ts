@@ -46,4 +46,10 @@ export interface KernelAccess {
   readVersion(): JoolVersion | undefined;
   /** Opens the transport for `instance`. Throws JooldError with the exit status of the failure. */
   open(instance: string, version: JoolVersion | undefined, log: Logger): Promise<KernelTransport>;
+  /**
+   * Watches for the kernel side going away for good (the Jool module unloaded: `lib/kernel/module_watch.ts`);
+   * `onGone(why)` once when it does; `log` hears why the watch stopped early. Returns a stop function, or
+   * undefined when there is nothing to watch.
+   */
+  watchGone?(onGone: (why: string) => void, log: Logger): (() => void) | undefined;
 }

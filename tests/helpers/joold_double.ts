@@ -1,13 +1,16 @@
 /**
  * The daemon's entry point for tests and benchmarks: main.ts's program with the kernel double
  * (`tests/helpers/kernel_double.ts`) instead of Jool. `--kernel-double=VERSION` (required, e.g. 4.1.13) names
- * the Jool version the double plays; every other argument is joold's own. Not part of the shipped program.
+ * the Jool version the double plays; `--kernel-double-gone-after=MS` makes it report the Jool module gone (as
+ * `lib/kernel/module_watch.ts` does) MS ms after start-up; every other argument is joold's own. Not part of the shipped program.
  * @module
  */
 import { main } from "../../main.ts";
 import { doubleKernel } from "./kernel_double.ts";
 
 const FLAG = "--kernel-double=";
+/** `--kernel-double-gone-after=MS`: the double reports its module gone MS ms after the daemon starts watching. */
+const GONE_FLAG = "--kernel-double-gone-after=";
 
 if (import.meta.main) {
   const flag = Deno.args.find((arg) => arg.startsWith(FLAG));
@@ -18,6 +21,15 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
-  await main(Deno.args.filter((arg) => arg !== flag), doubleKernel(version));
+  const gone = Deno.args.find((arg) => arg.startsWith(GONE_FLAG));
+  const kernel = doubleKernel(version);
+  if (gone) {
+    const ms = Number(gone.slice(GONE_FLAG.length));
+    kernel.watchGone = (onGone) => {
+      const timer = setTimeout(() => onGone("the kernel double says so"), ms);
+      return () => clearTimeout(timer);
+    };
+  }
+  await main(Deno.args.filter((arg) => arg !== flag && arg !== gone), kernel);
   Deno.exit(0);
 }

@@ -198,3 +198,21 @@ Deno.test("daemon process: without Jool in the kernel, one line and exit status 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("daemon process: the Jool module gone under a running daemon: one line, exit status 5", async () => {
+  const dir = await workdir(freePort());
+  const daemon = new Daemon({ dir, args: ["--kernel-double-gone-after=500"] });
+  try {
+    await daemon.ready();
+    const status = await daemon.status;
+    await daemon.stop();
+    assertEquals(status.code, 5, daemon.log.join("\n"));
+    const line =
+      "joold: the Jool module went away under the daemon: the kernel double says so; its Generic " +
+      "Netlink family and multicast group went with it, so joold exits for its service manager to start it again";
+    assertEquals(daemon.log.filter((l) => l.startsWith("joold: ")), [line]);
+  } finally {
+    await daemon.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -72,3 +72,27 @@ Deno.test("kernel files: absent paths are undefined, a directory is an error wit
   }
   assert(message.startsWith("cannot read /proc/self: "), message);
 });
+
+Deno.test("kernel files: inodeOf gives a /sys directory's inode with the operators' permissions", async () => {
+  const dir = [...Deno.readDirSync("/sys/module")].find((e) => e.isDirectory)?.name;
+  assert(dir, "no /sys/module/* on this host");
+  const path = `/sys/module/${dir}`;
+  const script = `
+    import { inodeOf } from "${ROOT}ffi/kernel_files.ts";
+    console.log(JSON.stringify([String(inodeOf(${
+    JSON.stringify(path)
+  })), String(inodeOf("/sys/module/joold-none"))]));
+  `;
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(file, script);
+    const out = await new Deno.Command(DENO, { args: ["run", "--quiet", ...PERMISSION_FLAGS, file] })
+      .output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const [inode, absent] = JSON.parse(new TextDecoder().decode(out.stdout));
+    assertEquals(inode, String(Deno.statSync(path).ino), `inode of ${path}`);
+    assertEquals(absent, "undefined");
+  } finally {
+    await Deno.remove(file);
+  }
+});

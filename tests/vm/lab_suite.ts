@@ -44,6 +44,7 @@ export function caseSpecs(version: LabJoolVersion): string[] {
   if (version !== "4.1.9") specs.push("advertise:adv-ours:ours:6", "advertise:adv-upstream:upstream:6");
   specs.push("two-instances:two:ours", "two-instances:two-upstream:upstream", "instance-gone:gone");
   specs.push("burst-stop:stop-burst:4000"); // 4 000 flows: still going 0.3 s in, when the SIGTERM comes
+  specs.push("hostile:hostile", "faults:faults");
   return specs;
 }
 
@@ -244,6 +245,162 @@ async function burstStopChecks(t: Deno.TestContext, c: CaseResult): Promise<void
   });
 }
 
+/** A Jool line, a kernel oops or a warning in the guest's kernel log. */
+const KERNEL_TROUBLE = /jool|joold|sessiondb|Oops|BUG:|WARNING:|Call Trace|general protection/i;
+
+/** The drops of a JSON stats view that grew between two snapshots, by reason (zeros left out). */
+function dropsGrown(before: Snapshot, after: Snapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [reason, n] of Object.entries(after.statsJson?.drops ?? {})) {
+    const d = n - (before.statsJson?.drops[reason] ?? 0);
+    if (d !== 0) out[reason] = d;
+  }
+  return out;
+}
+function grown(before: Snapshot, after: Snapshot, name: string): number {
+  return (after.statsJson?.counters[name] ?? NaN) - (before.statsJson?.counters[name] ?? NaN);
+}
+
+async function hostileChecks(t: Deno.TestContext, version: LabJoolVersion, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const label = `${c.name} (format ${f.format})`;
+  const sent = JSON.parse(readOr(join(c.dir, "hostile.json"), "null")) as
+    | { sent: number; failed: number; byKind: Record<string, number>; byReason: Record<string, number> }
+    | null;
+  await t.step(`${label}: both daemons started; the attacker sent every datagram`, () => {
+    assertEquals([f.ready_a, f.ready_b], ["yes", "yes"]);
+    assert(sent, `no hostile.json; see ${c.dir}/hostile.out`);
+    assertEquals([f.sent, sent.failed], ["yes", 0], readOr(join(c.dir, "hostile.out")));
+    console.error(`  ${label}: sent ${JSON.stringify(sent.byKind)}`);
+  });
+  if (!sent) return;
+  for (const router of ["B", "A"]) {
+    const before = readSnapshot(join(c.dir, "before"), router);
+    const after = readSnapshot(join(c.dir, "after"), router);
+    await t.step(`${label}: ${router}'s daemon is alive and counted every datagram under its reason`, () => {
+      assertEquals(f[`alive_${router.toLowerCase()}`], "yes", `see ${c.dir}/d-${router}-default.log`);
+      assert(before.statsJson && after.statsJson, "no JSON stats before or after");
+      assertEquals(grown(before, after, "NET_RCVD_PKTS"), sent.sent, "datagrams received");
+      assertEquals(dropsGrown(before, after), sent.byReason, "drops by reason");
+    });
+    await t.step(`${label}: nothing reached ${router}'s kernel, no session was injected`, () => {
+      assertEquals(grown(before, after, "KERNEL_SENT_PKTS"), 0, "JOOLD_ADDs sent");
+      assertEquals(grown(before, after, "KERNEL_ERROR_REPLIES"), 0, "kernel error replies");
+      assertEquals(sessionCount(after), 0, `${router}'s session table after the attack`);
+      if (version !== "4.1.9") {
+        assert(before.jstat && after.jstat, "no jool stats");
+        assertEquals(after.jstat.JSTAT_JOOLD_PKT_RCVD, before.jstat.JSTAT_JOOLD_PKT_RCVD);
+      }
+    });
+  }
+  await t.step(`${label}: no Jool line, oops or warning in the kernel log during the attack`, () => {
+    const lines = readOr(join(c.dir, "dmesg-hostile"), "\n").split("\n").filter((l) =>
+      KERNEL_TROUBLE.test(l)
+    );
+    assertEquals(lines, []);
+  });
+  await t.step(`${label}: B still syncs fresh traffic from A afterwards`, () => {
+    assertEquals(f.a_to_b, "yes");
+    const v = mirrorOf(
+      readSnapshot(join(c.dir, "end"), "A"),
+      readSnapshot(join(c.dir, "end"), "B"),
+      "udp",
+      [10001, 10000 + N_FLOWS],
+    );
+    assert(v.ok, v.reason);
+  });
+}
+
+/** The exit statuses the systemd stand-in recorded for a router's daemon ("STATUS UPTIME_MS" lines). */
+function exits(c: CaseResult, router: string): number[] {
+  return readOr(join(c.dir, `d-${router}-default.exits`)).split("\n").filter(Boolean).map((l) =>
+    Number(l.split(" ")[0])
+  );
+}
+
+async function faultChecks(t: Deno.TestContext, version: LabJoolVersion, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const phases = [
+    ["base", "no fault (baseline)", 10000],
+    ["instance", "both instances removed and re-added", 11000],
+    ["iface", "the sync interface down and up on both routers", 12000],
+    ["peer-kill", "A's daemon (B's peer) SIGKILLed and restarted", 13000],
+    ["own-kill", "B's daemon SIGKILLed and restarted", 14000],
+    ["module", "the jool modules unloaded and reloaded", 15000],
+  ] as const;
+  await t.step(`${c.name}: both daemons started under the systemd stand-in`, () => {
+    assertEquals([f.ready_a, f.ready_b], ["yes", "yes"]);
+  });
+  for (const [phase, what, base] of phases) {
+    await t.step(`${c.name}: ${what}: fresh traffic through A reaches B with no command`, () => {
+      if (phase === "instance") assertEquals(f.readd_failed, undefined, "jool instance add failed");
+      if (phase === "peer-kill") assertEquals(f.back_peer, "yes", "A's daemon did not come back");
+      if (phase === "own-kill") assertEquals(f.back_own, "yes", "B's daemon did not come back");
+      if (phase === "module") {
+        assertEquals(f.rmmod, "ok", readOr(join(c.dir, "rmmod.err")));
+        assertEquals([f.back_module_a, f.back_module_b], ["yes", "yes"], "daemons back after the reload");
+      }
+      const a = readSnapshot(join(c.dir, phase), "A"), b = readSnapshot(join(c.dir, phase), "B");
+      for (const p of ["udp", "icmp"] as const) {
+        const v = mirrorOf(a, b, p, p === "udp" ? [base + 1, base + N_FLOWS] : undefined);
+        assert(v.ok, `${p}: ${v.reason}`);
+      }
+      assertEquals(f[`synced_${phase}`], "yes");
+      console.error(`  ${c.name} ${phase}: B mirrored A within ${f[`waited_${phase}`]} s`);
+    });
+  }
+  await t.step(
+    `${c.name}: instance re-created, interface flapped: the daemons stayed up (no restart)`,
+    () => {
+      for (const key of ["restarts_instance", "restarts_iface", "restarts_flood"]) {
+        const [before, after] = (f[key] ?? "").split(" → ");
+        assertEquals(after, before, key);
+      }
+    },
+  );
+  await t.step(`${c.name}: module unloaded: each daemon exited with status 5 and was restarted`, () => {
+    for (const r of ["A", "B"]) {
+      const lines = readOr(join(c.dir, `d-${r}-default.exits`)).split("\n").filter((l) => l.startsWith("5 "));
+      assertEquals(lines.length, 1, `${r}'s exits: ${exits(c, r).join(", ")}`);
+      const ms = Number(lines[0].split(" ")[1]) - Number(f.rmmod_ms);
+      console.error(`  ${c.name}: ${r}'s daemon exited 5, ${ms} ms after the rmmod began`);
+      assert(ms >= 0 && ms <= 5000, `${ms} ms`);
+    }
+  });
+  const a0 = readSnapshot(join(c.dir, "flood-before"), "A"),
+    b0 = readSnapshot(join(c.dir, "flood-before"), "B");
+  const a = readSnapshot(join(c.dir, "flood"), "A"), b = readSnapshot(join(c.dir, "flood"), "B");
+  await t.step(
+    `${c.name}: stats ports flooded during a 200-flow burst: the daemons relayed every session`,
+    () => {
+      assert(Number(f.flood_requests) > 0, "no stats request was sent");
+      assertEquals(f.stats_after_flood, "yes", "a stats port did not answer after the flood");
+      // What A's kernel handed A's daemon went, whole, into B's kernel; nothing was dropped on the way.
+      const fromKernel = grown(a0, a, "KERNEL_RCVD_SESSIONS");
+      assert(fromKernel >= 100, `A's kernel handed over only ${fromKernel} sessions`);
+      assertEquals(grown(a0, a, "NET_SENT_SESSIONS"), fromKernel, "A: sessions sent to the group");
+      assertEquals(grown(b0, b, "NET_RCVD_SESSIONS"), fromKernel, "B: sessions received");
+      assertEquals(grown(b0, b, "KERNEL_SENT_SESSIONS"), fromKernel, "B: sessions given to its kernel");
+      assertEquals([dropsGrown(a0, a), dropsGrown(b0, b)], [{}, {}], "drops");
+    },
+  );
+  await t.step(`${c.name}: stats ports flooded during a 200-flow burst: every session reached B`, () => {
+    const v = mirrors(a, b, { udp: 200 }, udpPortRange(40001, 40200));
+    console.error(
+      `  ${c.name} flood: ${f.flood_requests} stats requests; ` +
+        (v.ok ? `B mirrored A within ${f.waited_flood} s` : `after ${f.waited_flood} s: ${v.reason}`),
+    );
+    if (version === "4.1.9" && !v.ok) {
+      // A 4.1.9 kernel loses what a burst piles up beyond one batch while it waits for an ACK (Jool #410), with
+      // any daemon and without any flood (BENCHMARKS.md, VM lab): sessions it never sent are not the daemons'
+      // to relay. The step above holds the daemons to every session they were handed.
+      return;
+    }
+    assert(v.ok, v.reason);
+    assertEquals(f.synced_flood, "yes");
+  });
+}
+
 /** Registers the VM suite for `version`: skips (or fails with CI=true) when the lab cannot run here. */
 export function labSuite(version: LabJoolVersion): void {
   const name = `VM lab, real Jool ${version}`;
@@ -261,7 +418,9 @@ export function labSuite(version: LabJoolVersion): void {
     return;
   }
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false }, async (t) => {
-    const specs = caseSpecs(version);
+    // LAB_CASES="NAME …" runs only those cases (to iterate on a few; CI runs them all).
+    const only = Deno.env.get("LAB_CASES")?.split(/\s+/).filter(Boolean);
+    const specs = caseSpecs(version).filter((s) => !only || only.includes(s.split(":")[1]));
     let boot: BootResult | undefined;
     const outDir = join(OUT_DIR, `tests-${version}`);
     await t.step("build the lab and boot once for every case", async () => {
@@ -286,6 +445,8 @@ export function labSuite(version: LabJoolVersion): void {
       else if (kind === "two-instances") await twoInstanceChecks(t, c);
       else if (kind === "instance-gone") await instanceGoneChecks(t, c);
       else if (kind === "burst-stop") await burstStopChecks(t, c);
+      else if (kind === "hostile") await hostileChecks(t, version, c);
+      else if (kind === "faults") await faultChecks(t, version, c);
     }
   });
 }

@@ -310,3 +310,192 @@ burst_stop_case() {
   rm -rf /tmp/d-*
   fact "$dir" seconds $(($(date +%s) - t0))
 }
+
+# hostile_case NAME: an attacker namespace X on the sync link (brss) sends the datagrams of scripts/lab/hostile.ts
+# (random, truncated, foreign-format, bogus-field, oversize, empty, the #404 probe) to the group, in the format of
+# this boot's kernel; our daemons on A and B. B must inject nothing, log nothing in the kernel, stay up, count
+# every datagram under its reason (hostile.json has the counts sent), then still sync fresh traffic from A.
+hostile_case() {
+  local name=$1 dir t0 fmt=C
+  is_4113 || fmt=A
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: hostile datagrams (format $fmt) from an attacker on the sync link"
+  fact "$dir" kind hostile
+  fact "$dir" format "$fmt"
+  fresh_instances default || {
+    fact "$dir" setup fail
+    return
+  }
+  ip netns add X 2>/dev/null
+  nsx X ip link set lo up
+  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
+  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  capture_start "$dir"
+  daemon_start A ours 6 default 45678
+  daemon_start B ours 6 default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  sleep 1
+  snapshot "$dir/before" A default 45678
+  snapshot "$dir/before" B default 45678
+  dmesg >"$dir/dmesg-before"
+  nsx X "$DENO" run --unstable-net --allow-net --allow-read --allow-write "$LAB/hostile.ts" "$fmt" "$GROUP6" \
+    "$SYNC_PORT" "$dir/hostile.json" >"$dir/hostile.out" 2>&1 && fact "$dir" sent yes || fact "$dir" sent no
+  log "  $name: $(tail -1 "$dir/hostile.out")"
+  sleep 3
+  dmesg >"$dir/dmesg-after"
+  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-hostile"
+  kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
+  kill -0 "$(cat /tmp/d-A-default/pid)" 2>/dev/null && fact "$dir" alive_a yes || fact "$dir" alive_a no
+  snapshot "$dir/after" A default 45678
+  snapshot "$dir/after" B default 45678
+  via A
+  traffic 10000 "$N_FLOWS"
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  log "  $name: fresh traffic through A, A→B $(tail -1 "$dir/facts")"
+  snapshot "$dir/end" A default 45678
+  snapshot "$dir/end" B default 45678
+  capture_stop
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  ip netns del X
+  fact "$dir" seconds $(($(date +%s) - t0))
+}
+
+# fault_phase DIR PHASE BASE: fresh traffic through A (UDP ports BASE+1…), then A's sessions must all be in B
+# within SYNC_WAIT (or $4) seconds, with no command; facts synced_PHASE and waited_PHASE, snapshot DIR/PHASE.
+fault_phase() {
+  local dir=$1 phase=$2 base=$3 max=${4:-$SYNC_WAIT} w0
+  via A
+  traffic "$base" "$N_FLOWS"
+  w0=$(date +%s)
+  wait_mirror A B default "$max" && fact "$dir" "synced_$phase" yes || fact "$dir" "synced_$phase" no
+  fact "$dir" "waited_$phase" $(($(date +%s) - w0))
+  snapshot "$dir/$phase" A default 45678
+  snapshot "$dir/$phase" B default 45678
+  log "  fault $phase: $(grep "^synced_$phase=" "$dir/facts")"
+}
+
+# starts NS: how many times the supervised daemon of NS has been started.
+starts() { grep -c . "/tmp/d-$1-default/starts" 2>/dev/null; }
+
+# stats_flood_start NS PORT / stats_flood_stop: two loops sending `json` requests to NS's stats port as fast as
+# bash can; the number sent goes to /tmp/flood-NS.N.
+stats_flood_start() {
+  local i
+  rm -f /tmp/flood-stop
+  for i in 1 2; do
+    nsx "$1" bash -c "n=0; while [ ! -f /tmp/flood-stop ]; do echo json >/dev/udp/127.0.0.1/$2; n=\$((n + 1)); done; echo \$n >/tmp/flood-$1.$i" 2>/dev/null &
+    FLOOD_PIDS+=($!)
+  done
+}
+stats_flood_stop() {
+  touch /tmp/flood-stop
+  wait "${FLOOD_PIDS[@]}" 2>/dev/null
+  FLOOD_PIDS=()
+}
+
+# faults_case NAME: our daemons on A and B under the systemd stand-in (daemon_supervised), then, in turn: both
+# instances removed and re-added; the sync interface down and up on both; A's daemon (B's peer) SIGKILLed; B's
+# daemon SIGKILLed; both stats ports flooded during a burst of 200 flows; the jool modules unloaded and reloaded
+# (instances re-added, as an operator's boot script would). After each, fresh traffic through A must reach B
+# with no command to any daemon.
+faults_case() {
+  local name=$1 dir t0 n r ko
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: faults on a live pair"
+  fact "$dir" kind faults
+  fresh_instances default || {
+    fact "$dir" setup fail
+    return
+  }
+  capture_start "$dir"
+  daemon_supervised A 6 default 45678
+  daemon_supervised B 6 default 45678
+  daemon_wait_back A default 45678 0 20 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_back B default 45678 0 20 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  fault_phase "$dir" base 10000
+
+  # 1. The instance removed and re-added under the running daemons (they stay up: see the README).
+  n="$(starts A) $(starts B)"
+  for r in A B; do instance_remove "$r" default; done
+  sleep 2
+  for r in A B; do instance_add "$r" default || fact "$dir" readd_failed "$r"; done
+  fault_phase "$dir" instance 11000
+  fact "$dir" restarts_instance "$n → $(starts A) $(starts B)"
+
+  # 2. The sync interface down and up on both routers.
+  for r in A B; do nsx "$r" ip link set ss down; done
+  sleep 3
+  for r in A B; do nsx "$r" ip link set ss up; done
+  fault_phase "$dir" iface 12000
+  fact "$dir" restarts_iface "$n → $(starts A) $(starts B)"
+
+  # 3. The peer's daemon (A's, the sender) SIGKILLed; the supervisor restarts it.
+  n=$(starts A)
+  kill -KILL "$(cat /tmp/d-A-default/pid)"
+  daemon_wait_back A default 45678 "$n" 30 && fact "$dir" back_peer yes || fact "$dir" back_peer no
+  fault_phase "$dir" peer-kill 13000
+
+  # 4. Our own daemon (B's, the receiver) SIGKILLed; restarted the same way.
+  n=$(starts B)
+  kill -KILL "$(cat /tmp/d-B-default/pid)"
+  daemon_wait_back B default 45678 "$n" 30 && fact "$dir" back_own yes || fact "$dir" back_own no
+  fault_phase "$dir" own-kill 14000
+
+  # 5. Both stats ports flooded with `json` requests while a burst of 200 new flows goes through A.
+  n="$(starts A) $(starts B)"
+  FLOOD_PIDS=()
+  snapshot "$dir/flood-before" A default 45678
+  snapshot "$dir/flood-before" B default 45678
+  stats_flood_start A 45678
+  stats_flood_start B 45678
+  sleep 1
+  nsx c6 bash -c "for i in \$(seq 1 200); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null
+  local w0
+  w0=$(date +%s)
+  wait_mirror A B default 45 && fact "$dir" synced_flood yes || fact "$dir" synced_flood no
+  fact "$dir" waited_flood $(($(date +%s) - w0))
+  stats_flood_stop
+  fact "$dir" flood_requests "$(cat /tmp/flood-A.* /tmp/flood-B.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')"
+  [ -n "$(stats_text A 45678)" ] && [ -n "$(stats_text B 45678)" ] && fact "$dir" stats_after_flood yes ||
+    fact "$dir" stats_after_flood no
+  snapshot "$dir/flood" A default 45678
+  snapshot "$dir/flood" B default 45678
+  fact "$dir" restarts_flood "$n → $(starts A) $(starts B)"
+  log "  fault flood: $(grep '^synced_flood=' "$dir/facts"), $(tail -3 "$dir/facts" | head -1)"
+
+  # 6. The jool modules unloaded and reloaded (every instance goes with them; re-added as a boot script would).
+  n="$(starts A) $(starts B)"
+  local na nb
+  na=$(starts A) nb=$(starts B)
+  # jool_common registers the Generic Netlink family "Jool"; jool (NAT64) and jool_siit depend on it.
+  local rm=ok m
+  fact "$dir" rmmod_ms "$(uptime_ms)"
+  for m in jool_siit jool jool_common; do
+    grep -q "^$m " /proc/modules || continue
+    rmmod "$m" 2>>"$dir/rmmod.err" || rm=fail
+  done
+  fact "$dir" rmmod "$rm"
+  sleep 2
+  while read -r ko; do
+    case "$ko" in *jool*) insmod "$ko" 2>>"$dir/rmmod.err" ;; esac
+  done </etc/lab/modules
+  for r in A B; do instance_add "$r" default || fact "$dir" readd_module_failed "$r"; done
+  daemon_wait_back A default 45678 "$na" 40 && fact "$dir" back_module_a yes || fact "$dir" back_module_a no
+  daemon_wait_back B default 45678 "$nb" 40 && fact "$dir" back_module_b yes || fact "$dir" back_module_b no
+  fault_phase "$dir" module 15000
+  fact "$dir" restarts_module "$n → $(starts A) $(starts B)"
+
+  capture_stop
+  cleanup_case
+  for r in A B; do cp "/tmp/d-$r-default/exits" "$dir/d-$r-default.exits" 2>/dev/null; done
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  fact "$dir" seconds $(($(date +%s) - t0))
+}

@@ -104,13 +104,9 @@ instance_add() {
 }
 instance_remove() { nsx "$1" jool instance remove "$2"; }
 
-# daemon_start NS KIND FAMILY INSTANCE STATS_PORT [GROUP6 GROUP4]
-#   KIND: ours | upstream | sleep; FAMILY: 6 | 4. Working dir /tmp/d-NS-INSTANCE holds the config and log.
-daemon_start() {
-  local ns=$1 kind=$2 fam=$3 inst=$4 port=$5 g6=${6:-$GROUP6} g4=${7:-$GROUP4}
-  local dir=/tmp/d-$ns-$inst addr ifc
-  rm -rf "$dir"
-  mkdir -p "$dir"
+# daemon_config NS FAMILY INSTANCE DIR [GROUP6 GROUP4]: the daemon's netsocket.json and modsocket.json in DIR.
+daemon_config() {
+  local ns=$1 fam=$2 inst=$3 dir=$4 g6=${5:-$GROUP6} g4=${6:-$GROUP4} addr ifc
   if [ "$fam" = 6 ]; then
     addr=$g6 ifc=ss
   else
@@ -120,6 +116,16 @@ daemon_start() {
   printf '{\n  "multicast address": "%s",\n  "multicast port": "%s",\n  "in interface": "%s",\n  "out interface": "%s",\n  "reuseaddr": 1,\n  "ttl": 3\n}\n' \
     "$addr" "$SYNC_PORT" "$ifc" "$ifc" >"$dir/netsocket.json"
   printf '{ "instance": "%s" }\n' "$inst" >"$dir/modsocket.json"
+}
+
+# daemon_start NS KIND FAMILY INSTANCE STATS_PORT [GROUP6 GROUP4]
+#   KIND: ours | upstream | sleep; FAMILY: 6 | 4. Working dir /tmp/d-NS-INSTANCE holds the config and log.
+daemon_start() {
+  local ns=$1 kind=$2 fam=$3 inst=$4 port=$5
+  local dir=/tmp/d-$ns-$inst
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  daemon_config "$ns" "$fam" "$inst" "$dir" "${6:-$GROUP6}" "${7:-$GROUP4}"
   case "$kind" in
   ours)
     # The flags operators run with (tests/helpers/daemon_process.ts DAEMON_FLAGS; tests/unit checks this line);
@@ -165,10 +171,50 @@ daemon_wait_ready() {
   return 1
 }
 
+# daemon_supervised NS FAMILY INSTANCE STATS_PORT: our daemon under a stand-in for systemd (the guest has none)
+# doing what scripts/systemd/joold@.service asks: Restart=on-failure, RestartSec=2s, RestartPreventExitStatus=2 3.
+# The daemon dir gets "pid" (the current daemon), "supervisor" (the loop's pid), "exits" (one line per exit:
+# status and uptime in ms) and "starts" (one line per start); the log is appended across restarts.
+daemon_supervised() {
+  local ns=$1 fam=$2 inst=$3 port=$4 dir=/tmp/d-$1-$3
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  daemon_config "$ns" "$fam" "$inst" "$dir"
+  echo ours >"$dir/kind"
+  (
+    while [ ! -f "$dir/unsupervise" ]; do
+      # shellcheck disable=SC2086 # DAEMON_FLAGS is a list of words
+      (cd "$dir" && exec ip netns exec "$ns" "$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/$DAEMON_ENTRY" \
+        netsocket.json modsocket.json "$port" >>"$dir/log" 2>&1) &
+      echo $! >"$dir/pid"
+      uptime_ms >>"$dir/starts"
+      wait $!
+      st=$?
+      echo "$st $(uptime_ms)" >>"$dir/exits"
+      [ -f "$dir/unsupervise" ] && break
+      case $st in 0 | 2 | 3) break ;; esac
+      sleep 2
+    done
+  ) &
+  echo $! >"$dir/supervisor"
+}
+
+# daemon_wait_back NS INSTANCE STATS_PORT STARTS SECONDS: wait until the daemon has been started more than STARTS
+# times and answers its stats port. Returns 1 on timeout.
+daemon_wait_back() {
+  local dir=/tmp/d-$1-$2 i
+  for i in $(seq 1 $(($5 * 2))); do
+    if [ "$(grep -c . "$dir/starts" 2>/dev/null)" -gt "$4" ] && [ -n "$(stats_text "$1" "$3")" ]; then return 0; fi
+    sleep 0.5
+  done
+  return 1
+}
+
 # daemon_stop NS INSTANCE: SIGTERM by PID; writes "stop_ms=N" (or "stop_ms=killed") to the daemon dir's
-# "stop", and the daemon's exit status to its "exit".
+# "stop", and the daemon's exit status to its "exit". A supervised daemon is not restarted.
 daemon_stop() {
   local dir=/tmp/d-$1-$2 pid t0 i
+  [ -f "$dir/supervisor" ] && touch "$dir/unsupervise"
   [ -f "$dir/pid" ] || return 0
   pid=$(cat "$dir/pid")
   if ! kill -0 "$pid" 2>/dev/null; then
@@ -190,6 +236,10 @@ daemon_stop() {
   fi
   wait "$pid" 2>/dev/null
   echo "$?" >"$dir/exit"
+  if [ -f "$dir/supervisor" ]; then
+    wait "$(cat "$dir/supervisor")" 2>/dev/null
+    tail -1 "$dir/exits" 2>/dev/null | cut -d' ' -f1 >"$dir/exit"
+  fi
   rm -f "$dir/pid"
 }
 

@@ -2,7 +2,8 @@
 # Runs the cases listed in LAB_CASES (space-separated KIND:NAME[:ARGS...], see cases.sh) in one boot:
 #   sync:NAME:DAEMON_A:DAEMON_B:FAMILY[:quick]   advertise:NAME:DAEMON:FAMILY
 #   two-instances:NAME:DAEMON                    instance-gone:NAME
-#   burst:NAME:DAEMON:FLOWS
+#   burst:NAME:DAEMON:FLOWS                      burst-stop:NAME:FLOWS
+#   hostile:NAME                                 faults:NAME
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
 mkdir -p "$OUT/cases"
@@ -17,6 +18,8 @@ for spec in $LAB_CASES; do
   instance-gone) instance_gone_case "$name" ;;
   burst) burst_case "$name" "$a1" "$a2" ;;
   burst-stop) burst_stop_case "$name" "$a1" ;;
+  hostile) hostile_case "$name" ;;
+  faults) faults_case "$name" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
