@@ -41,6 +41,8 @@ options:
   --daemon-rev REV           run our daemon as of git revision REV (a snapshot of main.ts, lib/, ffi/ in the
                              output directory) instead of the working tree; the output directory gets
                              the commit's short id as a suffix
+  --sched-trace              with --burst: record the guest's scheduler and softirq events during each burst
+                             (tracefs) in the case's sched.trace
   --bundle                   run our daemon from the one-file bundle (deno task bundle → dist/joold.js)
   --help                     this text
 Output (logs, tables, stats) goes to .lab-out/demo-VERSION/.`;
@@ -73,6 +75,7 @@ async function burst(
   timeout: number,
   rev: string | undefined,
   steady: number,
+  schedTrace: boolean,
 ): Promise<number> {
   const specs: string[] = [];
   for (const n of sizes) {
@@ -80,7 +83,11 @@ async function burst(
       for (const d of ["ours", "upstream"]) specs.push(`burst:burst-${d}-${n}-${r}:${d}:${n}`);
     }
   }
-  const env: Record<string, string> = { LAB_CASES: specs.join(" "), LAB_STEADY_SECONDS: String(steady) };
+  const env: Record<string, string> = {
+    LAB_CASES: specs.join(" "),
+    LAB_STEADY_SECONDS: String(steady),
+    LAB_SCHED_TRACE: schedTrace ? "1" : "0",
+  };
   let outDir = join(OUT_DIR, `burst-${image.version}${steady > 0 ? `-steady${steady}` : ""}`);
   let prepare: ((dir: string) => Promise<void>) | undefined;
   if (rev !== undefined) {
@@ -135,6 +142,7 @@ async function main(): Promise<number> {
         "steady-seconds": { type: "string", default: "0" },
         "daemon-rev": { type: "string" },
         bundle: { type: "boolean", default: false },
+        "sched-trace": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -167,7 +175,9 @@ async function main(): Promise<number> {
   if (why) die(`cannot run the lab here: ${why}`);
 
   const image = await buildLab(version);
-  if (values.burst) return await burst(image, sizes, repeat, timeout, values["daemon-rev"], steady);
+  if (values.burst) {
+    return await burst(image, sizes, repeat, timeout, values["daemon-rev"], steady, values["sched-trace"]);
+  }
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;
   const env: Record<string, string> = { LAB_CASES: spec };

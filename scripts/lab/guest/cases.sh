@@ -227,6 +227,26 @@ instance_gone_case() {
   fact "$dir" seconds $(($(date +%s) - t0))
 }
 
+# sched_trace_start / sched_trace_stop DIR: the guest kernel's scheduler and softirq events during a burst
+# (`--sched-trace`), written to DIR/sched.trace: which task held each vCPU while an ACK waited.
+sched_trace_start() {
+  local t=/sys/kernel/tracing
+  [ -e $t/trace ] || mount -t tracefs tracefs $t 2>/dev/null || return 0
+  echo 0 >$t/tracing_on
+  echo 16384 >$t/buffer_size_kb
+  echo >$t/trace
+  echo 'sched:sched_switch sched:sched_wakeup sched:sched_waking irq:softirq_entry irq:softirq_exit irq:irq_handler_entry irq:irq_handler_exit' >$t/set_event 2>/dev/null
+  echo 1 >$t/tracing_on
+}
+sched_trace_stop() {
+  local t=/sys/kernel/tracing
+  [ -e $t/trace ] || return 0
+  sleep 0.3
+  echo 0 >$t/tracing_on
+  cat $t/trace >"$1/sched.trace"
+  echo >$t/set_event
+}
+
 # burst_case NAME DAEMON N: N new UDP flows through A in one burst (daemons DAEMON on A and B); how many of A's
 # sessions never reach B (facts: a_udp, missing, waited).
 burst_case() {
@@ -259,8 +279,10 @@ burst_case() {
   w0=$(date +%s)
   local m0
   m0=$(uptime_ms)
+  [ "${LAB_SCHED_TRACE:-0}" = 1 ] && sched_trace_start
   nsx c6 bash -c "for i in \$(seq 1 $n); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null
   fact "$dir" burst_ms $(($(uptime_ms) - m0))
+  [ "${LAB_SCHED_TRACE:-0}" = 1 ] && sched_trace_stop "$dir"
   wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
   fact "$dir" waited $(($(date +%s) - w0))
   fact "$dir" waited_ms $(($(uptime_ms) - m0))
