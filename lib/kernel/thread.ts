@@ -129,6 +129,11 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   };
   const word: KernelThreadMessage = { kind: "datagrams" };
   const doorbell = () => post(word);
+  // Every page of the ring resident before the first batch: a first touch in a burst is a page fault, and a page
+  // fault waits for the process's memory-map lock, which V8's helper threads (normal priority, on CPUs the
+  // burst keeps busy) hold for milliseconds while they map and unmap pages of the main isolate's heap
+  // (VM lab, Jool 4.1.9: the thread slept 10–13 ms, woken by a "V8 DefaultWorker", BENCHMARKS.md).
+  new Uint8Array(init.handoff.ring).fill(0);
   warmUp(context, init.instance, doorbell);
   context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
