@@ -1,0 +1,103 @@
+/**
+ * What this daemon knows of each peer in the reliable mode, and the "in sync" state machine
+ * (docs/protocol.md §10.5). Pure: the caller passes the time.
+ *
+ * In sync with a peer = a replay from it completed since this daemon started (or since its last lost sequence),
+ * and no sequence of it is missing now. The daemon is in sync when it is with every live peer, and the start-up
+ * grace (one peer timeout, the time to hear every peer's heartbeat) has passed.
+ * @module
+ */
+import type { Digest } from "./session_cache.ts";
+import { type NackTiming, SequenceTracker } from "./sequence.ts";
+
+/** Where a peer's replay to us stands. */
+export type ReplayState = "none" | "requested" | "complete";
+
+/** One peer (one sender id: a restarted daemon is a new peer). */
+export class Peer {
+  /** Its sequence numbers. */
+  readonly sequence: SequenceTracker;
+  /** When it was last heard (any frame). */
+  lastHeard: number;
+  /** Its replay to us. */
+  replay: ReplayState = "none";
+  /** When the replay was last asked for, or last made progress. */
+  replayProgress = 0;
+  /** The sequence it had reached when we asked: an END older than that answers an earlier request. */
+  replayAfter = 0;
+  /** Sessions received in the current replay. */
+  replaySessions = 0;
+  /** Replays from it completed. */
+  replaysCompleted = 0;
+  /** Resync requests sent to it. */
+  resyncRequests = 0;
+  /** A sequence was lost since its last complete replay. */
+  lostSinceReplay = false;
+  /** Its last heartbeat's digest of its own sessions. */
+  announced: Digest | undefined;
+  /** Its latest sequence by that heartbeat. */
+  announcedLatest = 0;
+
+  /** A peer first heard at `now`. */
+  constructor(readonly id: number, now: number, timing: NackTiming) {
+    this.sequence = new SequenceTracker(timing);
+    this.lastHeard = now;
+  }
+
+  /** In sync with this peer (module doc). */
+  get inSync(): boolean {
+    return this.replay === "complete" && !this.lostSinceReplay && this.sequence.missing === 0;
+  }
+
+  /** Records that `lost` sequences will never come: out of sync until the next complete replay. */
+  lost(lost: number): void {
+    if (lost <= 0) return;
+    this.lostSinceReplay = true;
+    this.replay = "none";
+  }
+
+  /** Whether a resync request is due at `now` (none asked yet, or the last one made no progress for `patienceMs`). */
+  needsRequest(now: number, patienceMs: number): boolean {
+    if (this.replay === "complete") return false;
+    return this.replay === "none" || now - this.replayProgress > patienceMs;
+  }
+
+  /** Records a resync request sent at `now`. */
+  requested(now: number): void {
+    this.replay = "requested";
+    this.replayProgress = now;
+    this.replayAfter = this.sequence.latest;
+    this.replaySessions = 0;
+    this.resyncRequests++;
+  }
+
+  /** A replay frame for us arrived at `now`, with `sessions` sessions. */
+  replayed(now: number, sessions: number): void {
+    this.replayProgress = now;
+    this.replaySessions += sessions;
+  }
+
+  /**
+   * The END of a replay to us, sequence `seq`. Completes the replay when it answers the current request;
+   * returns whether it did.
+   */
+  replayEnded(seq: number): boolean {
+    if (this.replay !== "requested" || seq <= this.replayAfter) return false;
+    this.replay = "complete";
+    this.lostSinceReplay = false;
+    this.replaysCompleted++;
+    return true;
+  }
+}
+
+/** The value of the track file: 0 in sync, `weight` (negative) otherwise. */
+export function trackValue(inSync: boolean, weight: number): number {
+  return inSync ? 0 : weight;
+}
+
+/** In sync with every live peer, once `graceOver` (module doc). */
+export function allInSync(peers: Iterable<Peer>, graceOver: boolean): boolean {
+  if (!graceOver) return false;
+  for (const peer of peers) if (!peer.inSync) return false;
+  return true;
+}
