@@ -233,6 +233,22 @@ function syncMode(file: string, values: ConfigObject["values"]): SyncMode {
         'write the path of a file, e.g. "/run/joold/in-sync"',
       );
     }
+    const directory = trackFile.includes("/") ? trackFile.slice(0, trackFile.lastIndexOf("/")) || "/" : ".";
+    let isDirectory = false;
+    try {
+      isDirectory = Deno.statSync(directory).isDirectory;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (!isDirectory) {
+      throw new ConfigError(
+        file,
+        trackEntry.key,
+        `its directory ${directory} does not exist`,
+        showValue(trackFile),
+        "create the directory (e.g. /run/joold) or name a file in an existing one",
+      );
+    }
   }
   return {
     mode,

@@ -18,7 +18,10 @@ export const FRAME_VERSION = 1;
 /** Header bytes before the body. */
 export const FRAME_HEADER_BYTES = 16;
 
-/** Frame types. DATA, REPLAY and REPLAY_END are sequenced; the others carry sequence 0 (HEARTBEAT: the latest). */
+/**
+ * Frame types. DATA, REPLAY and REPLAY_END are sequenced (the header's sequence is theirs); in the others the
+ * header's sequence field is the sender's latest sequence, so any frame tells a peer what it should have.
+ */
 export const FRAME_TYPE = {
   /** A batch from the sender's kernel: body = whole session entries. */
   DATA: 1,
@@ -28,7 +31,7 @@ export const FRAME_TYPE = {
   REPLAY_END: 3,
   /** Missing sequences: body = target u32, first u32, last u32. */
   NACK: 4,
-  /** Liveness: sequence = the sender's latest; body = digest count u32, digest hash u32. */
+  /** Liveness: body = digest count u32, digest hash u32 (of the sender's own sessions). */
   HEARTBEAT: 5,
   /** Please replay your table to me: body = target u32 (0: every peer). */
   RESYNC_REQUEST: 6,
@@ -60,6 +63,7 @@ export type Frame =
   | {
     readonly type: 4 | 7;
     readonly sender: number;
+    readonly latest: number;
     readonly target: number;
     readonly first: number;
     readonly last: number;
@@ -71,7 +75,7 @@ export type Frame =
     readonly count: number;
     readonly hash: number;
   }
-  | { readonly type: 6; readonly sender: number; readonly target: number };
+  | { readonly type: 6; readonly sender: number; readonly latest: number; readonly target: number };
 
 /** Why a datagram is not a frame this daemon takes. */
 export type FrameDropReason =
@@ -140,15 +144,16 @@ export function encodeReplayEnd(sender: number, seq: number, target: number, ses
   return out;
 }
 
-/** A NACK (or UNAVAILABLE) of sequences `first`..`last` of `target`. */
+/** A NACK (or UNAVAILABLE) of sequences `first`..`last` of `target`; `latest`: the sender's latest sequence. */
 export function encodeRange(
   type: typeof FRAME_TYPE.NACK | typeof FRAME_TYPE.UNAVAILABLE,
   sender: number,
+  latest: number,
   target: number,
   first: number,
   last: number,
 ): Uint8Array {
-  const [out, view] = header(type, sender, 0, 12);
+  const [out, view] = header(type, sender, latest, 12);
   view.setUint32(16, target, false);
   view.setUint32(20, first, false);
   view.setUint32(24, last, false);
@@ -163,9 +168,9 @@ export function encodeHeartbeat(sender: number, latest: number, count: number, h
   return out;
 }
 
-/** A RESYNC_REQUEST to `target` (0: every peer). */
-export function encodeResyncRequest(sender: number, target: number): Uint8Array {
-  const [out, view] = header(FRAME_TYPE.RESYNC_REQUEST, sender, 0, 4);
+/** A RESYNC_REQUEST to `target` (0: every peer); `latest`: the sender's latest sequence. */
+export function encodeResyncRequest(sender: number, latest: number, target: number): Uint8Array {
+  const [out, view] = header(FRAME_TYPE.RESYNC_REQUEST, sender, latest, 4);
   view.setUint32(16, target, false);
   return out;
 }
@@ -243,10 +248,13 @@ export function decodeFrame(datagram: Uint8Array): FrameResult {
       return { ok: true, frame: { type, sender, seq, target: u32(16), sessions: u32(20) } };
     case FRAME_TYPE.NACK:
     case FRAME_TYPE.UNAVAILABLE:
-      return { ok: true, frame: { type, sender, target: u32(16), first: u32(20), last: u32(24) } };
+      return {
+        ok: true,
+        frame: { type, sender, latest: seq, target: u32(16), first: u32(20), last: u32(24) },
+      };
     case FRAME_TYPE.HEARTBEAT:
       return { ok: true, frame: { type, sender, latest: seq, count: u32(16), hash: u32(20) } };
     default:
-      return { ok: true, frame: { type: 6, sender, target: u32(16) } };
+      return { ok: true, frame: { type: 6, sender, latest: seq, target: u32(16) } };
   }
 }

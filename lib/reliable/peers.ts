@@ -3,8 +3,9 @@
  * (docs/protocol.md §10.5). Pure: the caller passes the time.
  *
  * In sync with a peer = a replay from it completed since this daemon started (or since its last lost sequence),
- * and no sequence of it is missing now. The daemon is in sync when it is with every live peer, and the start-up
- * grace (one peer timeout, the time to hear every peer's heartbeat) has passed.
+ * no sequence of it is missing now, and it was heard lately (within the stale time: what a peer sent while we
+ * could not hear it, we cannot know we lack). The daemon is in sync when it is with every live peer, and the
+ * start-up grace (one peer timeout, the time to hear every peer's heartbeat) has passed.
  * @module
  */
 import type { Digest } from "./session_cache.ts";
@@ -44,9 +45,10 @@ export class Peer {
     this.lastHeard = now;
   }
 
-  /** In sync with this peer (module doc). */
-  get inSync(): boolean {
-    return this.replay === "complete" && !this.lostSinceReplay && this.sequence.missing === 0;
+  /** In sync with this peer at `now`, when a peer unheard for `staleMs` is not (module doc). */
+  inSync(now: number, staleMs: number): boolean {
+    return this.replay === "complete" && !this.lostSinceReplay && this.sequence.missing === 0 &&
+      now - this.lastHeard <= staleMs;
   }
 
   /** Records that `lost` sequences will never come: out of sync until the next complete replay. */
@@ -95,9 +97,9 @@ export function trackValue(inSync: boolean, weight: number): number {
   return inSync ? 0 : weight;
 }
 
-/** In sync with every live peer, once `graceOver` (module doc). */
-export function allInSync(peers: Iterable<Peer>, graceOver: boolean): boolean {
+/** In sync with every live peer at `now`, once `graceOver` (module doc). */
+export function allInSync(peers: Iterable<Peer>, graceOver: boolean, now: number, staleMs: number): boolean {
   if (!graceOver) return false;
-  for (const peer of peers) if (!peer.inSync) return false;
+  for (const peer of peers) if (!peer.inSync(now, staleMs)) return false;
   return true;
 }

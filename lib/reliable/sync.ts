@@ -34,8 +34,10 @@ import { TrackFile } from "./track_file.ts";
 
 /** How often the timers run (NACKs, liveness, heartbeats, the track file). */
 const TICK_MS = 20;
-/** Peer timeout, in heartbeat intervals. */
-const PEER_TIMEOUT_HEARTBEATS = 3.5;
+/** A peer unheard for this many heartbeat intervals is not in sync (two heartbeats lost in a row). */
+const STALE_HEARTBEATS = 2.5;
+/** Peer timeout (then it is gone, and no longer counts), in heartbeat intervals. */
+const PEER_TIMEOUT_HEARTBEATS = 5;
 /** NACK timing: wait 30 ms for reordering, re-NACK every 200 ms, five times, then lost. */
 const NACK_TIMING_BASE = { reorderMs: 30, retryMs: 200, maxNacks: 5 };
 /** A resync request is repeated when its replay made no progress for this long. */
@@ -88,6 +90,7 @@ export class ReliableSync implements WireCodec {
   readonly #peers = new Map<number, Peer>();
   readonly #timing: NackTiming;
   readonly #peerTimeoutMs: number;
+  readonly #staleMs: number;
   readonly #track: TrackFile | undefined;
   readonly #startedAt: number;
   #io: SyncIo | undefined;
@@ -130,6 +133,7 @@ export class ReliableSync implements WireCodec {
     this.#resend = new ResendBuffer(settings.resendBuffer);
     this.#timing = { ...NACK_TIMING_BASE, maxGap: settings.resendBuffer };
     this.#peerTimeoutMs = settings.heartbeatMs * PEER_TIMEOUT_HEARTBEATS;
+    this.#staleMs = settings.heartbeatMs * STALE_HEARTBEATS;
     this.#track = settings.trackFile === undefined ? undefined : new TrackFile(settings.trackFile, deps.log);
     this.#startedAt = this.#now();
     this.#track?.update(settings.trackWeight);
@@ -212,18 +216,18 @@ export class ReliableSync implements WireCodec {
     const peer = this.#peer(frame.sender, now);
     switch (frame.type) {
       case FRAME_TYPE.DATA: {
-        if (peer.sequence.accept(frame.seq, now) === "duplicate") return CONSUMED;
+        if (this.#accept(peer, frame.seq, now) === "duplicate") return CONSUMED;
         return this.#deliver(frame.entries, format, frame.sender);
       }
       case FRAME_TYPE.REPLAY: {
-        if (peer.sequence.accept(frame.seq, now) === "duplicate") return CONSUMED;
+        if (this.#accept(peer, frame.seq, now) === "duplicate") return CONSUMED;
         if (frame.target !== this.#id && frame.target !== 0) return CONSUMED;
         const result = this.#deliver(frame.entries, format, frame.origin);
         if (result.ok) peer.replayed(now, result.sessions);
         return result;
       }
       case FRAME_TYPE.REPLAY_END: {
-        if (peer.sequence.accept(frame.seq, now) === "duplicate") return CONSUMED;
+        if (this.#accept(peer, frame.seq, now) === "duplicate") return CONSUMED;
         if (frame.target === this.#id && peer.replayEnded(frame.seq)) {
           this.deps.log.info(
             `reliable mode: replay from ${
@@ -235,24 +239,40 @@ export class ReliableSync implements WireCodec {
         return CONSUMED;
       }
       case FRAME_TYPE.NACK:
+        this.#observe(peer, frame.latest, now);
         if (frame.target === this.#id) this.#answerNack(frame.sender, frame.first, frame.last);
         return CONSUMED;
       case FRAME_TYPE.UNAVAILABLE:
+        this.#observe(peer, frame.latest, now);
         if (frame.target === this.#id) {
           const lost = peer.sequence.forget(frame.first, frame.last);
           this.#lost(peer, lost, "no longer in its resend buffer");
         }
         return CONSUMED;
       case FRAME_TYPE.HEARTBEAT:
-        peer.sequence.observeLatest(frame.latest, now);
+        this.#observe(peer, frame.latest, now);
         peer.announced = { count: frame.count, hash: frame.hash };
         peer.announcedLatest = frame.latest;
         this.#checkDigest(peer);
         return CONSUMED;
       case FRAME_TYPE.RESYNC_REQUEST:
+        this.#observe(peer, frame.latest, now);
         if (frame.target === this.#id || frame.target === 0) this.#queueReplay(frame.sender);
         return CONSUMED;
     }
+  }
+
+  /** Takes a sequenced frame; a jump past what the sender can resend is a loss at once (not at the next tick). */
+  #accept(peer: Peer, seq: number, now: number): ReturnType<Peer["sequence"]["accept"]> {
+    const arrival = peer.sequence.accept(seq, now);
+    this.#lost(peer, peer.sequence.takeJumpLosses(), "a gap larger than the resend buffer");
+    return arrival;
+  }
+
+  /** The sender's latest sequence, as any unsequenced frame carries it. */
+  #observe(peer: Peer, latest: number, now: number): void {
+    peer.sequence.observeLatest(latest, now);
+    this.#lost(peer, peer.sequence.takeJumpLosses(), "a gap larger than the resend buffer");
   }
 
   #deliver(entries: Uint8Array, format: SessionFormat, origin: number): WireDecodeResult {
@@ -279,7 +299,7 @@ export class ReliableSync implements WireCodec {
   #request(peer: Peer, now: number): void {
     peer.requested(now);
     this.sent.resyncRequests++;
-    this.#sendControl(encodeResyncRequest(this.#id, peer.id));
+    this.#sendControl(encodeResyncRequest(this.#id, this.#seq, peer.id));
   }
 
   #lost(peer: Peer, lost: number, why: string): void {
@@ -315,7 +335,9 @@ export class ReliableSync implements WireCodec {
     }
     if (missingFrom !== undefined) {
       // What it asks for is older than the buffer (or was never sent): it must resync.
-      this.#sendControl(encodeRange(FRAME_TYPE.UNAVAILABLE, this.#id, requester, missingFrom, end));
+      this.#sendControl(
+        encodeRange(FRAME_TYPE.UNAVAILABLE, this.#id, this.#seq, requester, missingFrom, end),
+      );
     }
   }
 
@@ -336,7 +358,7 @@ export class ReliableSync implements WireCodec {
       }
       const plan = peer.sequence.due(now);
       for (const [first, last] of plan.nack) {
-        this.#sendControl(encodeRange(FRAME_TYPE.NACK, this.#id, peer.id, first, last));
+        this.#sendControl(encodeRange(FRAME_TYPE.NACK, this.#id, this.#seq, peer.id, first, last));
       }
       this.#lost(peer, plan.lost, "NACKs unanswered");
       this.#lost(peer, peer.sequence.takeJumpLosses(), "a gap larger than the resend buffer");
@@ -357,7 +379,8 @@ export class ReliableSync implements WireCodec {
 
   /** In sync with every live peer (docs/protocol.md §10.5). */
   get inSync(): boolean {
-    return allInSync(this.#peers.values(), this.#now() - this.#startedAt >= this.#peerTimeoutMs);
+    const now = this.#now();
+    return allInSync(this.#peers.values(), now - this.#startedAt >= this.#peerTimeoutMs, now, this.#staleMs);
   }
 
   #queueReplay(target: number): void {
@@ -455,7 +478,7 @@ export class ReliableSync implements WireCodec {
         const held = cache?.digest(peer.id) ?? { count: 0, hash: 0 };
         return {
           id: hex(peer.id),
-          inSync: peer.inSync,
+          inSync: peer.inSync(now, this.#staleMs),
           replay: peer.replay,
           replaysCompleted: peer.replaysCompleted,
           resyncRequests: peer.resyncRequests,
@@ -482,7 +505,13 @@ export class ReliableSync implements WireCodec {
       peers.map((peer) => [`{peer="${hex(peer.id)}"}`, value(peer)]);
     metric("in_sync", "gauge", "1 when in sync with every live peer", [["", this.inSync ? 1 : 0]]);
     metric("peers", "gauge", "Live peers", [["", peers.length]]);
-    metric("peer_in_sync", "gauge", "1 when in sync with the peer", byPeer((p) => p.inSync ? 1 : 0));
+    const now = this.#now();
+    metric(
+      "peer_in_sync",
+      "gauge",
+      "1 when in sync with the peer",
+      byPeer((p) => p.inSync(now, this.#staleMs) ? 1 : 0),
+    );
     for (const key of ["gaps", "duplicates", "reordered", "recovered", "lost", "nacks"] as const) {
       metric(
         `peer_${key}_total`,

@@ -1,12 +1,14 @@
 /**
  * The file keepalived's `vrrp_track_file` reads: one integer, 0 while this daemon is in sync with every live
  * peer, the configured negative weight otherwise (README "Reliable mode"). Written only when the value
- * changes, through a temporary file and a rename, so keepalived never reads half a number.
+ * changes, through a temporary file and a rename (`ffi/state_file.ts`), so keepalived never reads half a
+ * number.
  * @module
  */
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { LogRateLimiter } from "../rate_limit.ts";
+import { replaceStateFile } from "../../ffi/state_file.ts";
 
 /** Writes the in-sync value to the track file. */
 export class TrackFile {
@@ -28,10 +30,8 @@ export class TrackFile {
   /** Writes `value` when it differs from the last one written (or the last write failed). */
   update(value: number): void {
     if (value === this.#written) return;
-    const temporary = `${this.path}.tmp`;
     try {
-      Deno.writeTextFileSync(temporary, `${value}\n`);
-      Deno.renameSync(temporary, this.path);
+      replaceStateFile(this.path, `${value}\n`);
       this.#written = value;
       this.writes++;
     } catch (error) {
