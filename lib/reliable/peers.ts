@@ -5,7 +5,7 @@
  * In sync with a peer = a replay from it completed since this daemon started (or since its last lost sequence),
  * no sequence of it is missing now, and it was heard lately (within the stale time: what a peer sent while we
  * could not hear it, we cannot know we lack). The daemon is in sync when it is with every live peer, and the
- * start-up grace (one peer timeout, the time to hear every peer's heartbeat) has passed.
+ * start-up grace (the stale time: every live peer's heartbeat heard, even with one lost) has passed.
  * @module
  */
 import type { Digest } from "./session_cache.ts";

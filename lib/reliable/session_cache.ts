@@ -35,25 +35,28 @@ function protoOf(entry: Uint8Array, at: number, format: SessionFormat): number {
   return (packed >> 5) & 3;
 }
 
-/** The key of the entry at `at` and its 32-bit FNV-1a hash. */
+/** Scratch for a key's bytes, so each key is built as one flat string. */
+const keyCodes: number[] = [];
+
+/** The key of the entry at `at` (a one-byte string of its key bytes) and its 32-bit FNV-1a hash. */
 export function sessionKey(
   bytes: Uint8Array,
   at: number,
   format: SessionFormat,
 ): { key: string; hash: number } {
-  let key = "";
+  keyCodes.length = 0;
   let hash = 0x811c9dc5;
   for (const [from, to] of KEY_RANGES[format]) {
     for (let i = at + from; i < at + to; i++) {
       const b = bytes[i];
-      key += String.fromCharCode(b);
+      keyCodes.push(b);
       hash = Math.imul(hash ^ b, 0x01000193);
     }
   }
   const proto = protoOf(bytes, at, format);
-  key += String.fromCharCode(proto);
+  keyCodes.push(proto);
   hash = Math.imul(hash ^ proto, 0x01000193) >>> 0;
-  return { key, hash };
+  return { key: String.fromCharCode.apply(null, keyCodes), hash };
 }
 
 /** The expiration (ms left) of the entry at `at`. */
@@ -66,18 +69,6 @@ export function expirationOf(bytes: Uint8Array, at: number, format: SessionForma
 export function setExpiration(bytes: Uint8Array, at: number, format: SessionFormat, ms: number): void {
   const { at: offset, little } = EXPIRATION[format];
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(at + offset, ms, little);
-}
-
-/** One cached session. */
-export interface CachedSession {
-  /** Its entry bytes (the local format, header included). */
-  readonly entry: Uint8Array;
-  /** When it expires (the cache's clock, ms). */
-  readonly deadline: number;
-  /** The daemon id that last sent it (this daemon's own id for its kernel's sessions). */
-  readonly origin: number;
-  /** Its key's hash (for digests). */
-  readonly hash: number;
 }
 
 /** A count and an order-independent hash (sum of key hashes mod 2³²) of a set of sessions. */
@@ -102,10 +93,26 @@ export interface CacheCounters {
   malformed: number;
 }
 
-/** The bounded, expiring session cache. */
+/** Slots the cache starts with; it doubles them as needed, up to its capacity. */
+const INITIAL_SLOTS = 1024;
+
+/**
+ * The bounded, expiring session cache. Sessions live in slots of flat typed arrays (entry bytes, deadline,
+ * origin, key hash), found by key through one Map: about 150 bytes a session (BENCHMARKS.md "Reliable mode"),
+ * where an object and a Uint8Array per session took about 700.
+ */
 export class SessionCache {
-  readonly #sessions = new Map<string, CachedSession>();
+  readonly #slots = new Map<string, number>();
   readonly #digests = new Map<number, Digest>();
+  readonly #entrySize: number;
+  #entries: Uint8Array;
+  #deadlines: Float64Array;
+  #origins: Uint32Array;
+  #hashes: Uint32Array;
+  /** Slots never used yet start here. */
+  #fresh = 0;
+  /** Slots freed by expiry, reused first. */
+  readonly #free: number[] = [];
   /** Counters, for the stats views. */
   readonly counters: CacheCounters = { added: 0, updated: 0, full: 0, expired: 0, malformed: 0 };
 
@@ -116,16 +123,23 @@ export class SessionCache {
     readonly format: SessionFormat,
     readonly capacity: number,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.#entrySize = ENTRY_SIZE[format];
+    const slots = Math.min(capacity, INITIAL_SLOTS);
+    this.#entries = new Uint8Array(slots * this.#entrySize);
+    this.#deadlines = new Float64Array(slots);
+    this.#origins = new Uint32Array(slots);
+    this.#hashes = new Uint32Array(slots);
+  }
 
   /** Sessions held. */
   get size(): number {
-    return this.#sessions.size;
+    return this.#slots.size;
   }
 
   /** Stores every entry of `entries` (whole entries of the cache's format) as sent by `origin`. */
   put(entries: Uint8Array, origin: number): void {
-    const size = ENTRY_SIZE[this.format];
+    const size = this.#entrySize;
     const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
     const now = this.now();
     for (let at = 0; at + size <= entries.length; at += size) {
@@ -134,18 +148,24 @@ export class SessionCache {
         return; // the rest cannot be delimited
       }
       const { key, hash } = sessionKey(entries, at, this.format);
-      const deadline = now + expirationOf(entries, at, this.format);
-      const old = this.#sessions.get(key);
-      if (old) {
-        this.#forget(old);
+      let slot = this.#slots.get(key);
+      if (slot !== undefined) {
+        this.#uncount(slot);
         this.counters.updated++;
-      } else if (this.#sessions.size >= this.capacity) {
-        this.counters.full++;
-        continue;
-      } else this.counters.added++;
-      const session = { entry: entries.slice(at, at + size), deadline, origin, hash };
-      this.#sessions.set(key, session);
-      this.#count(session);
+      } else {
+        slot = this.#allocate();
+        if (slot === undefined) {
+          this.counters.full++;
+          continue;
+        }
+        this.#slots.set(key, slot);
+        this.counters.added++;
+      }
+      this.#entries.set(entries.subarray(at, at + size), slot * size);
+      this.#deadlines[slot] = now + expirationOf(entries, at, this.format);
+      this.#origins[slot] = origin;
+      this.#hashes[slot] = hash;
+      this.#count(slot);
     }
   }
 
@@ -153,10 +173,11 @@ export class SessionCache {
   sweep(): number {
     const now = this.now();
     let expired = 0;
-    for (const [key, session] of this.#sessions) {
-      if (session.deadline <= now) {
-        this.#sessions.delete(key);
-        this.#forget(session);
+    for (const [key, slot] of this.#slots) {
+      if (this.#deadlines[slot] <= now) {
+        this.#slots.delete(key);
+        this.#uncount(slot);
+        this.#free.push(slot);
         expired++;
       }
     }
@@ -173,10 +194,11 @@ export class SessionCache {
   /** Sessions by origin (a replay's snapshot: origin → keys), skipping `except`'s own. */
   snapshot(except: number): Map<number, string[]> {
     const byOrigin = new Map<number, string[]>();
-    for (const [key, session] of this.#sessions) {
-      if (session.origin === except) continue;
-      let keys = byOrigin.get(session.origin);
-      if (!keys) byOrigin.set(session.origin, keys = []);
+    for (const [key, slot] of this.#slots) {
+      const origin = this.#origins[slot];
+      if (origin === except) continue;
+      let keys = byOrigin.get(origin);
+      if (!keys) byOrigin.set(origin, keys = []);
       keys.push(key);
     }
     return byOrigin;
@@ -187,26 +209,53 @@ export class SessionCache {
    * is gone or has expired.
    */
   entryToSend(key: string): Uint8Array | undefined {
-    const session = this.#sessions.get(key);
-    if (!session) return undefined;
-    const left = Math.floor(session.deadline - this.now());
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return undefined;
+    const left = Math.floor(this.#deadlines[slot] - this.now());
     if (left <= 0) return undefined;
-    const out = session.entry.slice();
+    const out = this.#entries.slice(slot * this.#entrySize, (slot + 1) * this.#entrySize);
     setExpiration(out, 0, this.format, Math.min(left, 0xffff_ffff));
     return out;
   }
 
-  #count(session: CachedSession): void {
-    let d = this.#digests.get(session.origin);
-    if (!d) this.#digests.set(session.origin, d = { count: 0, hash: 0 });
-    d.count++;
-    d.hash = (d.hash + session.hash) >>> 0;
+  /** A free slot (growing the arrays when needed), or undefined at capacity. */
+  #allocate(): number | undefined {
+    const reused = this.#free.pop();
+    if (reused !== undefined) return reused;
+    if (this.#fresh >= this.capacity) return undefined;
+    if (this.#fresh === this.#deadlines.length) this.#grow();
+    return this.#fresh++;
   }
 
-  #forget(session: CachedSession): void {
-    const d = this.#digests.get(session.origin)!;
+  #grow(): void {
+    const slots = Math.min(this.capacity, this.#deadlines.length * 2);
+    const entries = new Uint8Array(slots * this.#entrySize);
+    entries.set(this.#entries);
+    this.#entries = entries;
+    const deadlines = new Float64Array(slots);
+    deadlines.set(this.#deadlines);
+    this.#deadlines = deadlines;
+    const origins = new Uint32Array(slots);
+    origins.set(this.#origins);
+    this.#origins = origins;
+    const hashes = new Uint32Array(slots);
+    hashes.set(this.#hashes);
+    this.#hashes = hashes;
+  }
+
+  #count(slot: number): void {
+    const origin = this.#origins[slot];
+    let d = this.#digests.get(origin);
+    if (!d) this.#digests.set(origin, d = { count: 0, hash: 0 });
+    d.count++;
+    d.hash = (d.hash + this.#hashes[slot]) >>> 0;
+  }
+
+  #uncount(slot: number): void {
+    const origin = this.#origins[slot];
+    const d = this.#digests.get(origin)!;
     d.count--;
-    d.hash = (d.hash - session.hash) >>> 0;
-    if (d.count === 0) this.#digests.delete(session.origin);
+    d.hash = (d.hash - this.#hashes[slot]) >>> 0;
+    if (d.count === 0) this.#digests.delete(origin);
   }
 }

@@ -380,7 +380,7 @@ export class ReliableSync implements WireCodec {
   /** In sync with every live peer (docs/protocol.md §10.5). */
   get inSync(): boolean {
     const now = this.#now();
-    return allInSync(this.#peers.values(), now - this.#startedAt >= this.#peerTimeoutMs, now, this.#staleMs);
+    return allInSync(this.#peers.values(), now - this.#startedAt >= this.#staleMs, now, this.#staleMs);
   }
 
   #queueReplay(target: number): void {
