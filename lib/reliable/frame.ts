@@ -27,7 +27,7 @@ export const FRAME_TYPE = {
   DATA: 1,
   /** Part of a table replay: body = target u32, origin u32, whole session entries. */
   REPLAY: 2,
-  /** The end of a replay: body = target u32, sessions replayed u32. */
+  /** The end of a replay: body = target u32, sessions replayed u32, the replay's first sequence u32. */
   REPLAY_END: 3,
   /** Missing sequences: body = target u32, first u32, last u32. */
   NACK: 4,
@@ -59,6 +59,7 @@ export type Frame =
     readonly seq: number;
     readonly target: number;
     readonly sessions: number;
+    readonly first: number;
   }
   | {
     readonly type: 4 | 7;
@@ -136,11 +137,21 @@ export function encodeReplay(
   return out;
 }
 
-/** The REPLAY_END marker of a replay to `target` that carried `sessions` sessions. */
-export function encodeReplayEnd(sender: number, seq: number, target: number, sessions: number): Uint8Array {
-  const [out, view] = header(FRAME_TYPE.REPLAY_END, sender, seq, 8);
+/**
+ * The REPLAY_END marker of a replay to `target` that carried `sessions` sessions and began at sequence
+ * `first` (its first REPLAY frame's, or this END's own when there were none).
+ */
+export function encodeReplayEnd(
+  sender: number,
+  seq: number,
+  target: number,
+  sessions: number,
+  first: number,
+): Uint8Array {
+  const [out, view] = header(FRAME_TYPE.REPLAY_END, sender, seq, 12);
   view.setUint32(16, target, false);
   view.setUint32(20, sessions, false);
+  view.setUint32(24, first, false);
   return out;
 }
 
@@ -179,7 +190,7 @@ export function encodeResyncRequest(sender: number, latest: number, target: numb
 const BODY: Record<number, { exact?: number; min?: number }> = {
   [FRAME_TYPE.DATA]: { min: 1 },
   [FRAME_TYPE.REPLAY]: { min: 9 },
-  [FRAME_TYPE.REPLAY_END]: { exact: 8 },
+  [FRAME_TYPE.REPLAY_END]: { exact: 12 },
   [FRAME_TYPE.NACK]: { exact: 12 },
   [FRAME_TYPE.HEARTBEAT]: { exact: 8 },
   [FRAME_TYPE.RESYNC_REQUEST]: { exact: 4 },
@@ -245,7 +256,7 @@ export function decodeFrame(datagram: Uint8Array): FrameResult {
         frame: { type, sender, seq, target: u32(16), origin: u32(20), entries: datagram.subarray(24) },
       };
     case FRAME_TYPE.REPLAY_END:
-      return { ok: true, frame: { type, sender, seq, target: u32(16), sessions: u32(20) } };
+      return { ok: true, frame: { type, sender, seq, target: u32(16), sessions: u32(20), first: u32(24) } };
     case FRAME_TYPE.NACK:
     case FRAME_TYPE.UNAVAILABLE:
       return {

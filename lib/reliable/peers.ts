@@ -24,7 +24,10 @@ export class Peer {
   replay: ReplayState = "none";
   /** When the replay was last asked for, or last made progress. */
   replayProgress = 0;
-  /** The sequence it had reached when we asked: an END older than that answers an earlier request. */
+  /**
+   * The latest sequence of it we had seen when we asked (every sequence we lost is at or below it): a replay
+   * that began at or below it may have been snapshotted before those were lost, so it does not count.
+   */
   replayAfter = 0;
   /** Sessions received in the current replay. */
   replaySessions = 0;
@@ -80,11 +83,11 @@ export class Peer {
   }
 
   /**
-   * The END of a replay to us, sequence `seq`. Completes the replay when it answers the current request;
-   * returns whether it did.
+   * The END of a replay to us that began at sequence `first`. Completes the replay when it answers the current
+   * request (it began after everything we had seen when we asked); returns whether it did.
    */
-  replayEnded(seq: number): boolean {
-    if (this.replay !== "requested" || seq <= this.replayAfter) return false;
+  replayEnded(first: number): boolean {
+    if (this.replay !== "requested" || first <= this.replayAfter) return false;
     this.replay = "complete";
     this.lostSinceReplay = false;
     this.replaysCompleted++;

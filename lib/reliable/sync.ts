@@ -228,7 +228,7 @@ export class ReliableSync implements WireCodec {
       }
       case FRAME_TYPE.REPLAY_END: {
         if (this.#accept(peer, frame.seq, now) === "duplicate") return CONSUMED;
-        if (frame.target === this.#id && peer.replayEnded(frame.seq)) {
+        if (frame.target === this.#id && peer.replayEnded(frame.first)) {
           this.deps.log.info(
             `reliable mode: replay from ${
               hex(peer.id)
@@ -393,9 +393,12 @@ export class ReliableSync implements WireCodec {
     while (this.#replayQueue.size > 0 && !this.#stopped) {
       const target: number = this.#replayQueue.values().next().value!;
       this.#replayQueue.delete(target);
+      // The cache is snapshotted now, when everything up to #seq has been sent: the END says so (the
+      // requester counts the replay only if that covers every sequence it lost, docs/protocol.md §10.4).
+      const first = this.#seq + 1;
       const sessions = await this.#replayTo(target);
       if (this.#stopped) return;
-      await this.#paced(encodeReplayEnd(this.#id, this.#nextSeq(), target, sessions), undefined);
+      await this.#paced(encodeReplayEnd(this.#id, this.#nextSeq(), target, sessions, first), undefined);
       this.sent.replays++;
       this.deps.log.info(`reliable mode: replayed ${sessions} sessions to ${hex(target)}`);
     }

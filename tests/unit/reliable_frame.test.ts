@@ -36,9 +36,9 @@ Deno.test("frame: REPLAY, REPLAY_END, NACK, UNAVAILABLE, HEARTBEAT, RESYNC_REQUE
       { type: 2, sender: 7, seq: 8, target: 9, origin: 10, entries: Uint8Array.of(0xcc) },
     ],
     [
-      encodeReplayEnd(7, 9, 5, 300),
-      "4a 44 52 53 01 03 00 00 00 00 00 07 00 00 00 09 00 00 00 05 00 00 01 2c",
-      { type: 3, sender: 7, seq: 9, target: 5, sessions: 300 },
+      encodeReplayEnd(7, 9, 5, 300, 4),
+      "4a 44 52 53 01 03 00 00 00 00 00 07 00 00 00 09 00 00 00 05 00 00 01 2c 00 00 00 04",
+      { type: 3, sender: 7, seq: 9, target: 5, sessions: 300, first: 4 },
     ],
     [
       encodeRange(FRAME_TYPE.NACK, 7, 40, 5, 11, 12),

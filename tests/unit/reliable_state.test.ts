@@ -125,7 +125,7 @@ Deno.test("in sync: replay complete, nothing missing, heard lately; lost → out
   peer.sequence.accept(1, 0);
   peer.requested(0);
   assertEquals(peer.needsRequest(1000, 2000), false, "asked, waiting");
-  assertEquals(peer.replayEnded(1), false, "an END older than the request answers an earlier one");
+  assertEquals(peer.replayEnded(1), false, "a replay begun before the request answers an earlier one");
   peer.sequence.accept(2, 10);
   assertEquals(peer.replayEnded(2), true);
   assertEquals(inSync(20), true);
@@ -137,8 +137,10 @@ Deno.test("in sync: replay complete, nothing missing, heard lately; lost → out
   peer.lost(1);
   assertEquals(inSync(70), false);
   assertEquals(peer.needsRequest(70, 2000), true, "lost: ask again");
-  peer.requested(70);
+  peer.requested(70); // it had reached 4
   peer.sequence.accept(5, 80);
+  peer.sequence.accept(6, 80);
+  assertEquals(peer.replayEnded(4), false, "snapshotted before the loss: does not repair it");
   assertEquals(peer.replayEnded(5), true);
   assertEquals(inSync(90), true);
   assertEquals(peer.replaysCompleted, 2);
