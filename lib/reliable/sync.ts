@@ -148,15 +148,18 @@ export class ReliableSync implements WireCodec {
     return this.deps.now ? this.deps.now() : performance.now();
   }
 
-  /** Starts the timers and announces this daemon (a heartbeat at once, so peers ask for its table). */
-  start(io: SyncIo): void {
+  /**
+   * Starts the timers and announces this daemon (a heartbeat at once, so peers ask for its table). With
+   * `timers` false the caller runs {@link tick} itself (a test's clock).
+   */
+  start(io: SyncIo, timers = true): void {
     this.#io = io;
     this.deps.log.info(
       `reliable mode: sender id ${hex(this.#id)}, heartbeat every ${this.settings.heartbeatMs} ms` +
         (this.#track ? `, track file ${this.#track.path}` : ""),
     );
-    this.#timer = setInterval(() => this.#tick(), TICK_MS);
-    this.#tick();
+    if (timers) this.#timer = setInterval(() => this.tick(), TICK_MS);
+    this.tick();
   }
 
   /** Stops the timers and any replay; the track file says "not in sync" (nobody keeps the table up to date). */
@@ -346,7 +349,8 @@ export class ReliableSync implements WireCodec {
     this.#io.send(datagram).catch((error) => this.deps.log.error(`reliable mode: send: ${error}`));
   }
 
-  #tick(): void {
+  /** The timers' work, every 20 ms: peer liveness, NACKs and losses, resync requests, heartbeat, expiry, track file. */
+  tick(): void {
     if (this.#stopped) return;
     const now = this.#now();
     for (const peer of [...this.#peers.values()]) {
