@@ -35,28 +35,27 @@ function protoOf(entry: Uint8Array, at: number, format: SessionFormat): number {
   return (packed >> 5) & 3;
 }
 
-/** Scratch for a key's bytes, so each key is built as one flat string. */
-const keyCodes: number[] = [];
-
-/** The key of the entry at `at` (a one-byte string of its key bytes) and its 32-bit FNV-1a hash. */
-export function sessionKey(
-  bytes: Uint8Array,
-  at: number,
-  format: SessionFormat,
-): { key: string; hash: number } {
-  keyCodes.length = 0;
+/** The 32-bit FNV-1a hash of the key (key bytes, then the protocol) of the entry at `at`. */
+export function keyHash(bytes: Uint8Array, at: number, format: SessionFormat): number {
   let hash = 0x811c9dc5;
   for (const [from, to] of KEY_RANGES[format]) {
-    for (let i = at + from; i < at + to; i++) {
-      const b = bytes[i];
-      keyCodes.push(b);
-      hash = Math.imul(hash ^ b, 0x01000193);
-    }
+    for (let i = at + from; i < at + to; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
   }
-  const proto = protoOf(bytes, at, format);
-  keyCodes.push(proto);
-  hash = Math.imul(hash ^ proto, 0x01000193) >>> 0;
-  return { key: String.fromCharCode.apply(null, keyCodes), hash };
+  return Math.imul(hash ^ protoOf(bytes, at, format), 0x01000193) >>> 0;
+}
+
+/** Whether the entries at `aAt` in `a` and `bAt` in `b` have the same key. */
+export function sameKey(
+  a: Uint8Array,
+  aAt: number,
+  b: Uint8Array,
+  bAt: number,
+  format: SessionFormat,
+): boolean {
+  for (const [from, to] of KEY_RANGES[format]) {
+    for (let i = from; i < to; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  }
+  return protoOf(a, aAt, format) === protoOf(b, bAt, format);
 }
 
 /** The expiration (ms left) of the entry at `at`. */
@@ -95,20 +94,27 @@ export interface CacheCounters {
 
 /** Slots the cache starts with; it doubles them as needed, up to its capacity. */
 const INITIAL_SLOTS = 1024;
+/** An empty position of the index. */
+const EMPTY = -1;
 
 /**
  * The bounded, expiring session cache. Sessions live in slots of flat typed arrays (entry bytes, deadline,
- * origin, key hash), found by key through one Map: about 150 bytes a session (BENCHMARKS.md "Reliable mode"),
- * where an object and a Uint8Array per session took about 700.
+ * origin, key hash); an open-addressing index (linear probing, twice as many positions as slots) finds a
+ * session's slot by its key hash, comparing the key bytes in place. No object, string or Map entry per
+ * session: about 64 bytes each, and no allocation on the per-batch path (BENCHMARKS.md "Reliable mode").
  */
 export class SessionCache {
-  readonly #slots = new Map<string, number>();
   readonly #digests = new Map<number, Digest>();
   readonly #entrySize: number;
   #entries: Uint8Array;
+  /** Deadline of each slot; 0: the slot is free. */
   #deadlines: Float64Array;
   #origins: Uint32Array;
   #hashes: Uint32Array;
+  /** Position → slot, or EMPTY. */
+  #index: Int32Array;
+  #mask: number;
+  #size = 0;
   /** Slots never used yet start here. */
   #fresh = 0;
   /** Slots freed by expiry, reused first. */
@@ -130,11 +136,13 @@ export class SessionCache {
     this.#deadlines = new Float64Array(slots);
     this.#origins = new Uint32Array(slots);
     this.#hashes = new Uint32Array(slots);
+    this.#index = new Int32Array(indexSize(slots)).fill(EMPTY);
+    this.#mask = this.#index.length - 1;
   }
 
   /** Sessions held. */
   get size(): number {
-    return this.#slots.size;
+    return this.#size;
   }
 
   /** Stores every entry of `entries` (whole entries of the cache's format) as sent by `origin`. */
@@ -147,22 +155,35 @@ export class SessionCache {
         this.counters.malformed++;
         return; // the rest cannot be delimited
       }
-      const { key, hash } = sessionKey(entries, at, this.format);
-      let slot = this.#slots.get(key);
-      if (slot !== undefined) {
+      const hash = keyHash(entries, at, this.format);
+      let position = hash & this.#mask;
+      let slot: number;
+      while ((slot = this.#index[position]) !== EMPTY) {
+        if (this.#hashes[slot] === hash && sameKey(this.#entries, slot * size, entries, at, this.format)) {
+          break;
+        }
+        position = (position + 1) & this.#mask;
+      }
+      if (slot !== EMPTY) {
         this.#uncount(slot);
         this.counters.updated++;
       } else {
-        slot = this.#allocate();
-        if (slot === undefined) {
+        const fresh = this.#allocate();
+        if (fresh === undefined) {
           this.counters.full++;
           continue;
         }
-        this.#slots.set(key, slot);
+        slot = fresh;
+        // The index may have been rebuilt by a growth: find the empty position again.
+        position = hash & this.#mask;
+        while (this.#index[position] !== EMPTY) position = (position + 1) & this.#mask;
+        this.#index[position] = slot;
+        this.#size++;
         this.counters.added++;
       }
       this.#entries.set(entries.subarray(at, at + size), slot * size);
-      this.#deadlines[slot] = now + expirationOf(entries, at, this.format);
+      // A deadline is never 0 (0 marks a free slot): now > 0 on any clock that has run at all.
+      this.#deadlines[slot] = Math.max(now + expirationOf(entries, at, this.format), Number.MIN_VALUE);
       this.#origins[slot] = origin;
       this.#hashes[slot] = hash;
       this.#count(slot);
@@ -173,13 +194,11 @@ export class SessionCache {
   sweep(): number {
     const now = this.now();
     let expired = 0;
-    for (const [key, slot] of this.#slots) {
-      if (this.#deadlines[slot] <= now) {
-        this.#slots.delete(key);
-        this.#uncount(slot);
-        this.#free.push(slot);
-        expired++;
-      }
+    for (let slot = 0; slot < this.#fresh; slot++) {
+      const deadline = this.#deadlines[slot];
+      if (deadline === 0 || deadline > now) continue;
+      this.#remove(slot);
+      expired++;
     }
     this.counters.expired += expired;
     return expired;
@@ -191,31 +210,57 @@ export class SessionCache {
     return d ? { count: d.count, hash: d.hash } : { count: 0, hash: 0 };
   }
 
-  /** Sessions by origin (a replay's snapshot: origin → keys), skipping `except`'s own. */
-  snapshot(except: number): Map<number, string[]> {
-    const byOrigin = new Map<number, string[]>();
-    for (const [key, slot] of this.#slots) {
+  /**
+   * A replay's snapshot: the slots in use by origin, skipping `except`'s own. A slot freed and reused before
+   * it is sent holds another live session, which is as good to send.
+   */
+  snapshot(except: number): Map<number, number[]> {
+    const byOrigin = new Map<number, number[]>();
+    for (let slot = 0; slot < this.#fresh; slot++) {
+      if (this.#deadlines[slot] === 0) continue;
       const origin = this.#origins[slot];
       if (origin === except) continue;
-      let keys = byOrigin.get(origin);
-      if (!keys) byOrigin.set(origin, keys = []);
-      keys.push(key);
+      let slots = byOrigin.get(origin);
+      if (!slots) byOrigin.set(origin, slots = []);
+      slots.push(slot);
     }
     return byOrigin;
   }
 
   /**
-   * The entry of `key` ready to send now: a copy with the expiration set to the time left; undefined when it
-   * is gone or has expired.
+   * The entry in `slot` ready to send now: a copy with the expiration set to the time left; undefined when the
+   * slot is free or its session has expired.
    */
-  entryToSend(key: string): Uint8Array | undefined {
-    const slot = this.#slots.get(key);
-    if (slot === undefined) return undefined;
-    const left = Math.floor(this.#deadlines[slot] - this.now());
+  entryToSend(slot: number): Uint8Array | undefined {
+    const deadline = this.#deadlines[slot];
+    if (deadline === 0 || deadline === undefined) return undefined;
+    const left = Math.floor(deadline - this.now());
     if (left <= 0) return undefined;
     const out = this.#entries.slice(slot * this.#entrySize, (slot + 1) * this.#entrySize);
     setExpiration(out, 0, this.format, Math.min(left, 0xffff_ffff));
     return out;
+  }
+
+  /** Frees `slot` and takes it out of the index (backward-shift deletion: no tombstones). */
+  #remove(slot: number): void {
+    let position = this.#hashes[slot] & this.#mask;
+    while (this.#index[position] !== slot) position = (position + 1) & this.#mask;
+    let hole = position;
+    for (let next = (hole + 1) & this.#mask;; next = (next + 1) & this.#mask) {
+      const moved = this.#index[next];
+      if (moved === EMPTY) break;
+      const home = this.#hashes[moved] & this.#mask;
+      // `moved` may fill the hole unless its home lies cyclically in (hole, next].
+      const stays = hole <= next ? hole < home && home <= next : hole < home || home <= next;
+      if (stays) continue;
+      this.#index[hole] = moved;
+      hole = next;
+    }
+    this.#index[hole] = EMPTY;
+    this.#uncount(slot);
+    this.#deadlines[slot] = 0;
+    this.#free.push(slot);
+    this.#size--;
   }
 
   /** A free slot (growing the arrays when needed), or undefined at capacity. */
@@ -241,6 +286,14 @@ export class SessionCache {
     const hashes = new Uint32Array(slots);
     hashes.set(this.#hashes);
     this.#hashes = hashes;
+    this.#index = new Int32Array(indexSize(slots)).fill(EMPTY);
+    this.#mask = this.#index.length - 1;
+    for (let slot = 0; slot < this.#fresh; slot++) {
+      if (this.#deadlines[slot] === 0) continue;
+      let position = this.#hashes[slot] & this.#mask;
+      while (this.#index[position] !== EMPTY) position = (position + 1) & this.#mask;
+      this.#index[position] = slot;
+    }
   }
 
   #count(slot: number): void {
@@ -258,4 +311,11 @@ export class SessionCache {
     d.hash = (d.hash - this.#hashes[slot]) >>> 0;
     if (d.count === 0) this.#digests.delete(origin);
   }
+}
+
+/** Index positions for `slots` slots: the power of two ≥ twice as many (load ≤ ½). */
+function indexSize(slots: number): number {
+  let size = 2;
+  while (size < slots * 2) size *= 2;
+  return size;
 }

@@ -415,11 +415,11 @@ export class ReliableSync implements WireCodec {
     const size = ENTRY_SIZE[cache.format];
     const perFrame = Math.floor(COALESCED_MAX_BYTES / size);
     let sent = 0;
-    for (const [origin, keys] of cache.snapshot(target)) {
+    for (const [origin, slots] of cache.snapshot(target)) {
       let parts: Uint8Array[] = [];
-      for (const key of keys) {
+      for (const slot of slots) {
         if (this.#stopped) return sent;
-        const entry = cache.entryToSend(key);
+        const entry = cache.entryToSend(slot);
         if (!entry) continue;
         parts.push(entry);
         if (parts.length === perFrame) {

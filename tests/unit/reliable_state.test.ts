@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { SequenceTracker } from "../../lib/reliable/sequence.ts";
 import { ResendBuffer } from "../../lib/reliable/resend_buffer.ts";
-import { expirationOf, SessionCache, sessionKey } from "../../lib/reliable/session_cache.ts";
+import { expirationOf, keyHash, sameKey, SessionCache } from "../../lib/reliable/session_cache.ts";
 import { allInSync, Peer, trackValue } from "../../lib/reliable/peers.ts";
 import { encodeEntry } from "../../lib/session/entries.ts";
 import { sessionBatch, sessionEntry, sessionOf } from "../helpers/kernel_messages.ts";
@@ -81,11 +81,18 @@ Deno.test("resend buffer: keeps the last `capacity` frames by sequence", () => {
 Deno.test("session cache: key ignores state, timer and expiration; differs by address, port, protocol", () => {
   for (const format of ["A", "B", "C"] as const) {
     const base = sessionOf(1);
-    const key = (entry: typeof base) => sessionKey(encodeEntry(entry, format), 0, format);
-    assertEquals(key({ ...base, expiration: 5, state: 0, timer: 1 }), key(base), format);
-    assert(key({ ...base, src6Port: 9 }).key !== key(base).key, format);
-    assert(key({ ...base, src4Port: 9 }).key !== key(base).key, format);
-    assert(key({ ...base, proto: 0 }).key !== key(base).key, format);
+    const bytes = encodeEntry(base, format);
+    const same = (entry: typeof base) => {
+      const other = encodeEntry(entry, format);
+      const equal = sameKey(bytes, 0, other, 0, format);
+      if (equal) assertEquals(keyHash(other, 0, format), keyHash(bytes, 0, format), format);
+      return equal;
+    };
+    assert(same({ ...base, expiration: 5, state: 0, timer: 1 }), format);
+    assert(!same({ ...base, src6Port: 9 }), format);
+    assert(!same({ ...base, src4Port: 9 }), format);
+    assert(!same({ ...base, src6: sessionOf(2).src6 }), format);
+    assert(!same({ ...base, proto: 0 }), format);
   }
 });
 
@@ -107,7 +114,9 @@ Deno.test("session cache: update in place, expiry, bound, digests by origin", ()
   assertEquals(other.digest(0xa), cache.digest(0xa));
 
   now = 30_000;
-  const entry = cache.entryToSend(sessionKey(sessionEntry(2), 0, "C").key)!;
+  const slots = cache.snapshot(0).get(0xa)!; // sessions 2 and 3, in slot order
+  const entry = cache.entryToSend(slots[0])!;
+  assertEquals(entry[19], 2, "session 2");
   assertEquals(expirationOf(entry, 0, "C"), 59_002 - 30_000, "a replayed entry carries the time left");
   now = 59_002;
   assertEquals(cache.sweep(), 2, "sessions 1 and 2 expired");
@@ -115,6 +124,24 @@ Deno.test("session cache: update in place, expiry, bound, digests by origin", ()
   assertEquals(cache.digest(0xb), { count: 0, hash: 0 });
   assertEquals([...cache.snapshot(0)].map(([origin, keys]) => [origin, keys.length]), [[0xa, 1]]);
   assertEquals(cache.snapshot(0xa).size, 0, "a replay to a peer skips what it sent itself");
+});
+
+Deno.test("session cache: the index finds every session after growth, expiry and slot reuse", () => {
+  let now = 0;
+  const cache = new SessionCache("C", 5000, () => now);
+  // 3 000 sessions (src6 ::n, n < 65 536): half expire at 10 s, half at 59 s.
+  const entry = (n: number, expiration: number) => encodeEntry({ ...sessionOf(n), expiration }, "C");
+  for (let n = 0; n < 3000; n++) cache.put(entry(n, n % 2 ? 10_000 : 59_000), 1);
+  assertEquals([cache.size, cache.counters.added], [3000, 3000]);
+  now = 10_000;
+  assertEquals(cache.sweep(), 1500);
+  // The survivors are all still found (updated, not added); the expired come back in reused slots.
+  for (let n = 0; n < 3000; n++) cache.put(entry(n, 59_000), 2);
+  assertEquals([cache.size, cache.counters.added, cache.counters.updated], [3000, 4500, 1500]);
+  assertEquals(cache.digest(1).count, 0);
+  assertEquals(cache.digest(2).count, 3000);
+  for (let n = 3000; n < 6000; n++) cache.put(entry(n, 59_000), 2);
+  assertEquals([cache.size, cache.counters.full], [5000, 1000], "bounded");
 });
 
 Deno.test("in sync: replay complete, nothing missing, heard lately; lost → out until the next replay", () => {
