@@ -106,6 +106,7 @@ const EMPTY = -1;
 export class SessionCache {
   readonly #digests = new Map<number, Digest>();
   readonly #entrySize: number;
+  readonly #expiration: { at: number; little: boolean };
   #entries: Uint8Array;
   /** Deadline of each slot; 0: the slot is free. */
   #deadlines: Float64Array;
@@ -131,6 +132,7 @@ export class SessionCache {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.#entrySize = ENTRY_SIZE[format];
+    this.#expiration = EXPIRATION[format];
     const slots = Math.min(capacity, INITIAL_SLOTS);
     this.#entries = new Uint8Array(slots * this.#entrySize);
     this.#deadlines = new Float64Array(slots);
@@ -183,7 +185,8 @@ export class SessionCache {
       }
       this.#entries.set(entries.subarray(at, at + size), slot * size);
       // A deadline is never 0 (0 marks a free slot): now > 0 on any clock that has run at all.
-      this.#deadlines[slot] = Math.max(now + expirationOf(entries, at, this.format), Number.MIN_VALUE);
+      const expiration = view.getUint32(at + this.#expiration.at, this.#expiration.little);
+      this.#deadlines[slot] = Math.max(now + expiration, Number.MIN_VALUE);
       this.#origins[slot] = origin;
       this.#hashes[slot] = hash;
       this.#count(slot);
