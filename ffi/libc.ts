@@ -94,6 +94,10 @@ export const LIBC_SYMBOLS = {
   ferror: { parameters: ["pointer"], result: "i32" },
   /** int fclose(FILE *stream) */
   fclose: { parameters: ["pointer"], result: "i32" },
+  /** size_t fwrite(const void *ptr, size_t size, size_t nmemb, FILE *stream) */
+  fwrite: { parameters: ["buffer", "u64", "u64", "pointer"], result: "u64" },
+  /** int rename(const char *oldpath, const char *newpath) — both NUL-terminated. */
+  rename: { parameters: ["buffer", "buffer"], result: "i32" },
   /** ssize_t readlink(const char *pathname, char *buf, size_t bufsiz) — pathname NUL-terminated; no NUL added. */
   readlink: { parameters: ["buffer", "buffer", "u64"], result: "i64" },
   /**

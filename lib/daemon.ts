@@ -16,7 +16,8 @@ import { DROP_REASONS, Stats } from "./stats.ts";
 import { DEFAULT_STATS_ADDRESSES, StatsServer } from "./stats_server.ts";
 import { SystemdNotifier } from "./systemd/notifier.ts";
 import { runningStatus } from "./systemd/notify_protocol.ts";
-import { upstreamWire } from "./wire.ts";
+import { upstreamWire, type WireCodec } from "./wire.ts";
+import { ReliableSync } from "./reliable/sync.ts";
 import { warmUp } from "./warmup.ts";
 
 /** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
@@ -102,6 +103,11 @@ async function relayUntilSignal(
     closers.push(() => channel.close());
     const net = await NetChannel.open(config.net, { stats, log });
     closers.push(() => net.close());
+    const sync = config.net.sync ?? { mode: "upstream" };
+    const reliable = sync.mode === "reliable"
+      ? new ReliableSync(sync, { stats, log, format: () => channel.format })
+      : undefined;
+    const codec: WireCodec = reliable ?? upstreamWire;
     if (options.statsPort !== undefined) {
       const server = StatsServer.open({
         port: options.statsPort,
@@ -113,8 +119,10 @@ async function relayUntilSignal(
           instance: config.mod.instance,
           kernelVersion: channel.kernelVersion ? versionText(channel.kernelVersion) : null,
           sessionFormat: channel.format ?? null,
-          wire: upstreamWire.name,
+          wire: codec.name,
+          ...(reliable ? { reliable: reliable.status() } : {}),
         }),
+        prometheus: reliable ? () => reliable.prometheus() : undefined,
       });
       closers.push(() => server.close());
     }
@@ -122,9 +130,17 @@ async function relayUntilSignal(
       ? `${config.net.groupAddress}%${config.net.scope.name}`
       : config.net.groupAddress;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
-    const relay = new Relay(channel, net, upstreamWire, stats, log);
+    const relay = new Relay(channel, net, codec, stats, log);
     closers.push(() => relay.stop());
     const relayDone = relay.run();
+    if (reliable) {
+      reliable.start({
+        send: (datagram, sessions) => net.send(datagram, sessions),
+        backlog: () => relay.backlog,
+      });
+      // Before the net channel closes: a replay in progress stops sending first.
+      closers.push(() => reliable.stop());
+    }
     // The Jool module unloaded under us: this socket can never hear the kernel again (lib/kernel/module_watch.ts).
     const kernelGone = new Promise<string>((resolve) => {
       const stop = kernel.watchGone?.(resolve, log);

@@ -90,6 +90,11 @@ export class Relay {
     }
   }
 
+  /** Kernel batches waiting for the network (the reliable mode's replay yields to them). */
+  get backlog(): number {
+    return this.#queue.length;
+  }
+
   /** Stops the sender loop (the channels are closed by their owner). */
   stop(): void {
     this.#stopped = true;
@@ -154,6 +159,7 @@ export class Relay {
         continue;
       }
       const decoded = this.codec.decode(datagram, format);
+      if (decoded.ok === "handled") continue;
       if (!decoded.ok) {
         this.#dropped(decoded.reason, decoded.detail);
         continue;

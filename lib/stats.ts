@@ -47,6 +47,14 @@ export const DROP_REASONS = [
   "net_foreign_format", // whole entries, but of a format the local kernel does not speak
   "net_bad_field", // protocol, TCP state or timer out of range
   "net_format_unknown", // the local kernel's format is not known yet
+  "net_framed", // upstream mode: a reliable-mode frame (a mixed group)
+  "net_unframed", // reliable mode: a plain datagram (a mixed group)
+  "net_frame_short", // reliable mode: shorter than the frame header
+  "net_frame_version", // reliable mode: another frame version
+  "net_frame_type", // reliable mode: an unknown frame type
+  "net_frame_flags", // reliable mode: reserved flags set
+  "net_frame_sender", // reliable mode: sender id 0
+  "net_frame_body", // reliable mode: a body of the wrong length for its type
   "kernel_bad_message", // too short, bad magic, not NAT64, malformed attributes
   "kernel_version_mismatch", // a kernel of another major.minor
   "kernel_no_container", // a batch without its session container

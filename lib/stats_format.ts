@@ -48,8 +48,8 @@ const HELP: Record<string, string> = {
   NET_SOCKET_DROPS: "Datagrams the kernel dropped because the multicast socket's receive buffer was full",
 };
 
-/** Prometheus text exposition format (version 0.0.4). */
-export function renderPrometheus(snapshot: StatsSnapshot): string {
+/** Prometheus text exposition format (version 0.0.4); `extra` is appended (whole lines). */
+export function renderPrometheus(snapshot: StatsSnapshot, extra?: () => string): string {
   const out: string[] = [];
   for (const name of COUNTER_NAMES) {
     const metric = `joold_${name.toLowerCase()}_total`;
@@ -73,7 +73,7 @@ export function renderPrometheus(snapshot: StatsSnapshot): string {
   for (const [code, count] of Object.entries(snapshot.kernelErrors)) {
     out.push(`joold_kernel_error_replies_by_code_total{code="${code}"} ${count}`);
   }
-  return out.join("\n") + "\n";
+  return out.join("\n") + "\n" + (extra?.() ?? "");
 }
 
 /** Picks the view for a request's text: `json`, `prometheus`, anything else (the cron case) → the six lines. */
@@ -81,9 +81,10 @@ export function renderForRequest(
   request: string,
   snapshot: StatsSnapshot,
   extra: Record<string, unknown> = {},
+  prometheus?: () => string,
 ): string {
   const word = request.trim().toLowerCase();
   if (word === "json") return renderJson(snapshot, extra);
-  if (word === "prometheus" || word === "metrics") return renderPrometheus(snapshot);
+  if (word === "prometheus" || word === "metrics") return renderPrometheus(snapshot, prometheus);
   return renderCsvText(snapshot);
 }

@@ -27,6 +27,8 @@ export interface StatsServerOptions {
   readonly log: Logger;
   /** Extra fields for the JSON view (instance, kernel version, format). */
   readonly describe?: () => Record<string, unknown>;
+  /** Extra lines for the Prometheus view (the reliable mode's). */
+  readonly prometheus?: () => string;
 }
 
 /** Serves counters on one UDP socket per bind address. */
@@ -93,6 +95,7 @@ export class StatsServer {
         decoder.decode(request),
         this.options.stats.snapshot(),
         this.options.describe?.() ?? {},
+        this.options.prometheus,
       );
       try {
         await socket.send(encoder.encode(reply), peer);

@@ -67,6 +67,7 @@ export function describeConfig(
   statsAddresses: string[],
 ): string {
   const { net, mod } = config;
+  const sync = net.sync ?? { mode: "upstream" };
   const iface = (ref: NetSocketConfig["inInterface"]) =>
     ref === undefined
       ? "(kernel's choice)"
@@ -84,6 +85,17 @@ export function describeConfig(
     `out interface: ${iface(net.outInterface)}`,
     `reuseaddr: ${net.reuseaddr}`,
     `ttl: ${net.ttl}`,
+    `mode: ${sync.mode}`,
+    ...(sync.mode === "reliable"
+      ? [
+        `track file: ${sync.trackFile ?? "(none)"}`,
+        `track weight: ${sync.trackWeight}`,
+        `heartbeat interval: ${sync.heartbeatMs} ms`,
+        `resend buffer: ${sync.resendBuffer} datagrams`,
+        `session cache: ${sync.sessionCache} sessions`,
+        `replay rate: ${sync.replayRate} datagrams/s`,
+      ]
+      : []),
     `modsocket file: ${mod.file ?? "(absent, default used)"}`,
     `instance: ${mod.instance}`,
     `stats server: ${

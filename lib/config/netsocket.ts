@@ -8,7 +8,7 @@ import type { Logger } from "../logger.ts";
 import type { HostLookup } from "../net/host_lookup.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
 import { isMulticast, literalFamily, needsScope, parseIPv4 } from "./addresses.ts";
-import type { InterfaceRef, NetSocketConfig } from "./types.ts";
+import type { InterfaceRef, NetSocketConfig, SyncMode } from "./types.ts";
 
 /** Every key the file may hold (lower case). */
 export const NETSOCKET_KEYS = [
@@ -18,7 +18,24 @@ export const NETSOCKET_KEYS = [
   "out interface",
   "reuseaddr",
   "ttl",
+  // The reliable mode (docs/protocol.md §10); the defaults are in RELIABLE_DEFAULTS.
+  "mode",
+  "track file",
+  "track weight",
+  "heartbeat interval",
+  "resend buffer",
+  "session cache",
+  "replay rate",
 ] as const;
+
+/** The reliable mode's keys other than "mode", with their defaults and ranges. */
+export const RELIABLE_DEFAULTS = {
+  "track weight": { value: -50, min: -253, max: -1 },
+  "heartbeat interval": { value: 1000, min: 100, max: 60_000 },
+  "resend buffer": { value: 4096, min: 64, max: 1_000_000 },
+  "session cache": { value: 1_000_000, min: 1, max: 100_000_000 },
+  "replay rate": { value: 2000, min: 10, max: 1_000_000 },
+} as const;
 
 /**
  * Validates a parsed netsocket.json and resolves names (host, service, interfaces).
@@ -164,7 +181,84 @@ export async function validateNetSocket(
   const ttlEntry = values.get("ttl");
   const ttl = ttlEntry ? requireInteger(file, ttlEntry.key, ttlEntry.value, 0, 255) : 1;
 
-  return { file, groupAddress, family, scope, port, inInterface, outInterface, reuseaddr, ttl };
+  const sync = syncMode(file, values);
+
+  return { file, groupAddress, family, scope, port, inInterface, outInterface, reuseaddr, ttl, sync };
+}
+
+/** `"mode"` and the reliable mode's keys; a reliable key in upstream mode is an error (it would do nothing). */
+function syncMode(file: string, values: ConfigObject["values"]): SyncMode {
+  const modeEntry = values.get("mode");
+  const mode = modeEntry === undefined
+    ? "upstream"
+    : requireString(file, modeEntry.key, modeEntry.value, '"upstream" or "reliable"');
+  if (mode !== "upstream" && mode !== "reliable") {
+    throw new ConfigError(
+      file,
+      modeEntry!.key,
+      "unknown mode",
+      showValue(mode),
+      'write "upstream" (upstream joold\'s wire, the default) or "reliable" (every daemon of the group is this one)',
+    );
+  }
+  const reliableKeys = ["track file", ...Object.keys(RELIABLE_DEFAULTS)];
+  if (mode === "upstream") {
+    const set = reliableKeys.map((k) => values.get(k)).find((entry) => entry !== undefined);
+    if (set) {
+      throw new ConfigError(
+        file,
+        set.key,
+        'a reliable-mode setting, but "mode" is "upstream"',
+        showValue(set.value),
+        'set "mode": "reliable" on every daemon of the group, or remove the key',
+      );
+    }
+    return { mode };
+  }
+  const number = (key: keyof typeof RELIABLE_DEFAULTS) => {
+    const entry = values.get(key);
+    const { value, min, max } = RELIABLE_DEFAULTS[key];
+    return entry === undefined ? value : requireInteger(file, entry.key, entry.value, min, max);
+  };
+  const trackEntry = values.get("track file");
+  let trackFile: string | undefined;
+  if (trackEntry !== undefined && trackEntry.value !== null) {
+    trackFile = requireString(file, trackEntry.key, trackEntry.value, '"/run/joold/in-sync"');
+    if (trackFile.includes("\0") || trackFile.endsWith("/")) {
+      throw new ConfigError(
+        file,
+        trackEntry.key,
+        "not a file path",
+        showValue(trackFile),
+        'write the path of a file, e.g. "/run/joold/in-sync"',
+      );
+    }
+    const directory = trackFile.includes("/") ? trackFile.slice(0, trackFile.lastIndexOf("/")) || "/" : ".";
+    let isDirectory = false;
+    try {
+      isDirectory = Deno.statSync(directory).isDirectory;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (!isDirectory) {
+      throw new ConfigError(
+        file,
+        trackEntry.key,
+        `its directory ${directory} does not exist`,
+        showValue(trackFile),
+        "create the directory (e.g. /run/joold) or name a file in an existing one",
+      );
+    }
+  }
+  return {
+    mode,
+    trackFile,
+    trackWeight: number("track weight"),
+    heartbeatMs: number("heartbeat interval"),
+    resendBuffer: number("resend buffer"),
+    sessionCache: number("session cache"),
+    replayRate: number("replay rate"),
+  };
 }
 
 function splitScope(text: string): [string, string | undefined] {

@@ -27,6 +27,32 @@ export interface NetSocketConfig {
   readonly reuseaddr: number;
   /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0–255. */
   readonly ttl: number;
+  /**
+   * `mode`: upstream's wire or the reliable mode between our own daemons, with its settings. The validator
+   * always sets it; absent (a config built by hand) means upstream.
+   */
+  readonly sync?: SyncMode;
+}
+
+/** The sync mode: upstream's plain datagrams, or framed, sequenced and resynced ones (docs/protocol.md §10). */
+export type SyncMode = { readonly mode: "upstream" } | ReliableSettings;
+
+/** The reliable mode's settings (netsocket.json keys in quotes). */
+export interface ReliableSettings {
+  /** `"mode": "reliable"`. */
+  readonly mode: "reliable";
+  /** `"track file"`: where keepalived's vrrp_track_file reads the in-sync weight; none when undefined. */
+  readonly trackFile?: string;
+  /** `"track weight"`: the value written while not in sync (negative, -253 … -1). */
+  readonly trackWeight: number;
+  /** `"heartbeat interval"`: ms between heartbeats; a peer unheard for 3.5 of them is gone. */
+  readonly heartbeatMs: number;
+  /** `"resend buffer"`: datagrams kept for NACKs. */
+  readonly resendBuffer: number;
+  /** `"session cache"`: sessions kept for replays, at most. */
+  readonly sessionCache: number;
+  /** `"replay rate"`: replay datagrams per second, at most. */
+  readonly replayRate: number;
 }
 
 /** A local interface, as named in the config. */

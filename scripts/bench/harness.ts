@@ -85,6 +85,8 @@ export interface DaemonOptions {
    * synchronous writes and measure the driver instead of the daemon.
    */
   readonly stdoutFifo?: string;
+  /** netsocket.json's `"mode"` (default upstream's). */
+  readonly syncMode?: "upstream" | "reliable";
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -248,6 +250,7 @@ export class Pair {
       "out interface": "eth0",
       reuseaddr: 1,
       ttl: 1,
+      ...(options.syncMode === "reliable" ? { mode: "reliable" } : {}),
     };
     await Deno.writeTextFile(`${dir}/netsocket.json`, JSON.stringify(net, null, "\t"));
     await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);

@@ -19,6 +19,8 @@ export interface RelayOptions {
   readonly cpuProfDir?: string;
   /** Batches per pipe write. */
   readonly framesPerWrite?: number;
+  /** netsocket.json's `"mode"` on both daemons (default upstream's). */
+  readonly syncMode?: "upstream" | "reliable";
 }
 
 /** Figures of one relay run. */
@@ -73,8 +75,9 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
   const pair = new Pair();
   try {
     const { nsA, nsB } = await pair.setup();
-    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo });
-    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir });
+    const syncMode = options.syncMode;
+    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo, syncMode });
+    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
     const peak = { ...idle };

@@ -28,6 +28,7 @@ import { hotSpotTable, summariseFile } from "./profile.ts";
 const USAGE = `usage: deno task bench [options]
 
   --only host|codec|memory|lab   run only these parts (repeatable or comma-separated; default: all)
+  --sync-mode upstream|reliable  netsocket.json "mode" of the host relay's daemons (default upstream)
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
@@ -61,6 +62,7 @@ const { values } = (() => {
       options: {
         only: { type: "string", multiple: true },
         quick: { type: "boolean" },
+        "sync-mode": { type: "string" },
         repeat: { type: "string" },
         batches: { type: "string" },
         "soak-seconds": { type: "string" },
@@ -86,6 +88,11 @@ const repeat = positive("repeat", values.repeat, quick ? 1 : 3);
 const batches = positive("batches", values.batches, quick ? 20_000 : 200_000);
 const soakSeconds = positive("soak-seconds", values["soak-seconds"], quick ? 30 : 600);
 const soakRate = positive("soak-rate", values["soak-rate"], 2000);
+const syncMode = values["sync-mode"] === "reliable" ? "reliable" : "upstream";
+if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
+  console.error(`--sync-mode: "upstream" or "reliable", got ${JSON.stringify(values["sync-mode"])}`);
+  Deno.exit(2);
+}
 
 setDaemonV8Flags(values["daemon-v8-flags"]);
 
@@ -168,7 +175,7 @@ async function host(): Promise<HostSummary> {
   const other: number[] = [];
   for (let i = 0; i < repeat; i++) {
     const busy0 = hostBusySeconds(), t0 = performance.now();
-    const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100 });
+    const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, syncMode });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
     other.push(Math.max(0, (hostBusySeconds() - busy0) / seconds));

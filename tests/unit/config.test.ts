@@ -43,6 +43,7 @@ Deno.test("documented IPv6 example validates with every field", async () => {
     outInterface: { text: "eth0", name: "eth0", index: 2 },
     reuseaddr: 1,
     ttl: 3,
+    sync: { mode: "upstream" },
   });
   assertEquals(log.lines, []);
 });
