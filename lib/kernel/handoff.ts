@@ -22,7 +22,8 @@ export const HANDOFF_SLOTS = 1024;
 /**
  * Bytes per slot: a page, more than any datagram the Jool kernel sends joold (a batch is about 1.5 KiB; a longer
  * datagram arrives cut, and is dropped and counted as malformed). 4 MiB in all, the size of the socket's own
- * receive buffer; its pages become resident as a burst first reaches them.
+ * receive buffer; the kernel thread makes every page resident before the first batch (`lib/kernel/thread.ts`
+ * says why).
  */
 export const HANDOFF_SLOT_BYTES = 4096;
 

@@ -129,10 +129,12 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   };
   const word: KernelThreadMessage = { kind: "datagrams" };
   const doorbell = () => post(word);
-  // Every page of the ring resident before the first batch: a first touch in a burst is a page fault, and a page
-  // fault waits for the process's memory-map lock, which V8's helper threads (normal priority, on CPUs the
-  // burst keeps busy) hold for milliseconds while they map and unmap pages of the main isolate's heap
-  // (VM lab, Jool 4.1.9: the thread slept 10–13 ms, woken by a "V8 DefaultWorker", BENCHMARKS.md).
+  // Every page of the ring resident before the first batch (4 MiB, for good): a first touch in a burst is a page
+  // fault, which waits for the process's memory-map lock, and V8's helper threads — normal priority, on CPUs
+  // the burst keeps busy — take that lock to map and unmap pages of the main isolate's heap. In the VM lab
+  // (Jool 4.1.9, scheduler trace) the thread slept 10–13 ms in mid-burst until a "V8 DefaultWorker" woke it,
+  // and the kernel lost 24–54 sessions; with the ring faulted in first, no such sleep and none lost
+  // (BENCHMARKS.md "Kernel thread").
   new Uint8Array(init.handoff.ring).fill(0);
   warmUp(context, init.instance, doorbell);
   context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
