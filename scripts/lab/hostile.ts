@@ -25,7 +25,7 @@ import { encodeEntry, type SessionEntry } from "../../lib/session/entries.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 import { ENTRY_SIZE } from "../../lib/session/format.ts";
 import { MAX_PAYLOAD, validatePayload } from "../../lib/session/payload.ts";
-import { HOST_LITTLE_ENDIAN, NLA_F_NESTED } from "../../lib/jool/netlink.ts";
+import { concatBytes as concat, HOST_LITTLE_ENDIAN, NLA_F_NESTED } from "../../lib/jool/netlink.ts";
 import type { DropReason } from "../../lib/stats.ts";
 
 /** What the attacker sends. */
@@ -63,16 +63,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A legal session of protocol `proto` (documentation addresses), varied by `i`. */
