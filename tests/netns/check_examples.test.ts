@@ -70,6 +70,7 @@ netnsTest(
           `out interface: eth0 (index ${index})`,
           "reuseaddr: 1",
           "ttl: 3",
+          "mode: upstream",
           "modsocket file: modsocket.json",
           "instance: potato",
           "stats server: 127.0.0.1:45678, [::1]:45678",
