@@ -193,8 +193,9 @@ function serve(
  * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
  * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into 200-flow bursts,
  * and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair, the datagrams to a
- * hand-off of its own. The doorbell (a postMessage to the main thread) is rung as often: cold, it held the next
- * batch 3–8 ms in a burst's first milliseconds; the main thread ignores a word that comes before it reads.
+ * hand-off of its own. The doorbell (a postMessage to the main thread) is rung as often: a cold first ring could
+ * hold the next batch in a burst's first milliseconds (not told apart from the lab's noise); the main thread
+ * ignores a word that comes before it reads.
  */
 function warmUp(context: LoopContext, instance: string, doorbell: Doorbell): void {
   const sample = encodeJooldAdd({

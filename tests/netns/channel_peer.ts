@@ -7,6 +7,7 @@
  * stdin: `send <hex>`, `stats`, `quit` (or EOF).
  * @module
  */
+import { stdinCommands } from "../helpers/stdin_commands.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { JooldError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
@@ -43,18 +44,10 @@ const receiving = (async () => {
   for await (const datagram of channel.receive()) say(`recv ${hex(datagram)}`);
 })();
 
-let pending = "";
-const decoder = new TextDecoder();
-read: for await (const chunk of Deno.stdin.readable) {
-  pending += decoder.decode(chunk, { stream: true });
-  let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const [command, argument] = pending.slice(0, newline).split(" ");
-    pending = pending.slice(newline + 1);
-    if (command === "send") say(`sent ${await channel.send(unhex(argument ?? ""))}`);
-    else if (command === "stats") say(`stats ${JSON.stringify({ ...stats.snapshot(), log: log.lines })}`);
-    else if (command === "quit") break read;
-  }
+for await (const { command, argument } of stdinCommands()) {
+  if (command === "send") say(`sent ${await channel.send(unhex(argument ?? ""))}`);
+  else if (command === "stats") say(`stats ${JSON.stringify({ ...stats.snapshot(), log: log.lines })}`);
+  else if (command === "quit") break;
 }
 channel.close();
 await receiving;

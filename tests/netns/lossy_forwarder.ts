@@ -13,6 +13,7 @@
  * (drop everything outbound: a cut link), `cut 0`, `counts`, `quit`.
  * @module
  */
+import { stdinCommands } from "../helpers/stdin_commands.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
 import { NetChannel } from "../../lib/net/channel.ts";
@@ -91,19 +92,11 @@ const inbound = (async () => {
   }
 })();
 
-let pending = "";
-const decoder = new TextDecoder();
-read: for await (const chunk of Deno.stdin.readable) {
-  pending += decoder.decode(chunk, { stream: true });
-  let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const [command, argument] = pending.slice(0, newline).split(" ");
-    pending = pending.slice(newline + 1);
-    if (command === "cut") cut = argument === "1";
-    else if (command === "counts") say(`counts ${JSON.stringify(counts)}`);
-    else if (command === "quit") break read;
-    say(`done ${command}`);
-  }
+for await (const { command, argument } of stdinCommands()) {
+  if (command === "cut") cut = argument === "1";
+  else if (command === "counts") say(`counts ${JSON.stringify(counts)}`);
+  else if (command === "quit") break;
+  say(`done ${command}`);
 }
 channel.close();
 unicast.close();
