@@ -20,6 +20,7 @@ import {
   probeUpstream,
   type RssSample,
   soak,
+  type SoakAccounting,
   type SoakResult,
   type UpstreamProbe,
 } from "./memory.ts";
@@ -293,7 +294,33 @@ function memoryTable(m: MemorySummary, h?: HostSummary): string {
       fmt(s.cpuSeconds.a, 1)
     } s / B ${fmt(s.cpuSeconds.b, 1)} s, other processes ${fmt(s.otherHostCores, 2)} cores.`,
     `Upstream: ${upstreamText}.`,
+    "",
+    "| stretch | VmRSS A / B at its end | RssAnon A / B at its end | CPU-s per M sessions, A / B |",
+    "|---|---:|---:|---:|",
+    ...s.windows.map((w) =>
+      `| ${w.fromSecond}–${w.toSecond} s | ${mib(w.rssA)} / ${mib(w.rssB)} MiB | ${mib(w.anonA)} / ${
+        mib(w.anonB)
+      } MiB | ${fmt(w.cpuPerMillionA, 3)} / ${fmt(w.cpuPerMillionB, 3)} |`
+    ),
+    "",
+    accountingText(s.accounting),
   ].filter((l) => l !== undefined).join("\n");
+}
+
+function accountingText(c: SoakAccounting): string {
+  const drops = (d: Record<string, number>) =>
+    Object.keys(d).length ? Object.entries(d).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "none";
+  return [
+    `Where the sessions went: injected into A ${fmt(c.sessionsInjected)}; A received ${
+      fmt(c.aKernelReceived)
+    }, `,
+    `sent ${fmt(c.aNetSent)} in ${fmt(c.aNetSentPackets)} datagrams (A's drops: ${drops(c.aDrops)}); `,
+    `B received ${fmt(c.bNetReceived)} in ${fmt(c.bNetReceivedPackets)} datagrams (B's socket drops ${
+      fmt(c.bSocketDrops)
+    }), `,
+    `sent ${fmt(c.bKernelSent)} to its kernel (B's drops: ${drops(c.bDrops)}). `,
+    `Lost with no counter: ${fmt(c.unaccountedSessions)} sessions, ${fmt(c.unaccountedDatagrams)} datagrams.`,
+  ].join("");
 }
 
 // ---- lab ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,44 @@ export interface RssSample {
   readonly b: number;
   readonly anonA: number;
   readonly anonB: number;
+  /** Soak only: each daemon's CPU seconds since the load started, and batches injected so far. */
+  readonly cpuA?: number;
+  readonly cpuB?: number;
+  readonly batches?: number;
+}
+
+/** One stretch of a soak: RSS at its end and CPU per million sessions within it. */
+export interface SoakWindow {
+  readonly fromSecond: number;
+  readonly toSecond: number;
+  readonly rssA: number;
+  readonly rssB: number;
+  readonly anonA: number;
+  readonly anonB: number;
+  readonly cpuPerMillionA: number;
+  readonly cpuPerMillionB: number;
+}
+
+/**
+ * Where every session of a soak went, hop by hop, and the counter that accounts for each loss: the kernel
+ * double → A (A's kernel_* drops), A's relay → the network (sessions received minus sent), the veth → B's
+ * socket (datagrams sent minus received = B's NET_SOCKET_DROPS), B → its kernel double (B's net_* drops).
+ */
+export interface SoakAccounting {
+  sessionsInjected: number;
+  aKernelReceived: number;
+  aNetSent: number;
+  aNetSentPackets: number;
+  aDrops: Record<string, number>;
+  bNetReceived: number;
+  bNetReceivedPackets: number;
+  bSocketDrops: number;
+  bKernelSent: number;
+  bDrops: Record<string, number>;
+  /** Sessions lost that no counter accounts for (0 when every drop is counted). */
+  unaccountedSessions: number;
+  /** Datagrams lost between A and B that B's socket counter does not account for. */
+  unaccountedDatagrams: number;
 }
 
 /** Figures of a soak. */
@@ -27,6 +65,8 @@ export interface SoakResult {
   b: RssSummary;
   cpuSeconds: { a: number; b: number };
   otherHostCores: number;
+  windows: SoakWindow[];
+  accounting: SoakAccounting;
 }
 
 /** first/last/max VmRSS (KiB) and the slope in KiB per minute. */
@@ -71,13 +111,74 @@ function summary(samples: RssSample[], key: "a" | "b"): RssSummary {
   };
 }
 
-function sample(elapsed: number, a: number, b: number): RssSample {
+function sample(elapsed: number, a: number, b: number, extra?: Partial<RssSample>): RssSample {
   return {
     second: Math.round(elapsed),
     a: statusKiB(a, "VmRSS") ?? 0,
     b: statusKiB(b, "VmRSS") ?? 0,
     anonA: statusKiB(a, "RssAnon") ?? 0,
     anonB: statusKiB(b, "RssAnon") ?? 0,
+    ...extra,
+  };
+}
+
+/** Splits a soak's samples into `count` equal stretches: RSS at each end, CPU per million sessions in each. */
+export function soakWindows(samples: RssSample[], count: number, sessionsPerBatch: number): SoakWindow[] {
+  const last = samples.at(-1)!.second;
+  const windows: SoakWindow[] = [];
+  let start = samples[0];
+  for (let i = 1; i <= count; i++) {
+    const until = (last * i) / count;
+    const end = samples.findLast((s) => s.second <= until) ?? samples.at(-1)!;
+    const sessions = ((end.batches ?? 0) - (start.batches ?? 0)) * sessionsPerBatch;
+    const perMillion = (cpu: number) => sessions > 0 ? cpu / (sessions / 1e6) : 0;
+    windows.push({
+      fromSecond: start.second,
+      toSecond: end.second,
+      rssA: end.a,
+      rssB: end.b,
+      anonA: end.anonA,
+      anonB: end.anonB,
+      cpuPerMillionA: perMillion((end.cpuA ?? 0) - (start.cpuA ?? 0)),
+      cpuPerMillionB: perMillion((end.cpuB ?? 0) - (start.cpuB ?? 0)),
+    });
+    start = end;
+  }
+  return windows;
+}
+
+/** The hop-by-hop accounting of a soak from both daemons' final counters. */
+export function soakAccounting(
+  sessionsInjected: number,
+  a: { counters: Record<string, number>; drops: Record<string, number> },
+  b: { counters: Record<string, number>; drops: Record<string, number> },
+): SoakAccounting {
+  const nonZero = (d: Record<string, number>) =>
+    Object.fromEntries(Object.entries(d).filter(([, v]) => v > 0));
+  const aKernelReceived = a.counters.KERNEL_RCVD_SESSIONS, aNetSent = a.counters.NET_SENT_SESSIONS;
+  const bNetReceived = b.counters.NET_RCVD_SESSIONS, bKernelSent = b.counters.KERNEL_SENT_SESSIONS;
+  const aSentPackets = a.counters.NET_SENT_PKTS, bReceivedPackets = b.counters.NET_RCVD_PKTS;
+  const bSocketDrops = b.counters.NET_SOCKET_DROPS;
+  const countedA = Object.values(a.drops).reduce((x, y) => x + y, 0);
+  const countedB = Object.values(b.drops).reduce((x, y) => x + y, 0);
+  const lostDatagrams = aSentPackets - bReceivedPackets;
+  // A loss with no counter: sessions gone at a hop whose drop counter stayed at zero.
+  const hop = (lost: number, counted: number) => lost > 0 && counted === 0 ? lost : 0;
+  return {
+    sessionsInjected,
+    aKernelReceived,
+    aNetSent,
+    aNetSentPackets: aSentPackets,
+    aDrops: nonZero(a.drops),
+    bNetReceived,
+    bNetReceivedPackets: bReceivedPackets,
+    bSocketDrops,
+    bKernelSent,
+    bDrops: nonZero(b.drops),
+    unaccountedSessions: hop(sessionsInjected - aNetSent, countedA) +
+      hop(bNetReceived - bKernelSent, countedB) +
+      hop(aNetSent - bNetReceived, bSocketDrops),
+    unaccountedDatagrams: Math.max(0, lostDatagrams - bSocketDrops),
   };
 }
 
@@ -122,14 +223,20 @@ export async function soak(
     const host0 = hostBusySeconds();
     const t0 = performance.now();
     let seq = 0, nextSample = 0;
+    const cpuSince = (batches: number) => ({
+      cpuA: cpuSeconds(a.pid) - cpu0.a,
+      cpuB: cpuSeconds(b.pid) - cpu0.b,
+      batches,
+    });
     // Paced: one chunk per tick, catching up when a tick was late (bounded by the wall clock).
     while (performance.now() - t0 < seconds * 1000 && !a.exited && !b.exited) {
       const elapsed = (performance.now() - t0) / 1000;
       if (elapsed >= nextSample) {
-        samples.push(sample(elapsed, a.pid, b.pid));
+        samples.push(sample(elapsed, a.pid, b.pid, cpuSince(seq)));
         const s = samples.at(-1)!;
         progress(
-          `soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB (anon ${s.anonA}), B ${s.b} KiB (anon ${s.anonB})`,
+          `soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB (anon ${s.anonA}), B ${s.b} KiB (anon ${s.anonB}), ` +
+            `CPU A ${s.cpuA?.toFixed(1)} s, B ${s.cpuB?.toFixed(1)} s`,
         );
         nextSample += sampleSeconds;
       }
@@ -142,23 +249,27 @@ export async function soak(
       } else await sleep(tickMs);
     }
     const elapsed = (performance.now() - t0) / 1000;
-    samples.push(sample(elapsed, a.pid, b.pid));
+    samples.push(sample(elapsed, a.pid, b.pid, cpuSince(seq)));
     await sleep(2000);
     const cpu = { a: cpuSeconds(a.pid) - cpu0.a, b: cpuSeconds(b.pid) - cpu0.b };
     const other = (hostBusySeconds() - host0) - cpu.a - cpu.b;
+    const sa = await a.stats();
     const sb = await b.stats();
-    const added = sb.counters.KERNEL_SENT_PKTS;
+    // Sessions, not batches: A's relay may join batches that queue behind a send into one datagram.
+    const added = sb.counters.KERNEL_SENT_SESSIONS;
     return {
       seconds: elapsed,
       batchesPerSecond,
       batchesInjected: seq,
-      sessionsAddedAtB: sb.counters.KERNEL_SENT_SESSIONS ?? added * 36,
-      lossPercent: seq ? 100 * (seq - added) / seq : 0,
+      sessionsAddedAtB: added,
+      lossPercent: seq ? 100 * (seq * 36 - added) / (seq * 36) : 0,
       samples,
       a: summary(samples, "a"),
       b: summary(samples, "b"),
       cpuSeconds: cpu,
       otherHostCores: other / (elapsed + 2),
+      windows: soakWindows(samples, Math.max(1, Math.min(6, Math.floor(elapsed / 60))), 36),
+      accounting: soakAccounting(seq * 36, sa, sb),
     };
   } finally {
     await pair.close();
