@@ -87,6 +87,8 @@ export interface DaemonOptions {
   readonly stdoutFifo?: string;
   /** netsocket.json's `"mode"` (default upstream's). */
   readonly syncMode?: "upstream" | "reliable";
+  /** Open V8's inspector on this host:port inside the daemon's namespace (`deno run --inspect`). */
+  readonly inspect?: string;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -100,6 +102,7 @@ export class DaemonProcess {
 
   constructor(readonly ns: string, dir: string, options: DaemonOptions = {}) {
     const prof = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+    if (options.inspect) prof.push(`--inspect=${options.inspect}`);
     const command = [
       "ip",
       "netns",

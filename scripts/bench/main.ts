@@ -35,6 +35,8 @@ const USAGE = `usage: deno task bench [options]
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
   --soak-seconds N               soak length (default 600)
   --soak-rate N                  batches per second during the soak (default 2000)
+  --soak-heap                    A runs with V8's inspector; each sample forces a full GC and reads A's
+                                 main-isolate heap in use (tells live objects piling up from lazy GC)
   --daemon-v8-flags FLAGS        run the daemons with --v8-flags=FLAGS instead of joold's own ("" = V8's
                                  defaults), to compare heap settings
   --profile                      also run one relay with --cpu-prof on both daemons and print hot spots
@@ -68,6 +70,7 @@ const { values } = (() => {
         batches: { type: "string" },
         "soak-seconds": { type: "string" },
         "soak-rate": { type: "string" },
+        "soak-heap": { type: "boolean" },
         profile: { type: "boolean" },
         "daemon-v8-flags": { type: "string" },
         help: { type: "boolean" },
@@ -252,7 +255,9 @@ async function memory(): Promise<MemorySummary> {
   for (let i = 0; i < (quick ? 1 : 3); i++) idle.push(await idleRss(5));
   const upstream = await probeUpstream();
   console.error(`soak: ${soakSeconds} s at ${soakRate} batches/s`);
-  const result = await soak(soakSeconds, soakRate, 10, (line) => console.error(line));
+  const result = await soak(soakSeconds, soakRate, 10, (line) => console.error(line), {
+    heap: values["soak-heap"] === true,
+  });
   return { idle, soak: result, upstream };
 }
 

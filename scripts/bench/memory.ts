@@ -3,7 +3,7 @@
  * 10 s: first, last, max and the least-squares slope), plus whether upstream's joold can start here at all.
  * @module
  */
-import { cpuSeconds, hostBusySeconds, Pair, sleep, statusKiB } from "./harness.ts";
+import { cpuSeconds, DENO, hostBusySeconds, Pair, ROOT, sh, sleep, statusKiB } from "./harness.ts";
 import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
 
 /** One RSS sample (KiB): VmRSS, and its anonymous part (heap: V8's and native) of each daemon. */
@@ -17,6 +17,8 @@ export interface RssSample {
   readonly cpuA?: number;
   readonly cpuB?: number;
   readonly batches?: number;
+  /** Soak with `heap`: A's main-isolate heap in use right after a forced full GC (bytes). */
+  readonly heapUsedA?: number;
 }
 
 /** One stretch of a soak: RSS at its end and CPU per million sessions within it. */
@@ -205,6 +207,7 @@ export async function soak(
   batchesPerSecond: number,
   sampleSeconds = 10,
   progress: (line: string) => void = () => {},
+  options: { readonly heap?: boolean } = {},
 ): Promise<SoakResult> {
   const payload = batch(0, 36, "C");
   const frame = multicastFrame(payload);
@@ -217,7 +220,22 @@ export async function soak(
   try {
     const { nsA, nsB } = await pair.setup();
     const b = await pair.daemon(nsB);
-    const a = await pair.daemon(nsA);
+    const inspector = "127.0.0.1:9229";
+    const a = await pair.daemon(nsA, options.heap ? { inspect: inspector } : {});
+    // Live objects that pile up survive a full GC; a heap that only grows before its next major GC does not.
+    // Snapshots after a minute (warmed up) and at the end: `heap_usage.ts --compare` shows what grew.
+    const snapshotDir = `${ROOT}.lab-out/bench`;
+    const heapUsed = async (second?: number) => {
+      if (!options.heap) return {};
+      const script = `${ROOT}scripts/bench/heap_usage.ts`;
+      const snapshot = second === undefined
+        ? []
+        : ["--snapshot", `${snapshotDir}/soak-A-${second}s.heapsnapshot`];
+      if (second !== undefined) await Deno.mkdir(snapshotDir, { recursive: true });
+      const deno = [DENO, "run", "--quiet", "--allow-net", "--allow-write", script];
+      const out = await sh("ip", "netns", "exec", nsA, ...deno, ...snapshot, inspector);
+      return { heapUsedA: (JSON.parse(out) as { used: number }).used };
+    };
     const samples: RssSample[] = [];
     const cpu0 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
     const host0 = hostBusySeconds();
@@ -232,11 +250,13 @@ export async function soak(
     while (performance.now() - t0 < seconds * 1000 && !a.exited && !b.exited) {
       const elapsed = (performance.now() - t0) / 1000;
       if (elapsed >= nextSample) {
-        samples.push(sample(elapsed, a.pid, b.pid, cpuSince(seq)));
+        const snapshotAt = nextSample === 60 ? 60 : undefined;
+        samples.push(sample(elapsed, a.pid, b.pid, { ...cpuSince(seq), ...await heapUsed(snapshotAt) }));
         const s = samples.at(-1)!;
         progress(
           `soak ${s.second}/${seconds} s: VmRSS A ${s.a} KiB (anon ${s.anonA}), B ${s.b} KiB (anon ${s.anonB}), ` +
-            `CPU A ${s.cpuA?.toFixed(1)} s, B ${s.cpuB?.toFixed(1)} s`,
+            `CPU A ${s.cpuA?.toFixed(1)} s, B ${s.cpuB?.toFixed(1)} s` +
+            (s.heapUsedA === undefined ? "" : `, A's heap after GC ${(s.heapUsedA / 1024).toFixed(0)} KiB`),
         );
         nextSample += sampleSeconds;
       }
@@ -249,7 +269,7 @@ export async function soak(
       } else await sleep(tickMs);
     }
     const elapsed = (performance.now() - t0) / 1000;
-    samples.push(sample(elapsed, a.pid, b.pid, cpuSince(seq)));
+    samples.push(sample(elapsed, a.pid, b.pid, { ...cpuSince(seq), ...await heapUsed(Math.round(elapsed)) }));
     await sleep(2000);
     const cpu = { a: cpuSeconds(a.pid) - cpu0.a, b: cpuSeconds(b.pid) - cpu0.b };
     const other = (hostBusySeconds() - host0) - cpu.a - cpu.b;
