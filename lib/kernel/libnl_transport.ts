@@ -76,7 +76,7 @@ export function libnlKernel(threadModule: string | URL): KernelAccess {
       });
       return watch && (() => watch.stop());
     },
-    openQuerySocket: openLibnlQuerySocket,
+    openQuerySocket: () => openLibnlQuerySocket(),
   };
 }
 
@@ -85,13 +85,13 @@ export function libnlKernel(threadModule: string | URL): KernelAccess {
  * only replies arrive on it, and the kernel thread's socket never sees them. The kernel handles a Generic
  * Netlink request inside the send call, so its reply is usually waiting by the time `receive` looks; otherwise
  * the wait runs in poll() on a runtime thread, leaving the event loop free. Throws JooldError like
- * {@link openLibnlTransport}.
+ * {@link openLibnlTransport}. `family` is "Jool" but for tests (any family answers request/reply alike).
  */
-export function openLibnlQuerySocket(): KernelQuerySocket {
+export function openLibnlQuerySocket(family: string = JOOL_FAMILY): KernelQuerySocket {
   let socket: NetlinkSocket;
   try {
     socket = NetlinkSocket.open({
-      family: JOOL_FAMILY,
+      family,
       receiveBufferBytes: 256 << 10,
       sendBufferBytes: 64 << 10,
     });

@@ -51,12 +51,13 @@ export class Pool4Watch {
   #timer: ReturnType<typeof setInterval> | undefined;
   #reading = false;
   #stopped = false;
-  #seq = (Math.floor(Date.now() / 1000) & 0x3fffffff) || 1;
+  #seq: number;
 
-  private constructor(options: Pool4WatchOptions, entries: Pool4Entry[]) {
+  private constructor(options: Pool4WatchOptions, entries: Pool4Entry[], seq: number) {
     this.#options = options;
     this.#table = pool4Table(entries);
     this.#signature = signature(entries);
+    this.#seq = seq;
   }
 
   /**
@@ -66,6 +67,7 @@ export class Pool4Watch {
    */
   static async start(options: Pool4WatchOptions): Promise<Pool4Watch> {
     let entries: Pool4Entry[];
+    // Like libnl: start near time() so two runs rarely reuse a sequence number; never 0.
     let seq = (Math.floor(Date.now() / 1000) & 0x3fffffff) || 1;
     try {
       entries = await readPool4(options.socket, {
@@ -84,8 +86,7 @@ export class Pool4Watch {
         { cause },
       );
     }
-    const watch = new Pool4Watch(options, entries);
-    watch.#seq = seq;
+    const watch = new Pool4Watch(options, entries, seq);
     watch.#report(entries, true);
     watch.#timer = setInterval(() => watch.refresh(), options.intervalMs ?? POOL4_REREAD_MS);
     return watch;
