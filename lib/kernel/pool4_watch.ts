@@ -19,7 +19,7 @@ import type { KernelQuerySocket } from "./transport.ts";
  * How often pool4 is read again. pool4 changes only when an operator runs `jool pool4 add/rm/flush` (or loads a
  * new atomic configuration), so a change is seen within 10 s; until then a removed range still admits synced
  * sessions and an added one's are still dropped. A read is three small request/reply exchanges with the
- * kernel (more only for a pool4 of more than about fifty entries per protocol), negligible every 10 s.
+ * kernel (more only for a pool4 of more than about fifty entries per protocol); its cost is not measured.
  */
 export const POOL4_REREAD_MS = 10_000;
 

@@ -5,6 +5,7 @@ import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { validateInstanceName, validateModSocket } from "../../lib/config/modsocket.ts";
 import { isMulticast, needsScope, parseIPv6 } from "../../lib/config/addresses.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
+import { describeConfig } from "../../lib/config/load.ts";
 import { fakeLookup } from "../helpers/fake_lookup.ts";
 
 const net = (obj: unknown, log = new MemoryLogger()) =>
@@ -193,8 +194,12 @@ Deno.test('"check pool4": 0 or 1, default 0', async () => {
   assertEquals((await net(base, new MemoryLogger())).checkPool4, false);
   assertEquals((await net({ ...base, "check pool4": 0 }, new MemoryLogger())).checkPool4, false);
   const log = new MemoryLogger();
-  assertEquals((await net({ ...base, "CHECK POOL4": 1 }, log)).checkPool4, true);
+  const on = await net({ ...base, "CHECK POOL4": 1 }, log);
+  assertEquals(on.checkPool4, true);
   assertEquals(log.lines, []);
+  // --check prints it.
+  const text = describeConfig({ net: on, mod: { instance: "default" } }, undefined, []);
+  assertEquals(text.split("\n").filter((l) => l.startsWith("check pool4")), ["check pool4: 1"]);
 });
 
 Deno.test("JSON syntax errors name line and column; non-objects and duplicate keys are refused", () => {
