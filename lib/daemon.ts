@@ -19,6 +19,7 @@ import { runningStatus } from "./systemd/notify_protocol.ts";
 import { upstreamWire, type WireCodec } from "./wire.ts";
 import { ReliableSync } from "./reliable/sync.ts";
 import { warmUp } from "./warmup.ts";
+import { Pool4Watch } from "./kernel/pool4_watch.ts";
 
 /** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
 export interface DaemonOptions {
@@ -101,6 +102,10 @@ async function relayUntilSignal(
       kernelVersion,
     });
     closers.push(() => channel.close());
+    const pool4 = config.net.checkPool4
+      ? await watchPool4(kernel, config.mod.instance, channel, stats, log)
+      : undefined;
+    if (pool4) closers.push(() => pool4.stop());
     const net = await NetChannel.open(config.net, { stats, log });
     closers.push(() => net.close());
     const sync = config.net.sync ?? { mode: "upstream" };
@@ -120,6 +125,7 @@ async function relayUntilSignal(
           kernelVersion: channel.kernelVersion ? versionText(channel.kernelVersion) : null,
           sessionFormat: channel.format ?? null,
           wire: codec.name,
+          ...(pool4 ? { pool4Entries: pool4.table.entries } : {}),
           ...(reliable ? { reliable: reliable.status() } : {}),
         }),
         prometheus: reliable ? () => reliable.prometheus() : undefined,
@@ -130,7 +136,7 @@ async function relayUntilSignal(
       ? `${config.net.groupAddress}%${config.net.scope.name}`
       : config.net.groupAddress;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
-    const relay = new Relay(channel, net, codec, stats, log);
+    const relay = new Relay(channel, net, codec, stats, log, { pool4: pool4 && (() => pool4.table) });
     closers.push(() => relay.stop());
     const relayDone = relay.run();
     if (reliable) {
@@ -188,6 +194,26 @@ async function relayUntilSignal(
     await closeAll();
     throw error;
   }
+}
+
+/** `"check pool4"`: the first read of the local pool4 and its re-reads (`lib/kernel/pool4_watch.ts`). */
+function watchPool4(
+  kernel: KernelAccess,
+  instance: string,
+  channel: KernelChannel,
+  stats: Stats,
+  log: Logger,
+): Promise<Pool4Watch> {
+  if (!kernel.openQuerySocket) {
+    throw new JooldError(EXIT.RUNTIME, '"check pool4" is on but this kernel access cannot read pool4');
+  }
+  return Pool4Watch.start({
+    socket: kernel.openQuerySocket(),
+    instance,
+    version: channel.kernelVersion,
+    stats,
+    log,
+  });
 }
 
 /** What {@link KernelAccess.watchGone} reported. */

@@ -19,6 +19,7 @@ import type { SessionFormat } from "./session/format.ts";
 import type { DropReason, Stats } from "./stats.ts";
 import type { WireCodec } from "./wire.ts";
 import { concatBytes } from "./jool/netlink.ts";
+import { checkPool4, type Pool4Table } from "./session/pool4_check.ts";
 
 /**
  * The most payload bytes one datagram carries when queued batches are sent together: what a 4.1.9 kernel puts
@@ -51,6 +52,11 @@ export interface NetSide {
 export interface RelayOptions {
   /** Kernel batches waiting for the network, at most (default 1024). */
   readonly netQueueCapacity?: number;
+  /**
+   * `"check pool4"`: the local pool4 (`lib/kernel/pool4_watch.ts`); sessions from the network outside it are
+   * dropped before the kernel sees them (`lib/session/pool4_check.ts`). Absent: no check.
+   */
+  readonly pool4?: () => Pool4Table;
 }
 
 /** Moves session batches both ways until the channels close. */
@@ -59,6 +65,7 @@ export class Relay {
   #wake: (() => void) | undefined;
   #stopped = false;
   readonly #capacity: number;
+  readonly #pool4: (() => Pool4Table) | undefined;
   readonly #limiter = new LogRateLimiter();
 
   /** A relay between `kernel` and `net`, datagrams made and checked by `codec`. */
@@ -71,6 +78,7 @@ export class Relay {
     options: RelayOptions = {},
   ) {
     this.#capacity = options.netQueueCapacity ?? 1024;
+    this.#pool4 = options.pool4;
   }
 
   /**
@@ -164,8 +172,26 @@ export class Relay {
         this.#dropped(decoded.reason, decoded.detail);
         continue;
       }
-      this.stats.add("NET_RCVD_SESSIONS", decoded.sessions);
-      this.kernel.addSessions(decoded.payload, decoded.sessions);
+      let { payload, sessions } = decoded;
+      if (this.#pool4) {
+        // The one place the pool4 check runs: after validation, before JOOLD_ADD (docs/protocol.md §11.2).
+        const checked = checkPool4(payload, format, this.#pool4());
+        if (checked.outside > 0) {
+          this.stats.add("NET_SESSIONS_OUTSIDE_POOL4", checked.outside);
+          const what =
+            `${checked.outside} of ${sessions} sessions outside the local pool4 (first: ${checked.firstOutside})`;
+          if (checked.sessions === 0) {
+            this.#dropped("net_outside_pool4", what);
+            continue;
+          }
+          const line = this.#limiter.line("pool4_partial", `dropped ${what}; the others go to the kernel`);
+          if (line) this.log.warn(line);
+          payload = checked.payload;
+          sessions = checked.sessions;
+        }
+      }
+      this.stats.add("NET_RCVD_SESSIONS", sessions);
+      this.kernel.addSessions(payload, sessions);
     }
   }
 

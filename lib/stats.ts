@@ -25,11 +25,15 @@ export const COUNTER_NAMES = [
   "KERNEL_ERROR_REPLIES", // Jool error replies and NLMSG_ERRORs (by code in `kernelErrors`)
   "KERNEL_ADDS_REJECTED_SS_DISABLED", // error replies saying session sync is disabled on the instance
   "KERNEL_SEND_ERRORS", // netlink sends that failed
-  "NET_RCVD_SESSIONS", // sessions in the datagrams accepted from the network
+  "NET_RCVD_SESSIONS", // sessions in the datagrams accepted from the network (after the pool4 check, when on)
   "NET_SENT_SESSIONS",
   "NET_SEND_ERRORS", // sendto() failures
   "NET_RECV_ERRORS",
   "NET_SOCKET_DROPS", // datagrams the kernel dropped in our socket's full receive buffer (sampled from /proc)
+  // "check pool4" (lib/session/pool4_check.ts): every session it drops, whether its datagram went on without it
+  // or was dropped whole (then also one `net_outside_pool4`); and the periodic pool4 reads that failed.
+  "NET_SESSIONS_OUTSIDE_POOL4",
+  "POOL4_READ_ERRORS",
 ] as const;
 
 /** One plain counter name. */
@@ -55,6 +59,7 @@ export const DROP_REASONS = [
   "net_frame_flags", // reliable mode: reserved flags set
   "net_frame_sender", // reliable mode: sender id 0
   "net_frame_body", // reliable mode: a body of the wrong length for its type
+  "net_outside_pool4", // "check pool4": every session of the datagram outside the local pool4
   "kernel_bad_message", // too short, bad magic, not NAT64, malformed attributes
   "kernel_version_mismatch", // a kernel of another major.minor
   "kernel_no_container", // a batch without its session container

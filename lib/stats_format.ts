@@ -3,7 +3,7 @@
  * Prometheus text (docs/protocol.md §9.2).
  * @module
  */
-import { COUNTER_NAMES, DROP_REASONS, type StatsSnapshot } from "./stats.ts";
+import { COUNTER_NAMES, type CounterName, DROP_REASONS, type StatsSnapshot } from "./stats.ts";
 
 /** The counters of the six-line `NAME,value` reply, in upstream's order. */
 export const CSV_COUNTERS = [
@@ -25,7 +25,7 @@ export function renderJson(snapshot: StatsSnapshot, extra: Record<string, unknow
   return JSON.stringify({ ...extra, ...snapshot }) + "\n";
 }
 
-const HELP: Record<string, string> = {
+const HELP: Record<CounterName, string> = {
   KERNEL_SENT_PKTS: "JOOLD_ADD messages sent to the local Jool instance",
   KERNEL_SENT_BYTES: "Session bytes in the JOOLD_ADD messages sent to the local Jool instance",
   NET_RCVD_PKTS: "Datagrams received from the network",
@@ -46,6 +46,9 @@ const HELP: Record<string, string> = {
   NET_SEND_ERRORS: "Datagrams that could not be sent",
   NET_RECV_ERRORS: "Errors receiving from the network",
   NET_SOCKET_DROPS: "Datagrams the kernel dropped because the multicast socket's receive buffer was full",
+  NET_SESSIONS_OUTSIDE_POOL4:
+    "Sessions from the network dropped because their IPv4 side is outside the local pool4",
+  POOL4_READ_ERRORS: "Periodic reads of the local pool4 that failed (the last table read stayed in use)",
 };
 
 /** Prometheus text exposition format (version 0.0.4); `extra` is appended (whole lines). */

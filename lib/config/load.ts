@@ -96,6 +96,7 @@ export function describeConfig(
         `replay rate: ${sync.replayRate} datagrams/s`,
       ]
       : []),
+    `check pool4: ${net.checkPool4 ? 1 : 0}`,
     `modsocket file: ${mod.file ?? "(absent, default used)"}`,
     `instance: ${mod.instance}`,
     `stats server: ${

@@ -26,6 +26,8 @@ export const NETSOCKET_KEYS = [
   "resend buffer",
   "session cache",
   "replay rate",
+  // The pool4 check (docs/protocol.md §11): 0 or 1, default 0.
+  "check pool4",
 ] as const;
 
 /** The reliable mode's keys other than "mode", with their defaults and ranges. */
@@ -182,8 +184,22 @@ export async function validateNetSocket(
   const ttl = ttlEntry ? requireInteger(file, ttlEntry.key, ttlEntry.value, 0, 255) : 1;
 
   const sync = syncMode(file, values);
+  const checkEntry = values.get("check pool4");
+  const checkPool4 = checkEntry ? requireInteger(file, checkEntry.key, checkEntry.value, 0, 1) === 1 : false;
 
-  return { file, groupAddress, family, scope, port, inInterface, outInterface, reuseaddr, ttl, sync };
+  return {
+    file,
+    groupAddress,
+    family,
+    scope,
+    port,
+    inInterface,
+    outInterface,
+    reuseaddr,
+    ttl,
+    sync,
+    checkPool4,
+  };
 }
 
 /** `"mode"` and the reliable mode's keys; a reliable key in upstream mode is an error (it would do nothing). */

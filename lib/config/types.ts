@@ -32,6 +32,11 @@ export interface NetSocketConfig {
    * always sets it; absent (a config built by hand) means upstream.
    */
   readonly sync?: SyncMode;
+  /**
+   * `"check pool4"`: drop sessions from the network whose IPv4 side is outside the local pool4
+   * (docs/protocol.md §11). The validator always sets it; absent (a config built by hand) means off.
+   */
+  readonly checkPool4?: boolean;
 }
 
 /** The sync mode: upstream's plain datagrams, or framed, sequenced and resynced ones (docs/protocol.md §10). */

@@ -79,7 +79,7 @@ export interface RequestContext {
 }
 
 /** Builds one request: nlmsghdr (NLM_F_REQUEST only) + genl header + Jool header (xt NAT64) + attributes. */
-function buildRequest(
+export function buildRequest(
   context: RequestContext,
   cmd: number,
   attributes: readonly { type: number; payload: Uint8Array }[] = [],

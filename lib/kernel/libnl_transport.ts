@@ -7,7 +7,8 @@ import { errorMessage, EXIT, JooldError } from "../errors.ts";
 import { LibraryLoadError } from "../../ffi/libc.ts";
 import { FamilyAbsentError, NetlinkSocket, NetlinkSocketError } from "../../ffi/netlink_socket.ts";
 import { KernelThreadError, startKernelThread } from "./thread_transport.ts";
-import type { KernelAccess, KernelTransport } from "./transport.ts";
+import type { KernelAccess, KernelQuerySocket, KernelTransport } from "./transport.ts";
+import { closeWakePipe, FdSocket, openWakePipe, wake } from "../../ffi/fd_socket.ts";
 import { packVersion } from "../jool/header.ts";
 import { readLoadedJoolVersion } from "./version.ts";
 import { watchModules } from "./module_watch.ts";
@@ -75,6 +76,50 @@ export function libnlKernel(threadModule: string | URL): KernelAccess {
       });
       return watch && (() => watch.stop());
     },
+    openQuerySocket: () => openLibnlQuerySocket(),
+  };
+}
+
+/**
+ * A second Generic Netlink socket to "Jool", for request and reply (the pool4 listing): it joins no group, so
+ * only replies arrive on it, and the kernel thread's socket never sees them. The kernel handles a Generic
+ * Netlink request inside the send call, so its reply is usually waiting by the time `receive` looks; otherwise
+ * the wait runs in poll() on a runtime thread, leaving the event loop free. Throws JooldError like
+ * {@link openLibnlTransport}. `family` is "Jool" but for tests (any family answers request/reply alike).
+ */
+export function openLibnlQuerySocket(family: string = JOOL_FAMILY): KernelQuerySocket {
+  let socket: NetlinkSocket;
+  try {
+    socket = NetlinkSocket.open({
+      family,
+      receiveBufferBytes: 256 << 10,
+      sendBufferBytes: 64 << 10,
+    });
+  } catch (cause) {
+    throw translate(cause);
+  }
+  // No wake pipe for the non-blocking reads: poll() ignores a negative descriptor.
+  const reader = new FdSocket(socket.fd, -1);
+  return {
+    familyId: socket.familyId,
+    localPort: socket.localPort,
+    send: (message) => socket.send(message),
+    async receive(timeoutMs) {
+      while (true) {
+        const read = reader.receive();
+        if (read instanceof Uint8Array) return read;
+        if (read === "overrun") continue; // replies were lost; the caller's wait for its own goes on
+        const pipe = openWakePipe();
+        const timer = setTimeout(() => wake(pipe), timeoutMs);
+        try {
+          if (await new FdSocket(socket.fd, pipe.readFd, 0).waitAsync() === "woken") return undefined;
+        } finally {
+          clearTimeout(timer);
+          closeWakePipe(pipe);
+        }
+      }
+    },
+    close: () => socket.close(),
   };
 }
 

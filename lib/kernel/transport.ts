@@ -52,4 +52,24 @@ export interface KernelAccess {
    * undefined when there is nothing to watch.
    */
   watchGone?(onGone: (why: string) => void, log: Logger): (() => void) | undefined;
+  /**
+   * Opens a socket for requests and their replies (the pool4 listing, `lib/kernel/pool4_read.ts`), apart from
+   * the kernel thread's: its replies never mix with the session multicasts. Undefined when this access cannot
+   * (then `"check pool4"` cannot be used). Throws JooldError with the exit status of the failure.
+   */
+  openQuerySocket?(): KernelQuerySocket;
+}
+
+/** A socket to the kernel for request and reply, used from the main thread without blocking it. */
+export interface KernelQuerySocket {
+  /** Generic Netlink family id of "Jool". */
+  readonly familyId: number;
+  /** Our netlink port id on this socket (nlmsg_pid of its requests). */
+  readonly localPort: number;
+  /** Sends one complete netlink message. Throws on failure. */
+  send(message: Uint8Array): void;
+  /** The next datagram received (a fresh copy), or undefined when none came within `timeoutMs`. */
+  receive(timeoutMs: number): Promise<Uint8Array | undefined>;
+  /** Releases the socket. Idempotent. */
+  close(): void;
 }

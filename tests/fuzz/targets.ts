@@ -40,6 +40,9 @@ import { JooldError } from "../../lib/errors.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from "../../lib/stats_format.ts";
+import { decodePool4Reply, encodePool4Foreach, type Pool4Entry } from "../../lib/jool/pool4.ts";
+import { checkPool4, inPool4, pool4Table } from "../../lib/session/pool4_check.ts";
+import { pool4EntriesAttributes, replyTo } from "../helpers/pool4_double.ts";
 
 /** One fuzz target: a name and a fast-check property over one generated input. */
 export interface FuzzTarget {
@@ -494,6 +497,115 @@ function datagramTarget(format: SessionFormat): FuzzTarget {
 }
 
 /** Every target, in report order. */
+// ---- the pool4 check (docs/protocol.md §11) ----------------------------------------------------------------
+
+const pool4Entry: fc.Arbitrary<Pool4Entry> = fc.record({
+  mark: fc.nat({ max: 0xffff_ffff }),
+  iterations: fc.nat({ max: 0xffff_ffff }),
+  flags: fc.nat({ max: 255 }),
+  proto: fc.nat({ max: 2 }),
+  // Few distinct addresses and ports, so that sessions land inside as often as outside.
+  address: fc.constantFrom(0xc0000201, 0xc0000200, 0xc6336401, 0xcb007100),
+  prefixLength: fc.nat({ max: 32 }),
+  portMin: fc.nat({ max: 3000 }),
+  portMax: fc.nat({ max: 3000 }),
+}).map((e) => ({ ...e, portMin: Math.min(e.portMin, e.portMax), portMax: Math.max(e.portMin, e.portMax) }));
+
+const POOL4_REQUEST = encodePool4Foreach(
+  {
+    familyId: 0x22,
+    pid: 1,
+    seq: 9,
+    version: { major: 4, minor: 1, revision: 13, dev: 0 },
+    instance: "default",
+  },
+  0,
+);
+
+const POOL4_TARGETS: FuzzTarget[] = [
+  {
+    name: "pool4 reply",
+    checks: "decodePool4Reply on a listing reply whose attributes are well-formed, mutated or random: no " +
+      "exception; what it accepts re-encodes into a reply that decodes to the same entries",
+    unitRuns: 2000,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          fc.array(pool4Entry, { maxLength: 4 }).map(pool4EntriesAttributes),
+          fc.tuple(fc.array(pool4Entry, { minLength: 1, maxLength: 3 }), fc.nat(), fc.nat({ max: 255 })).map(
+            ([entries, at, value]) => {
+              const bytes = pool4EntriesAttributes(entries).slice();
+              bytes[at % bytes.length] = value;
+              return bytes;
+            },
+          ),
+          fc.uint8Array({ maxLength: 200 }),
+        ),
+        fc.constantFrom(0, 0x08),
+        (attributes, flags) => {
+          const reply = decodePool4Reply(replyTo(POOL4_REQUEST, 0x22, flags, attributes), 0x22, 9);
+          if (reply.kind !== "entries") return true;
+          if (reply.entries.length > 0) accepted("pool4 reply");
+          check(reply.more === (flags === 0x08), () => "flag M misread");
+          for (const e of reply.entries) {
+            check(e.prefixLength <= 32 && e.portMin <= e.portMax, () => `entry ${JSON.stringify(e)}`);
+          }
+          const again = decodePool4Reply(
+            replyTo(POOL4_REQUEST, 0x22, flags, pool4EntriesAttributes(reply.entries)),
+            0x22,
+            9,
+          );
+          check(
+            again.kind === "entries" && JSON.stringify(again.entries) === JSON.stringify(reply.entries),
+            () => "re-encoded entries decode differently",
+          );
+          return true;
+        },
+      ),
+  },
+  {
+    name: "pool4 check",
+    checks: "checkPool4 on valid datagrams of every format and any table: kept + dropped = all; every kept " +
+      "session is inside (and the kept payload validates, whole entries in order), every dropped one outside",
+    unitRuns: 1000,
+    property: () =>
+      fc.property(
+        fc.constantFrom<SessionFormat>("A", "B", "C"),
+        fc.array(pool4Entry, { maxLength: 5 }),
+        fc.array(
+          fc.tuple(
+            sessionEntry,
+            fc.constantFrom(0xc0000201, 0xc0000202, 0xc6336401, 0xcb007105),
+            fc.nat({ max: 3100 }),
+          ),
+          { minLength: 1, maxLength: 20 },
+        ),
+        (format, entries, sessions) => {
+          const table = pool4Table(entries);
+          const bytes = sessions.map(([s, address, port]) => {
+            const src4 = new Uint8Array(4);
+            viewOf(src4).setUint32(0, address, false);
+            return { s: { ...s, src4, src4Port: port }, address, port };
+          });
+          const payload = concatBytes(bytes.map((b) => encodeEntry(b.s, format)));
+          const result = checkPool4(payload, format, table);
+          const inside = bytes.filter((b) => inPool4(table, b.s.proto, b.address, b.port));
+          check(result.sessions === inside.length, () => `${result.sessions} kept, ${inside.length} inside`);
+          check(result.sessions + result.outside === bytes.length, () => "sessions lost in the count");
+          check(
+            sameBytes(result.payload, concatBytes(inside.map((b) => encodeEntry(b.s, format)))),
+            () => "the kept payload is not the inside entries, in order",
+          );
+          if (result.sessions > 0) {
+            check(validatePayload(result.payload, format).ok, () => "the kept payload does not validate");
+          }
+          if (result.outside > 0 && result.sessions > 0) accepted("pool4 check");
+          return true;
+        },
+      ),
+  },
+];
+
 export const TARGETS: readonly FuzzTarget[] = [
   {
     name: "kernel message",
@@ -717,6 +829,7 @@ export const TARGETS: readonly FuzzTarget[] = [
         },
       ),
   },
+  ...POOL4_TARGETS,
 ];
 
 function padTo4(bytes: Uint8Array): Uint8Array {

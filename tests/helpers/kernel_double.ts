@@ -7,7 +7,9 @@
  * - frames read from stdin are sent into the socket pair as if the kernel had multicast them;
  * - every message the daemon sends is written to stdout as a frame (the ACKs the kernel thread sends, read from
  *   the pair; the main thread's requests, written at once), except the start-up probe (GLOBAL_FOREACH), which
- *   the double answers itself: the instance exists and ss-enabled is on.
+ *   the double answers itself: the instance exists and ss-enabled is on;
+ * - the pool4 listing (`"check pool4"`) goes through a query socket of its own, answered in memory from the
+ *   table given to {@link doubleKernel} (`tests/helpers/pool4_double.ts`).
  *
  * `tests/helpers/joold_double.ts` is the daemon's entry point with this double (`--kernel-double=VERSION`).
  * @module
@@ -26,6 +28,8 @@ import { parseJoolVersion } from "../../lib/kernel/version.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
 import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.ts";
 import type { Logger } from "../../lib/logger.ts";
+import type { Pool4Entry } from "../../lib/jool/pool4.ts";
+import { Pool4Double } from "./pool4_double.ts";
 import {
   closeFd,
   closeWakePipe,
@@ -145,11 +149,19 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
   return out;
 }
 
-/** The {@link KernelAccess} of the double: version `version`, frames on stdin/stdout. */
-export function doubleKernel(version: string, threadModule: string | URL = MAIN_MODULE): KernelAccess {
+/**
+ * The {@link KernelAccess} of the double: version `version`, frames on stdin/stdout; its pool4 listing answers
+ * from `pool4` (empty by default), two entries per reply so that paging is exercised.
+ */
+export function doubleKernel(
+  version: string,
+  threadModule: string | URL = MAIN_MODULE,
+  pool4: Pool4Entry[] = [],
+): KernelAccess {
   return {
     readVersion: () => parseJoolVersion(version),
     open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log }),
+    openQuerySocket: () => new Pool4Double(pool4, { pageSize: 2 }),
   };
 }
 

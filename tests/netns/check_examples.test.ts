@@ -71,6 +71,7 @@ netnsTest(
           "reuseaddr: 1",
           "ttl: 3",
           "mode: upstream",
+          "check pool4: 0",
           "modsocket file: modsocket.json",
           "instance: potato",
           "stats server: 127.0.0.1:45678, [::1]:45678",

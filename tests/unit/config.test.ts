@@ -5,6 +5,7 @@ import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { validateInstanceName, validateModSocket } from "../../lib/config/modsocket.ts";
 import { isMulticast, needsScope, parseIPv6 } from "../../lib/config/addresses.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
+import { describeConfig } from "../../lib/config/load.ts";
 import { fakeLookup } from "../helpers/fake_lookup.ts";
 
 const net = (obj: unknown, log = new MemoryLogger()) =>
@@ -44,6 +45,7 @@ Deno.test("documented IPv6 example validates with every field", async () => {
     reuseaddr: 1,
     ttl: 3,
     sync: { mode: "upstream" },
+    checkPool4: false,
   });
   assertEquals(log.lines, []);
 });
@@ -171,8 +173,33 @@ Deno.test("every netsocket error is one line naming file, field, value and remed
       { ...base, reuseaddr: 1.5 },
       'netsocket.json: "reuseaddr": must be a whole number from 0 to 2147483647, got 1.5; write a number without quotes',
     ],
+    [
+      { ...base, "check pool4": 2 },
+      'netsocket.json: "check pool4": out of range 0–1, got 2; pick a value from 0 to 1',
+    ],
+    [
+      { ...base, "check pool4": true },
+      'netsocket.json: "check pool4": must be a whole number from 0 to 1, got true; write a number without quotes',
+    ],
+    [
+      { ...base, "Check Pool4": "1" },
+      'netsocket.json: "Check Pool4": must be a whole number from 0 to 1, got "1"; write a number without quotes',
+    ],
   ];
   for (const [input, expected] of cases) assertEquals(await netError(input), expected);
+});
+
+Deno.test('"check pool4": 0 or 1, default 0', async () => {
+  const base = { "multicast address": "233.252.0.64", "multicast port": "6464", reuseaddr: 1 };
+  assertEquals((await net(base, new MemoryLogger())).checkPool4, false);
+  assertEquals((await net({ ...base, "check pool4": 0 }, new MemoryLogger())).checkPool4, false);
+  const log = new MemoryLogger();
+  const on = await net({ ...base, "CHECK POOL4": 1 }, log);
+  assertEquals(on.checkPool4, true);
+  assertEquals(log.lines, []);
+  // --check prints it.
+  const text = describeConfig({ net: on, mod: { instance: "default" } }, undefined, []);
+  assertEquals(text.split("\n").filter((l) => l.startsWith("check pool4")), ["check pool4: 1"]);
 });
 
 Deno.test("JSON syntax errors name line and column; non-objects and duplicate keys are refused", () => {

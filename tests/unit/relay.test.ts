@@ -5,6 +5,11 @@ import type { SessionFormat } from "../../lib/session/format.ts";
 import { Stats } from "../../lib/stats.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
 import { AckGate } from "../../lib/kernel/ack_rule.ts";
+import { pool4Table } from "../../lib/session/pool4_check.ts";
+import { upstreamWire } from "../../lib/wire.ts";
+import { concatBytes } from "../../lib/jool/netlink.ts";
+import { sessionBatch, sessionEntry } from "../helpers/kernel_messages.ts";
+import { parsePool4Spec } from "../helpers/pool4_double.ts";
 
 /** A codec that accepts datagrams whose first byte is 1 (one session per remaining byte). */
 const testCodec: WireCodec = {
@@ -202,6 +207,32 @@ Deno.test("relay: batches queued behind a send leave as one datagram of whole ba
   assertEquals(net.sent.map((d) => d.length), [1, COALESCED_MAX_BYTES, 1]);
   assertEquals([...net.sent[1].subarray(0, 3)], [1, 2, 5]);
   assertEquals(net.sent[2], Uint8Array.of(3));
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test('relay with "check pool4": sessions outside pool4 never reach the kernel; every one is counted', async () => {
+  const kernel = new FakeKernel(); // format C
+  const net = new FakeNet();
+  const stats = new Stats();
+  const log = new MemoryLogger();
+  // sessionOf(n): UDP, src4 192.0.2.1#(2000+n); pool4 UDP holds ports 2000–2009 only.
+  const table = pool4Table(parsePool4Spec("udp:192.0.2.1/32:2000-2009"));
+  const done = new Relay(kernel, net, upstreamWire, stats, log, { pool4: () => table }).run();
+  net.deliver(sessionBatch(0, 3)); // all inside
+  net.deliver(concatBytes([sessionEntry(20), sessionEntry(5), sessionEntry(21)])); // one inside of three
+  net.deliver(sessionBatch(30, 4)); // all outside: the datagram is dropped
+  await tick();
+  await tick();
+  assertEquals(kernel.added, [sessionBatch(0, 3), sessionEntry(5)]);
+  assertEquals(stats.get("NET_RCVD_SESSIONS"), 4);
+  assertEquals(stats.get("NET_SESSIONS_OUTSIDE_POOL4"), 6);
+  assertEquals(stats.drops("net_outside_pool4"), 1);
+  assertEquals(log.lines, [
+    "warn: dropped 2 of 3 sessions outside the local pool4 (first: UDP 192.0.2.1#2020); the others go to the kernel",
+    "warn: dropped (net_outside_pool4): 4 of 4 sessions outside the local pool4 (first: UDP 192.0.2.1#2030)",
+  ]);
   kernel.close();
   net.close();
   await done;

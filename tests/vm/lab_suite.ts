@@ -45,6 +45,7 @@ export function caseSpecs(version: LabJoolVersion): string[] {
   specs.push("two-instances:two:ours", "two-instances:two-upstream:upstream", "instance-gone:gone");
   specs.push("burst-stop:stop-burst:4000"); // 4 000 flows: still going 0.3 s in, when the SIGTERM comes
   specs.push("hostile:hostile", "faults:faults");
+  specs.push("pool4:pool4");
   return specs;
 }
 
@@ -311,6 +312,56 @@ async function hostileChecks(t: Deno.TestContext, version: LabJoolVersion, c: Ca
   });
 }
 
+/** Whether `router`'s UDP table in snapshot `phase` holds a session masked as `local4` ("198.51.100.1:61511"). */
+function holdsLocal4(c: CaseResult, phase: string, router: string, local4: string): boolean {
+  return readSnapshot(join(c.dir, phase), router).sessions.udp.some((s) => s.local4 === local4);
+}
+
+/**
+ * Case `pool4`: forged sessions (scripts/lab/forge_pool4.ts) inside and outside the routers' pool4; A without
+ * the check (the control), B with `"check pool4": 1`; then B's pool4 grows and its daemon re-reads it.
+ */
+async function pool4Checks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const label = `${c.name} (format ${f.format})`;
+  const bLog = readOr(join(c.dir, "d-B-default.log"));
+  await t.step(`${label}: both daemons started; B read the real Jool's pool4 (TCP, UDP, ICMP)`, () => {
+    assertEquals(
+      [f.ready_a, f.ready_b, f.sent1, f.sent2, f.alive_b],
+      ["yes", "yes", "yes", "yes", "yes"],
+      bLog,
+    );
+    assert(bLog.includes("pool4 read: 3 entries (TCP 1, UDP 1, ICMP 1)"), bLog);
+  });
+  await t.step(`${label}: without the check (A) both forged sessions enter the table`, () => {
+    assert(holdsLocal4(c, "after", "A", "198.51.100.1:61511"), "A lacks the inside session");
+    assert(
+      holdsLocal4(c, "after", "A", "198.51.100.2:61512"),
+      "A lacks the outside session: the control failed",
+    );
+  });
+  await t.step(`${label}: with the check (B) only the inside one does, and the drop is counted`, () => {
+    assert(holdsLocal4(c, "after", "B", "198.51.100.1:61511"), "B lacks the inside session");
+    assert(!holdsLocal4(c, "after", "B", "198.51.100.2:61512"), "B took the session outside its pool4");
+    const before = readSnapshot(join(c.dir, "before"), "B");
+    const after = readSnapshot(join(c.dir, "after"), "B");
+    assertEquals(grown(before, after, "NET_SESSIONS_OUTSIDE_POOL4"), 1);
+    assertEquals(grown(before, after, "KERNEL_SENT_SESSIONS"), 1);
+    assertEquals(grown(before, after, "KERNEL_ERROR_REPLIES"), 0);
+    assertEquals(after.statsJson?.counters.POOL4_READ_ERRORS, 0);
+  });
+  await t.step(`${label}: once B's pool4 holds 198.51.100.2, B's daemon re-reads it and takes both`, () => {
+    assertEquals(f.pool4_added, "yes");
+    assert(bLog.includes("pool4 changed: 4 entries (TCP 1, UDP 2, ICMP 1)"), bLog);
+    assert(holdsLocal4(c, "grown", "B", "198.51.100.1:61521"), "B lacks round 2's inside session");
+    assert(holdsLocal4(c, "grown", "B", "198.51.100.2:61522"), "B lacks round 2's now-inside session");
+  });
+  await t.step(`${label}: no Jool line, oops or warning in the kernel log`, () => {
+    const lines = readOr(join(c.dir, "dmesg-pool4"), "\n").split("\n").filter((l) => KERNEL_TROUBLE.test(l));
+    assertEquals(lines, []);
+  });
+}
+
 /** The exit statuses the systemd stand-in recorded for a router's daemon ("STATUS UPTIME_MS" lines). */
 function exits(c: CaseResult, router: string): number[] {
   return readOr(join(c.dir, `d-${router}-default.exits`)).split("\n").filter(Boolean).map((l) =>
@@ -447,6 +498,7 @@ export function labSuite(version: LabJoolVersion): void {
       else if (kind === "burst-stop") await burstStopChecks(t, c);
       else if (kind === "hostile") await hostileChecks(t, version, c);
       else if (kind === "faults") await faultChecks(t, version, c);
+      else if (kind === "pool4") await pool4Checks(t, c);
     }
   });
 }

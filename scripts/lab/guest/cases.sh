@@ -521,3 +521,71 @@ faults_case() {
   rm -rf /tmp/d-*
   fact "$dir" seconds $(($(date +%s) - t0))
 }
+
+# pool4_case NAME: a forger namespace X on the sync link sends well-formed datagrams (scripts/lab/forge_pool4.ts)
+# with one session inside the routers' pool4 (198.51.100.1) and one outside it (198.51.100.2). A runs our daemon
+# without the check (the control: both get in), B with "check pool4": 1 (only the inside one may). Then B's pool4
+# gains 198.51.100.2 and, once B's daemon has re-read it (every 10 s), a second round must get in whole.
+pool4_case() {
+  local name=$1 dir t0 fmt=C
+  is_4113 || fmt=A
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: forged sessions inside and outside pool4 (format $fmt); B checks pool4"
+  fact "$dir" kind pool4
+  fact "$dir" format "$fmt"
+  fresh_instances default || {
+    fact "$dir" setup fail
+    return
+  }
+  ip netns add X 2>/dev/null
+  nsx X ip link set lo up
+  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
+  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  capture_start "$dir"
+  daemon_start A ours 6 default 45678
+  # B: our daemon as daemon_start runs it, with "check pool4": 1 added to its netsocket.json.
+  local bdir=/tmp/d-B-default
+  rm -rf "$bdir"
+  mkdir -p "$bdir"
+  daemon_config B 6 default "$bdir"
+  { echo '{'; echo '  "check pool4": 1,'; tail -n +2 "$bdir/netsocket.json"; } >"$bdir/netsocket.tmp"
+  mv "$bdir/netsocket.tmp" "$bdir/netsocket.json"
+  # shellcheck disable=SC2086 # DAEMON_FLAGS is a list of words
+  (cd "$bdir" && exec ip netns exec B "$DENO" run $DAEMON_FLAGS "$DAEMON_PROJ/$DAEMON_ENTRY" \
+    netsocket.json modsocket.json 45678 >"$bdir/log" 2>&1) &
+  echo $! >"$bdir/pid"
+  echo ours >"$bdir/kind"
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  sleep 1
+  snapshot "$dir/before" A default 45678
+  snapshot "$dir/before" B default 45678
+  dmesg >"$dir/dmesg-before"
+  nsx X "$DENO" run --unstable-net --allow-net --allow-read "$LAB/forge_pool4.ts" "$fmt" "$GROUP6" "$SYNC_PORT" 1 \
+    >"$dir/forge1.out" 2>&1 && fact "$dir" sent1 yes || fact "$dir" sent1 no
+  log "  $name: round 1 $(tail -1 "$dir/forge1.out")"
+  sleep 3
+  snapshot "$dir/after" A default 45678
+  snapshot "$dir/after" B default 45678
+  # B's pool4 grows; its daemon sees it at its next re-read (≤ 10 s).
+  nsx B jool -i default pool4 add --udp 198.51.100.2 61001-65535 && fact "$dir" pool4_added yes ||
+    fact "$dir" pool4_added no
+  sleep 12
+  nsx X "$DENO" run --unstable-net --allow-net --allow-read "$LAB/forge_pool4.ts" "$fmt" "$GROUP6" "$SYNC_PORT" 2 \
+    >"$dir/forge2.out" 2>&1 && fact "$dir" sent2 yes || fact "$dir" sent2 no
+  log "  $name: round 2 $(tail -1 "$dir/forge2.out")"
+  sleep 3
+  dmesg >"$dir/dmesg-after"
+  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-pool4"
+  kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
+  snapshot "$dir/grown" A default 45678
+  snapshot "$dir/grown" B default 45678
+  capture_stop
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-*
+  ip netns del X
+  fact "$dir" seconds $(($(date +%s) - t0))
+}

@@ -4,6 +4,7 @@
 #   two-instances:NAME:DAEMON                    instance-gone:NAME
 #   burst:NAME:DAEMON:FLOWS                      burst-stop:NAME:FLOWS
 #   hostile:NAME                                 faults:NAME
+#   pool4:NAME
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
 mkdir -p "$OUT/cases"
@@ -20,6 +21,7 @@ for spec in $LAB_CASES; do
   burst-stop) burst_stop_case "$name" "$a1" ;;
   hostile) hostile_case "$name" ;;
   faults) faults_case "$name" ;;
+  pool4) pool4_case "$name" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
