@@ -96,6 +96,19 @@ export function describeConfig(
         `replay rate: ${sync.replayRate} datagrams/s`,
       ]
       : []),
+    ...(net.auth
+      ? [
+        `key file: ${net.auth.keyFile.path} (${net.auth.keyFile.key.length} bytes)`,
+        `second key file: ${
+          net.auth.secondKeyFile
+            ? `${net.auth.secondKeyFile.path} (${net.auth.secondKeyFile.key.length} bytes)`
+            : "(none)"
+        }`,
+        `authentication: HMAC-SHA-256 on every frame (${
+          sync.mode === "reliable" ? "reliable mode" : "framed data, no recovery"
+        }), replay window, timestamps within ±60 s`,
+      ]
+      : []),
     `modsocket file: ${mod.file ?? "(absent, default used)"}`,
     `instance: ${mod.instance}`,
     `stats server: ${
