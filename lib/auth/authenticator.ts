@@ -18,7 +18,7 @@ import { SenderWindows } from "./replay_window.ts";
  */
 export const FRESHNESS_MS = 60_000;
 /** A sender's replay window is kept this long after its last frame: beyond it, all its frames are stale. */
-export const RETAIN_MS = 3 * FRESHNESS_MS;
+export const RETAIN_MS: number = 3 * FRESHNESS_MS;
 /** How often windows of silent senders are forgotten. */
 const SWEEP_MS = 10_000;
 

@@ -15,7 +15,7 @@ import { FRAME_FLAG_AUTH, FRAME_HEADER_BYTES, frameFlags, hasFrameMagic } from "
 /** Bytes of the HMAC-SHA-256 tag. */
 export const AUTH_TAG_BYTES = 32;
 /** Bytes of the trailer: counter, time, tag. */
-export const AUTH_TRAILER_BYTES = 16 + AUTH_TAG_BYTES;
+export const AUTH_TRAILER_BYTES: number = 16 + AUTH_TAG_BYTES;
 
 /** A MAC over bytes (HMAC-SHA-256 with one key). */
 export type Mac = (data: Uint8Array) => Uint8Array;
