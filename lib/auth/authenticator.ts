@@ -1,6 +1,6 @@
 /**
  * Authentication of the framed wire with pre-shared keys (`"key file"`, `"second key file"`; docs/protocol.md
- * §10.7): seals every frame this daemon sends and checks every frame it receives, in the order missing → bad tag
+ * §10.6): seals every frame this daemon sends and checks every frame it receives, in the order missing → bad tag
  * → replay → stale, each a drop reason. HMAC-SHA-256 through `node:crypto`, synchronous, so the relay's decode
  * stays synchronous (why not WebCrypto: BENCHMARKS.md "Authentication").
  * @module

@@ -1,5 +1,5 @@
 /**
- * The authentication trailer (docs/protocol.md §10.7): pure encode/decode over bytes, the MAC given as a
+ * The authentication trailer (docs/protocol.md §10.6): pure encode/decode over bytes, the MAC given as a
  * function. A frame of the framed wire (`lib/reliable/frame.ts`) with the flag {@link FRAME_FLAG_AUTH} set
  * carries, after its body:
  *

@@ -1,5 +1,5 @@
 /**
- * Replay windows on the authentication trailer's frame counter, one per sender id (docs/protocol.md §10.7): a
+ * Replay windows on the authentication trailer's frame counter, one per sender id (docs/protocol.md §10.6): a
  * counter is taken once, and a counter {@link REPLAY_WINDOW} or more behind the highest taken is refused (as
  * IPsec's anti-replay window, RFC 4303 §3.4.3), so frames reordered on the link still pass.
  *

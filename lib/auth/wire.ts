@@ -1,5 +1,5 @@
 /**
- * The authenticated wires (a `"key file"`, docs/protocol.md §10.7), behind the {@link WireCodec} seam:
+ * The authenticated wires (a `"key file"`, docs/protocol.md §10.6), behind the {@link WireCodec} seam:
  * {@link AuthenticatedWire} seals what an inner codec encodes and opens what it decodes; {@link FramedDataWire}
  * is the inner codec of `"mode": "upstream"` with a key — DATA frames only, no sequence tracking or recovery
  * (the reliable mode's engine is the inner codec of `"mode": "reliable"`).

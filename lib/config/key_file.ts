@@ -1,5 +1,5 @@
 /**
- * `"key file"` and `"second key file"` (docs/protocol.md §10.7): a pre-shared key's file must be a regular
+ * `"key file"` and `"second key file"` (docs/protocol.md §10.6): a pre-shared key's file must be a regular
  * file that only its owner can read or write, of at least {@link KEY_MIN_BYTES} bytes (the raw bytes are the key).
  * Read at start and again on SIGHUP; every problem is a one-line {@link ConfigError}.
  * @module

@@ -27,7 +27,7 @@ export const NETSOCKET_KEYS = [
   "resend buffer",
   "session cache",
   "replay rate",
-  // Authentication (docs/protocol.md §10.7).
+  // Authentication (docs/protocol.md §10.6).
   "key file",
   "second key file",
 ] as const;

@@ -32,7 +32,7 @@ export interface NetSocketConfig {
    * always sets it; absent (a config built by hand) means upstream.
    */
   readonly sync?: SyncMode;
-  /** `"key file"` and `"second key file"`: the framed wire, every frame authenticated (docs/protocol.md §10.7). */
+  /** `"key file"` and `"second key file"`: the framed wire, every frame authenticated (docs/protocol.md §10.6). */
   readonly auth?: AuthSettings;
 }
 

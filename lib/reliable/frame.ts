@@ -18,7 +18,7 @@ export const FRAME_MAGIC: Uint8Array = Uint8Array.of(0x4a, 0x44, 0x52, 0x53);
 export const FRAME_VERSION = 1;
 /** Header bytes before the body. */
 export const FRAME_HEADER_BYTES = 16;
-/** Flags bit: an authentication trailer follows the body (a `"key file"` is configured, docs/protocol.md §10.7). */
+/** Flags bit: an authentication trailer follows the body (a `"key file"` is configured, docs/protocol.md §10.6). */
 export const FRAME_FLAG_AUTH = 0x0001;
 
 /**

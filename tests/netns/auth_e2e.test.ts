@@ -1,5 +1,5 @@
 /**
- * Authentication end to end (docs/protocol.md §10.7): two real daemons (main.ts with the kernel double) in two
+ * Authentication end to end (docs/protocol.md §10.6): two real daemons (main.ts with the kernel double) in two
  * namespaces joined by a veth pair, each with a `"key file"`. A sniffer in B's namespace hears A's frames; an
  * injector in A's namespace sends to the group (to B) — both `tests/netns/channel_peer.ts`.
  *

@@ -1,5 +1,5 @@
 /**
- * Authentication (docs/protocol.md §10.7): the trailer codec (byte vectors), the authenticator's checks in
+ * Authentication (docs/protocol.md §10.6): the trailer codec (byte vectors), the authenticator's checks in
  * their order and every reject reason, the replay window's edges, the authenticated wires, the key files and
  * their config errors, and `--check`'s lines.
  */
