@@ -119,72 +119,80 @@ async function cleanup(p: Pair): Promise<void> {
 /** HMAC-SHA-256 with `key`, as the test's attacker computes it. */
 const macWith = (key: Uint8Array) => (data: Uint8Array) => createHmac("sha256", key).update(data).digest();
 
-netnsTest(
-  "authentication: forged, wrong-key, replayed and stale datagrams never reach B's kernel, each counted",
-  async () => {
-    const key = crypto.getRandomValues(new Uint8Array(32));
-    const p = await pair({}, { first: key });
-    try {
-      const a = await p.start("a");
-      const b = await p.start("b");
-      const sniffer = await p.peer(p.nsB, "192.0.2.2");
-      const injector = await p.peer(p.nsA, "192.0.2.1");
-      const send = async (datagram: Uint8Array) => {
-        const before = injector.lines.filter((l) => l.startsWith("sent ")).length;
-        await injector.write(`send ${hex(datagram)}`);
-        await injector.waitFor((l) => l === "sent true", before + 1);
-      };
+for (const mode of ["upstream", "reliable"] as const) {
+  netnsTest(
+    `authentication (${mode} mode): forged, wrong-key, replayed and stale datagrams never reach B's kernel, each counted`,
+    async () => {
+      const key = crypto.getRandomValues(new Uint8Array(32));
+      const p = await pair(mode === "reliable" ? { mode } : {}, { first: key });
+      try {
+        const a = await p.start("a");
+        const b = await p.start("b");
+        const sniffer = await p.peer(p.nsB, "192.0.2.2");
+        const injector = await p.peer(p.nsA, "192.0.2.1");
+        const send = async (datagram: Uint8Array) => {
+          const before = injector.lines.filter((l) => l.startsWith("sent ")).length;
+          await injector.write(`send ${hex(datagram)}`);
+          await injector.waitFor((l) => l === "sent true", before + 1);
+        };
 
-      // The real thing: A's sessions 0..9 reach B, and the sniffer captures A's frames.
-      await a.inject(sessionBatch(0, 5));
-      await a.inject(sessionBatch(5, 5));
-      await b.until("A's 10 sessions at B", () => received(b).length === 10);
-      const captured = (await sniffer.waitFor((l) => l.startsWith("recv "), 2)).map((l) => unhex(l.slice(5)));
+        // The real thing: A's sessions 0..9 reach B, and the sniffer captures A's frames.
+        await a.inject(sessionBatch(0, 5));
+        await a.inject(sessionBatch(5, 5));
+        await b.until("A's 10 sessions at B", () => received(b).length === 10);
+        const captured = (await sniffer.waitFor((l) => l.startsWith("recv "), 2)).map((l) =>
+          unhex(l.slice(5))
+        );
 
-      // Forged: a plain datagram, and a frame without a trailer.
-      await send(sessionBatch(100, 3));
-      await send(encodeData(0x0bad_f00d, 1, sessionBatch(110, 3)));
-      // Wrong key: a well-formed frame sealed with another key.
-      const other = crypto.getRandomValues(new Uint8Array(32));
-      await send(sealFrame(encodeData(0x0bad_f00d, 2, sessionBatch(120, 3)), 1, Date.now(), macWith(other)));
-      // Replayed: A's captured frames, sent again.
-      for (const frame of captured) await send(frame);
-      // Stale: the right key (a stolen key or a recorded frame of a forgotten sender), two minutes old.
-      await send(
-        sealFrame(encodeData(0x5ea1_0001, 1, sessionBatch(130, 3)), 1, Date.now() - 120_000, macWith(key)),
-      );
+        // Forged: a plain datagram, and a frame without a trailer.
+        await send(sessionBatch(100, 3));
+        await send(encodeData(0x0bad_f00d, 1, sessionBatch(110, 3)));
+        // Wrong key: a well-formed frame sealed with another key.
+        const other = crypto.getRandomValues(new Uint8Array(32));
+        await send(
+          sealFrame(encodeData(0x0bad_f00d, 2, sessionBatch(120, 3)), 1, Date.now(), macWith(other)),
+        );
+        // Replayed: A's captured frames, sent again.
+        for (const frame of captured) await send(frame);
+        // Stale: the right key (a stolen key or a recorded frame of a forgotten sender), two minutes old.
+        await send(
+          sealFrame(encodeData(0x5ea1_0001, 1, sessionBatch(130, 3)), 1, Date.now() - 120_000, macWith(key)),
+        );
 
-      // A marker after them all: A's next batch arrives, so the hostile ones were handled before it.
-      await a.inject(sessionBatch(10, 1));
-      await b.until("A's marker session", () => received(b).includes(10));
-      await sleep(200);
-      assertEquals(
-        received(b).sort((x, y) => x - y),
-        Array.from({ length: 11 }, (_, i) => i),
-        "only A's sessions",
-      );
-      const drops = (await queryStats(p.nsB, STATS_PORT)).drops;
-      assertEquals(
-        {
-          missing: drops.net_auth_missing,
-          bad: drops.net_auth_bad,
-          replay: drops.net_auth_replay,
-          stale: drops.net_auth_stale,
-        },
-        { missing: 2, bad: 1, replay: captured.length, stale: 1 },
-        JSON.stringify(drops),
-      );
-      const logged = b.log.filter((l) => l.includes("net_auth_"));
-      assert(logged.some((l) => l.includes("net_auth_stale") && l.includes("NTP")), logged.join("\n"));
-      const statsA = await queryStats(p.nsA, STATS_PORT);
-      assertEquals(statsA.wire, "framed+auth");
-      assertEquals(Object.values(statsA.drops).reduce((x, y) => x + y, 0), 0, "A dropped nothing");
-    } finally {
-      await cleanup(p);
-    }
-  },
-  NEEDS,
-);
+        // A marker after them all: A's next batch arrives, so the hostile ones were handled before it.
+        await a.inject(sessionBatch(10, 1));
+        await b.until("A's marker session", () => received(b).includes(10));
+        await sleep(200);
+        assertEquals(
+          received(b).sort((x, y) => x - y),
+          Array.from({ length: 11 }, (_, i) => i),
+          "only A's sessions",
+        );
+        const drops = (await queryStats(p.nsB, STATS_PORT)).drops;
+        assertEquals(
+          {
+            missing: drops.net_auth_missing,
+            bad: drops.net_auth_bad,
+            replay: drops.net_auth_replay,
+            stale: drops.net_auth_stale,
+          },
+          { missing: 2, bad: 1, replay: captured.length, stale: 1 },
+          JSON.stringify(drops),
+        );
+        const logged = b.log.filter((l) => l.includes("net_auth_"));
+        assert(logged.some((l) => l.includes("net_auth_stale") && l.includes("NTP")), logged.join("\n"));
+        const statsA = await queryStats(p.nsA, STATS_PORT);
+        assertEquals(statsA.wire, mode === "reliable" ? "reliable+auth" : "framed+auth");
+        assertEquals(Object.values(statsA.drops).reduce((x, y) => x + y, 0), 0, "A dropped nothing");
+        const authB = (await queryStats(p.nsB, STATS_PORT)).auth as { verifiedFirst: number; keys: number };
+        assert(authB.verifiedFirst >= 2 && authB.keys === 2, JSON.stringify(authB));
+      } finally {
+        await cleanup(p);
+      }
+    },
+    NEEDS,
+  );
+}
 
 for (const mode of ["upstream", "reliable"] as const) {
   netnsTest(
