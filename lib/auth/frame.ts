@@ -30,8 +30,8 @@ export function sealFrame(frame: Uint8Array, counter: number, timeMs: number, ma
   out.set(frame, 0);
   const view = new DataView(out.buffer);
   view.setUint16(6, view.getUint16(6, false) | FRAME_FLAG_AUTH, false);
-  view.setBigUint64(frame.length, BigInt(counter), false);
-  view.setBigUint64(frame.length + 8, BigInt(Math.floor(timeMs)), false);
+  setU64(view, frame.length, counter);
+  setU64(view, frame.length + 8, Math.floor(timeMs));
   out.set(mac(out.subarray(0, signed)), signed);
   return out;
 }
@@ -84,10 +84,20 @@ export function readTrailer(datagram: Uint8Array): TrailerResult {
       tag: datagram.subarray(at + 16),
       frame: datagram.subarray(0, at),
       sender: view.getUint32(8, false),
-      counter: Number(view.getBigUint64(at, false)),
-      timeMs: Number(view.getBigUint64(at + 8, false)),
+      counter: getU64(view, at),
+      timeMs: getU64(view, at + 8),
     },
   };
+}
+
+// u64 as two u32 (no BigInt per frame); exact below 2^53, which neither a counter nor a time in ms reaches.
+function setU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, Math.floor(value / 0x1_0000_0000), false);
+  view.setUint32(at + 4, value >>> 0, false);
+}
+
+function getU64(view: DataView, at: number): number {
+  return view.getUint32(at, false) * 0x1_0000_0000 + view.getUint32(at + 4, false);
 }
 
 function missing(detail: string): TrailerResult {
