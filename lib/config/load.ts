@@ -9,6 +9,7 @@ import { readConfigFile } from "./json_file.ts";
 import { DEFAULT_INSTANCE, validateModSocket } from "./modsocket.ts";
 import { validateNetSocket } from "./netsocket.ts";
 import type { ModSocketConfig, NetSocketConfig } from "./types.ts";
+import { FRESHNESS_MS } from "../auth/authenticator.ts";
 
 /** Default file names, relative to the working directory (upstream's). */
 export const DEFAULT_NETSOCKET_FILE = "netsocket.json";
@@ -106,7 +107,7 @@ export function describeConfig(
         }`,
         `authentication: HMAC-SHA-256 on every frame (${
           sync.mode === "reliable" ? "reliable mode" : "framed data, no recovery"
-        }), replay window, timestamps within ±60 s`,
+        }), replay window, timestamps within ±${FRESHNESS_MS / 1000} s`,
       ]
       : []),
     `modsocket file: ${mod.file ?? "(absent, default used)"}`,
