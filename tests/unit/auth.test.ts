@@ -82,6 +82,18 @@ function authenticator(keys = [KEY], clock = { now: NOW }) {
 const sealedBy = (key: Uint8Array, sender: number, counter: number, time = NOW) =>
   sealFrame(encodeData(sender, counter, sessionBatch(0, 1)), counter, time, hmac(key));
 
+Deno.test("authenticator: its tags are HMAC-SHA-256's for keys of 32, 64 and 100 bytes", () => {
+  for (const length of [32, 64, 100]) {
+    const key = Uint8Array.from({ length }, (_, i) => i * 7);
+    const sealed = new Authenticator([key], () => NOW).seal(encodeData(3, 1, sessionBatch(0, 2)));
+    assertEquals(
+      hex(sealed.subarray(-32)),
+      hex(hmac(key)(sealed.subarray(0, sealed.length - 32))),
+      `${length}-byte key`,
+    );
+  }
+});
+
 Deno.test("authenticator: seals with the first key; opens first key, second key; counts each", () => {
   const { auth: a } = authenticator([KEY]);
   const { auth: b } = authenticator([KEY2, KEY]);
