@@ -18,6 +18,10 @@ import { SystemdNotifier } from "./systemd/notifier.ts";
 import { runningStatus } from "./systemd/notify_protocol.ts";
 import { upstreamWire, type WireCodec } from "./wire.ts";
 import { ReliableSync } from "./reliable/sync.ts";
+import { Authenticator } from "./auth/authenticator.ts";
+import { AuthenticatedWire, FramedDataWire } from "./auth/wire.ts";
+import { readKeyFile } from "./config/key_file.ts";
+import type { AuthSettings } from "./config/types.ts";
 import { warmUp } from "./warmup.ts";
 import { Pool4Watch } from "./kernel/pool4_watch.ts";
 
@@ -109,10 +113,25 @@ async function relayUntilSignal(
     const net = await NetChannel.open(config.net, { stats, log });
     closers.push(() => net.close());
     const sync = config.net.sync ?? { mode: "upstream" };
+    const authSettings = config.net.auth;
+    const auth = authSettings ? new Authenticator(keysOf(authSettings)) : undefined;
     const reliable = sync.mode === "reliable"
-      ? new ReliableSync(sync, { stats, log, format: () => channel.format })
+      ? new ReliableSync(sync, {
+        stats,
+        log,
+        format: () => channel.format,
+        authenticated: auth !== undefined,
+      })
       : undefined;
-    const codec: WireCodec = reliable ?? upstreamWire;
+    // A key implies the framed wire: the reliable mode's, or DATA frames alone in upstream mode.
+    const codec: WireCodec = auth
+      ? new AuthenticatedWire(reliable ?? new FramedDataWire(), auth)
+      : reliable ?? upstreamWire;
+    // SIGHUP re-reads the key files (`systemctl reload`); listened to even without a key, so a reload never
+    // kills the daemon.
+    const reload = () => reloadKeys(config.net.file, authSettings, auth, log);
+    Deno.addSignalListener("SIGHUP", reload);
+    closers.push(() => Deno.removeSignalListener("SIGHUP", reload));
     if (options.statsPort !== undefined) {
       const server = StatsServer.open({
         port: options.statsPort,
@@ -127,6 +146,7 @@ async function relayUntilSignal(
           wire: codec.name,
           ...(pool4 ? { pool4Entries: pool4.table.entries } : {}),
           ...(reliable ? { reliable: reliable.status() } : {}),
+          ...(auth ? { auth: auth.status() } : {}),
         }),
         prometheus: reliable ? () => reliable.prometheus() : undefined,
       });
@@ -141,7 +161,8 @@ async function relayUntilSignal(
     const relayDone = relay.run();
     if (reliable) {
       reliable.start({
-        send: (datagram, sessions) => net.send(datagram, sessions),
+        // Control frames and resends are sealed here, each with a new frame counter.
+        send: (datagram, sessions) => net.send(auth ? auth.seal(datagram) : datagram, sessions),
         backlog: () => relay.backlog,
       });
       // Before the net channel closes: a replay in progress stops sending first.
@@ -214,6 +235,37 @@ function watchPool4(
     stats,
     log,
   });
+}
+
+/** The keys an authenticator takes: "key file" first (it signs), then "second key file". */
+function keysOf(settings: AuthSettings): Uint8Array[] {
+  return [settings.keyFile.key, ...(settings.secondKeyFile ? [settings.secondKeyFile.key] : [])];
+}
+
+/** SIGHUP: reads the key files again; on any problem one error line, and the keys in use stay. */
+async function reloadKeys(
+  file: string,
+  settings: AuthSettings | undefined,
+  auth: Authenticator | undefined,
+  log: Logger,
+): Promise<void> {
+  if (!settings || !auth) {
+    log.info('SIGHUP received: no "key file" configured, nothing to reload');
+    return;
+  }
+  try {
+    const first = await readKeyFile(file, "key file", settings.keyFile.path);
+    const second = settings.secondKeyFile
+      ? await readKeyFile(file, "second key file", settings.secondKeyFile.path)
+      : undefined;
+    auth.setKeys([first.key, ...(second ? [second.key] : [])]);
+    log.info(
+      `SIGHUP received: keys reloaded (key file ${first.path}, ${first.key.length} bytes` +
+        (second ? `; second key file ${second.path}, ${second.key.length} bytes)` : ")"),
+    );
+  } catch (error) {
+    log.error(`SIGHUP received: keys not reloaded, the previous ones stay: ${errorMessage(error)}`);
+  }
 }
 
 /** What {@link KernelAccess.watchGone} reported. */

@@ -60,6 +60,11 @@ export const DROP_REASONS = [
   "net_frame_sender", // reliable mode: sender id 0
   "net_frame_body", // reliable mode: a body of the wrong length for its type
   "net_outside_pool4", // "check pool4": every session of the datagram outside the local pool4
+  "net_auth_unexpected", // no "key file": an authenticated frame (a mixed group)
+  "net_auth_missing", // "key file": no authentication trailer, or too short for one
+  "net_auth_bad", // "key file": the tag matches neither key
+  "net_auth_replay", // "key file": a frame counter already seen, or behind the sender's replay window
+  "net_auth_stale", // "key file": the sender's timestamp is outside the freshness window
   "kernel_bad_message", // too short, bad magic, not NAT64, malformed attributes
   "kernel_version_mismatch", // a kernel of another major.minor
   "kernel_no_container", // a batch without its session container

@@ -6,7 +6,7 @@
  */
 import type { SessionFormat } from "./session/format.ts";
 import { validatePayload } from "./session/payload.ts";
-import { hasFrameMagic } from "./reliable/frame.ts";
+import { AUTH_UNEXPECTED, FRAME_FLAG_AUTH, frameFlags, hasFrameMagic } from "./reliable/frame.ts";
 import type { DropReason } from "./stats.ts";
 
 /** A datagram that may go to the kernel, or why not. */
@@ -43,6 +43,7 @@ export const upstreamWire: PlainCodec = {
     // Looked at only once validation failed (a framed datagram never validates: its magic, read as an entry
     // header, overruns it), so the accepted path costs nothing more than upstream's.
     if (hasFrameMagic(datagram)) {
+      if (frameFlags(datagram) & FRAME_FLAG_AUTH) return AUTH_UNEXPECTED;
       return {
         ok: false,
         reason: "net_framed",

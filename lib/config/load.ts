@@ -9,6 +9,7 @@ import { readConfigFile } from "./json_file.ts";
 import { DEFAULT_INSTANCE, validateModSocket } from "./modsocket.ts";
 import { validateNetSocket } from "./netsocket.ts";
 import type { ModSocketConfig, NetSocketConfig } from "./types.ts";
+import { FRESHNESS_MS } from "../auth/authenticator.ts";
 
 /** Default file names, relative to the working directory (upstream's). */
 export const DEFAULT_NETSOCKET_FILE = "netsocket.json";
@@ -97,6 +98,19 @@ export function describeConfig(
       ]
       : []),
     `check pool4: ${net.checkPool4 ? 1 : 0}`,
+    ...(net.auth
+      ? [
+        `key file: ${net.auth.keyFile.path} (${net.auth.keyFile.key.length} bytes)`,
+        `second key file: ${
+          net.auth.secondKeyFile
+            ? `${net.auth.secondKeyFile.path} (${net.auth.secondKeyFile.key.length} bytes)`
+            : "(none)"
+        }`,
+        `authentication: HMAC-SHA-256 on every frame (${
+          sync.mode === "reliable" ? "reliable mode" : "framed data, no recovery"
+        }), replay window, timestamps within ±${FRESHNESS_MS / 1000} s`,
+      ]
+      : []),
     `modsocket file: ${mod.file ?? "(absent, default used)"}`,
     `instance: ${mod.instance}`,
     `stats server: ${

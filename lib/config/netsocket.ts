@@ -8,7 +8,8 @@ import type { Logger } from "../logger.ts";
 import type { HostLookup } from "../net/host_lookup.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
 import { isMulticast, literalFamily, needsScope, parseIPv4 } from "./addresses.ts";
-import type { InterfaceRef, NetSocketConfig, SyncMode } from "./types.ts";
+import type { AuthSettings, InterfaceRef, NetSocketConfig, SyncMode } from "./types.ts";
+import { readKeyFile } from "./key_file.ts";
 
 /** Every key the file may hold (lower case). */
 export const NETSOCKET_KEYS = [
@@ -28,6 +29,9 @@ export const NETSOCKET_KEYS = [
   "replay rate",
   // The pool4 check (docs/protocol.md §11): 0 or 1, default 0.
   "check pool4",
+  // Authentication (docs/protocol.md §10.6).
+  "key file",
+  "second key file",
 ] as const;
 
 /** The reliable mode's keys other than "mode", with their defaults and ranges. */
@@ -186,6 +190,7 @@ export async function validateNetSocket(
   const sync = syncMode(file, values);
   const checkEntry = values.get("check pool4");
   const checkPool4 = checkEntry ? requireInteger(file, checkEntry.key, checkEntry.value, 0, 1) === 1 : false;
+  const auth = await authSettings(file, values);
 
   return {
     file,
@@ -199,7 +204,31 @@ export async function validateNetSocket(
     ttl,
     sync,
     checkPool4,
+    ...(auth ? { auth } : {}),
   };
+}
+
+/** `"key file"` and `"second key file"`: both read and checked now; undefined when no key is configured. */
+async function authSettings(file: string, values: ConfigObject["values"]): Promise<AuthSettings | undefined> {
+  const first = values.get("key file");
+  const second = values.get("second key file");
+  if (first === undefined || first.value === null) {
+    if (second !== undefined && second.value !== null) {
+      throw new ConfigError(
+        file,
+        second.key,
+        'a second accepted key, but no "key file"',
+        showValue(second.value),
+        'add "key file" (the key this daemon signs with), or remove the key',
+      );
+    }
+    return undefined;
+  }
+  const path = (entry: NonNullable<typeof first>) =>
+    requireString(file, entry.key, entry.value, '"/etc/joold/sync.key"');
+  const keyFile = await readKeyFile(file, first.key, path(first));
+  if (second === undefined || second.value === null) return { keyFile };
+  return { keyFile, secondKeyFile: await readKeyFile(file, second.key, path(second)) };
 }
 
 /** `"mode"` and the reliable mode's keys; a reliable key in upstream mode is an error (it would do nothing). */

@@ -37,6 +37,24 @@ export interface NetSocketConfig {
    * (docs/protocol.md §11). The validator always sets it; absent (a config built by hand) means off.
    */
   readonly checkPool4?: boolean;
+  /** `"key file"` and `"second key file"`: the framed wire, every frame authenticated (docs/protocol.md §10.6). */
+  readonly auth?: AuthSettings;
+}
+
+/** Authentication with pre-shared keys. */
+export interface AuthSettings {
+  /** `"key file"`: signs every frame sent; tried first on receive. */
+  readonly keyFile: KeyFile;
+  /** `"second key file"`: also accepted on receive (a rolling key change), never used to sign. */
+  readonly secondKeyFile?: KeyFile;
+}
+
+/** A key file as read and checked (`lib/config/key_file.ts`). */
+export interface KeyFile {
+  /** Its path as configured. */
+  readonly path: string;
+  /** Its bytes: the key. */
+  readonly key: Uint8Array;
 }
 
 /** The sync mode: upstream's plain datagrams, or framed, sequenced and resynced ones (docs/protocol.md §10). */

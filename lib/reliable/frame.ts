@@ -6,8 +6,9 @@
  *  0  magic "JDRS" (4a 44 52 53)      8  sender id, u32 (random per start, never 0)
  *  4  version (1), u8                 12 sequence, u32 (0 for unsequenced types)
  *  5  type, u8                        16 body (by type)
- *  6  flags, u16 (0)
+ *  6  flags, u16 (0, or FRAME_FLAG_AUTH)
  * ```
+ * With the flag {@link FRAME_FLAG_AUTH} set, an authentication trailer follows the body (`lib/auth/frame.ts`).
  * @module
  */
 
@@ -17,6 +18,8 @@ export const FRAME_MAGIC: Uint8Array = Uint8Array.of(0x4a, 0x44, 0x52, 0x53);
 export const FRAME_VERSION = 1;
 /** Header bytes before the body. */
 export const FRAME_HEADER_BYTES = 16;
+/** Flags bit: an authentication trailer follows the body (a `"key file"` is configured, docs/protocol.md §10.6). */
+export const FRAME_FLAG_AUTH = 0x0001;
 
 /**
  * Frame types. DATA, REPLAY and REPLAY_END are sequenced (the header's sequence is theirs); in the others the
@@ -85,6 +88,7 @@ export type FrameDropReason =
   | "net_frame_version" // another frame version
   | "net_frame_type" // unknown type
   | "net_frame_flags" // reserved flags set
+  | "net_auth_unexpected" // an authenticated frame, and this daemon has no key
   | "net_frame_sender" // sender id 0
   | "net_frame_body"; // body length wrong for its type
 
@@ -186,6 +190,19 @@ export function encodeResyncRequest(sender: number, latest: number, target: numb
   return out;
 }
 
+/** An authenticated frame at a daemon without a key: the one home of its message. */
+export const AUTH_UNEXPECTED: {
+  readonly ok: false;
+  readonly reason: "net_auth_unexpected";
+  readonly detail: string;
+} = {
+  ok: false,
+  reason: "net_auth_unexpected",
+  detail:
+    'an authenticated datagram, and this daemon has no "key file": give every daemon of the group the ' +
+    'same "key file" (or none)',
+};
+
 /** Body length each type must have; undefined: any length from the given minimum. */
 const BODY: Record<number, { exact?: number; min?: number }> = {
   [FRAME_TYPE.DATA]: { min: 1 },
@@ -197,11 +214,17 @@ const BODY: Record<number, { exact?: number; min?: number }> = {
   [FRAME_TYPE.UNAVAILABLE]: { exact: 12 },
 };
 
+/** The header's flags (0 when too short to hold them). */
+export function frameFlags(datagram: Uint8Array): number {
+  return datagram.length < 8 ? 0 : (datagram[6] << 8) | datagram[7];
+}
+
 /**
  * Decodes a frame's header and body layout. The session entries inside DATA/REPLAY are not judged here (the
- * session payload codec does that for the local kernel's format).
+ * session payload codec does that for the local kernel's format). `flags`: the flags expected, 0 or
+ * {@link FRAME_FLAG_AUTH} (a frame whose trailer was checked and cut off by `lib/auth/`).
  */
-export function decodeFrame(datagram: Uint8Array): FrameResult {
+export function decodeFrame(datagram: Uint8Array, flags = 0): FrameResult {
   if (!hasFrameMagic(datagram)) {
     return {
       ok: false,
@@ -228,9 +251,14 @@ export function decodeFrame(datagram: Uint8Array): FrameResult {
   const type = datagram[5];
   const body = BODY[type];
   if (!body) return { ok: false, reason: "net_frame_type", detail: `unknown frame type ${type}` };
-  const flags = view.getUint16(6, false);
-  if (flags !== 0) {
-    return { ok: false, reason: "net_frame_flags", detail: `flags 0x${flags.toString(16)}; expected 0` };
+  const got = view.getUint16(6, false);
+  if (got === FRAME_FLAG_AUTH && flags === 0) return AUTH_UNEXPECTED;
+  if (got !== flags) {
+    return {
+      ok: false,
+      reason: "net_frame_flags",
+      detail: `flags 0x${got.toString(16)}; expected 0x${flags.toString(16)}`,
+    };
   }
   const sender = view.getUint32(8, false);
   if (sender === 0) return { ok: false, reason: "net_frame_sender", detail: "sender id 0" };

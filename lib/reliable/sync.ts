@@ -24,6 +24,7 @@ import {
   encodeReplay,
   encodeReplayEnd,
   encodeResyncRequest,
+  FRAME_FLAG_AUTH,
   FRAME_TYPE,
 } from "./frame.ts";
 import { allInSync, Peer, trackValue } from "./peers.ts";
@@ -127,6 +128,8 @@ export class ReliableSync implements WireCodec {
       readonly log: Logger;
       readonly format: () => SessionFormat | undefined;
       readonly now?: () => number;
+      /** Frames arrive with their authentication trailer checked and cut off (a `"key file"`, `lib/auth/`). */
+      readonly authenticated?: boolean;
     },
   ) {
     this.#id = newSenderId();
@@ -203,7 +206,7 @@ export class ReliableSync implements WireCodec {
 
   /** Takes one datagram: a payload for the kernel, a drop, or a control frame handled here. */
   decode(datagram: Uint8Array, format: SessionFormat): WireDecodeResult | WireHandled {
-    const decoded = decodeFrame(datagram);
+    const decoded = decodeFrame(datagram, this.deps.authenticated ? FRAME_FLAG_AUTH : 0);
     if (!decoded.ok) {
       const fix = decoded.reason === "net_unframed"
         ? '; set "mode": "reliable" on every daemon of the group (or "upstream" on all)'

@@ -89,6 +89,8 @@ export interface DaemonOptions {
   readonly syncMode?: "upstream" | "reliable";
   /** Open V8's inspector on this host:port inside the daemon's namespace (`deno run --inspect`). */
   readonly inspect?: string;
+  /** A `"key file"` (the pair's shared key): every frame authenticated. */
+  readonly auth?: boolean;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -212,6 +214,8 @@ export class Pair {
   readonly namespaces: string[] = [];
   readonly dirs: string[] = [];
   readonly daemons: DaemonProcess[] = [];
+  /** The key both daemons share when run with {@link DaemonOptions.auth}. */
+  readonly key: Uint8Array = crypto.getRandomValues(new Uint8Array(32));
 
   /** Builds the namespaces and the link (no daemon yet). */
   async setup(): Promise<{ nsA: string; nsB: string }> {
@@ -254,7 +258,9 @@ export class Pair {
       reuseaddr: 1,
       ttl: 1,
       ...(options.syncMode === "reliable" ? { mode: "reliable" } : {}),
+      ...(options.auth ? { "key file": `${dir}/sync.key` } : {}),
     };
+    if (options.auth) await Deno.writeFile(`${dir}/sync.key`, this.key, { mode: 0o600 });
     await Deno.writeTextFile(`${dir}/netsocket.json`, JSON.stringify(net, null, "\t"));
     await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);
     const daemon = new DaemonProcess(ns, dir, options);

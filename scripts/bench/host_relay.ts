@@ -21,6 +21,8 @@ export interface RelayOptions {
   readonly framesPerWrite?: number;
   /** netsocket.json's `"mode"` on both daemons (default upstream's). */
   readonly syncMode?: "upstream" | "reliable";
+  /** A shared `"key file"` on both daemons (authentication). */
+  readonly auth?: boolean;
 }
 
 /** Figures of one relay run. */
@@ -75,9 +77,9 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
   const pair = new Pair();
   try {
     const { nsA, nsB } = await pair.setup();
-    const syncMode = options.syncMode;
-    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo, syncMode });
-    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode });
+    const { syncMode, auth } = options;
+    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo, syncMode, auth });
+    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode, auth });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
     const peak = { ...idle };

@@ -161,6 +161,24 @@ Deno.test("daemon process: SIGINT closes and exits 0; a second SIGINT exits at o
   }
 });
 
+Deno.test("daemon process: SIGHUP (systemctl reload) without a key file: logged, the daemon keeps running", async () => {
+  const port = freePort();
+  const dir = await workdir(port);
+  const daemon = new Daemon({ dir });
+  try {
+    await daemon.ready();
+    daemon.kill("SIGHUP");
+    await daemon.until("the SIGHUP line", () => daemon.log.some((l) => l.includes("nothing to reload")));
+    let exited = false;
+    daemon.status.then(() => exited = true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert(!exited, `SIGHUP ended the daemon:\n${daemon.log.join("\n")}`);
+  } finally {
+    await daemon.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("daemon process: without Jool in the kernel, one line and exit status 5", async () => {
   let joolLoaded = false;
   try {

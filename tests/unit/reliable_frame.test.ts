@@ -8,6 +8,7 @@ import {
   encodeReplay,
   encodeReplayEnd,
   encodeResyncRequest,
+  FRAME_FLAG_AUTH,
   FRAME_TYPE,
   hasFrameMagic,
 } from "../../lib/reliable/frame.ts";
@@ -77,7 +78,8 @@ Deno.test("frame: every malformed header is dropped by its reason", () => {
     [good.replace("53 01 01", "53 02 01"), "net_frame_version"],
     [good.replace("53 01 01", "53 01 00"), "net_frame_type"],
     [good.replace("53 01 01", "53 01 08"), "net_frame_type"],
-    [good.replace("01 01 00 00", "01 01 00 01"), "net_frame_flags"],
+    [good.replace("01 01 00 00", "01 01 00 02"), "net_frame_flags"],
+    [good.replace("01 01 00 00", "01 01 00 01"), "net_auth_unexpected"], // authenticated; this daemon: no key
     ["4a 44 52 53 01 01 00 00 00 00 00 00 00 00 00 01 aa", "net_frame_sender"],
     ["4a 44 52 53 01 01 00 00 00 00 00 07 00 00 00 01", "net_frame_body"], // DATA without entries
     ["4a 44 52 53 01 02 00 00 00 00 00 07 00 00 00 01 00 00 00 00 00 00 00 01", "net_frame_body"], // REPLAY, no entry
@@ -89,6 +91,11 @@ Deno.test("frame: every malformed header is dropped by its reason", () => {
     assertEquals(decoded.ok ? "ok" : decoded.reason, reason, bytes);
   }
   assertEquals(decodeFrame(unhex(good)).ok, true);
+  // Where the trailer was checked and cut off (a key), the flag is expected, and its absence is malformed.
+  const flagged = unhex(good.replace("01 01 00 00", "01 01 00 01"));
+  assertEquals(decodeFrame(flagged, FRAME_FLAG_AUTH).ok, true);
+  const unflagged = decodeFrame(unhex(good), FRAME_FLAG_AUTH);
+  assertEquals(unflagged.ok ? "ok" : unflagged.reason, "net_frame_flags");
 });
 
 Deno.test("frame: a framed datagram never validates as a plain payload, and upstream mode names it", () => {

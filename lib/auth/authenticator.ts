@@ -1,0 +1,176 @@
+/**
+ * Authentication of the framed wire with pre-shared keys (`"key file"`, `"second key file"`; docs/protocol.md
+ * §10.6): seals every frame this daemon sends and checks every frame it receives, in the order missing → bad tag
+ * → replay → stale, each a drop reason. HMAC-SHA-256 through `node:crypto`, synchronous, so the relay's decode
+ * stays synchronous (why not WebCrypto: BENCHMARKS.md "Authentication").
+ * @module
+ */
+import { hash, timingSafeEqual } from "node:crypto";
+import { type Mac, readTrailer, sealFrame } from "./frame.ts";
+import { SenderWindows } from "./replay_window.ts";
+
+/**
+ * How far a frame's timestamp may be from this host's clock, either way. Why a timestamp at all: a receiver
+ * that restarts, or forgets a gone sender's window, has no memory of the counters it took; the timestamp bounds
+ * how long a captured frame is worth replaying. Why ±60 s: wide enough for routers whose clocks NTP keeps
+ * within a second, and for a frame that waited in a socket; narrow enough that a replay after a restart can
+ * only bring back sessions the sender really had in the last minute. Routers need NTP.
+ */
+export const FRESHNESS_MS = 60_000;
+/** A sender's replay window is kept this long after its last frame: beyond it, all its frames are stale. */
+export const RETAIN_MS: number = 3 * FRESHNESS_MS;
+/** How often windows of silent senders are forgotten. */
+const SWEEP_MS = 10_000;
+
+/** Why a received frame is refused. */
+export type AuthDropReason = "net_auth_missing" | "net_auth_bad" | "net_auth_replay" | "net_auth_stale";
+
+/** Result of {@link Authenticator.open}: the frame without its trailer (flag still set), or a drop. */
+export type OpenResult =
+  | { readonly ok: true; readonly frame: Uint8Array }
+  | { readonly ok: false; readonly reason: AuthDropReason; readonly detail: string };
+
+/** Counters of the authentication layer, for the stats JSON. */
+export interface AuthCounters {
+  /** Frames sealed (sent or about to be). */
+  sealed: number;
+  /** Frames whose tag matched "key file". */
+  verifiedFirst: number;
+  /** Frames whose tag matched "second key file" (a peer still signs with it: the rollover is not done). */
+  verifiedSecond: number;
+}
+
+/** Seals and opens frames with the configured keys; the keys can be replaced while running ({@link setKeys}). */
+export class Authenticator {
+  #macs: Mac[] = [];
+  #counter = 0;
+  readonly #windows = new SenderWindows(RETAIN_MS);
+  #lastSweep = 0;
+  /** Counters, for the stats JSON. */
+  readonly counters: AuthCounters = { sealed: 0, verifiedFirst: 0, verifiedSecond: 0 };
+
+  /**
+   * `keys[0]` signs and is tried first; `keys[1]`, if any, is also accepted. `now`: the wall clock in ms
+   * (`Date.now` unless a test's).
+   */
+  constructor(keys: readonly Uint8Array[], private readonly now: () => number = Date.now) {
+    this.setKeys(keys);
+  }
+
+  /** Replaces the keys (SIGHUP): `keys[0]` signs from the next frame on. */
+  setKeys(keys: readonly Uint8Array[]): void {
+    if (keys.length === 0) throw new RangeError("at least one key");
+    this.#macs = keys.map((key) => hmacSha256(key));
+  }
+
+  /** Keys accepted (1 or 2). */
+  get keyCount(): number {
+    return this.#macs.length;
+  }
+
+  /** Senders whose replay windows are kept. */
+  get senders(): number {
+    return this.#windows.size;
+  }
+
+  /** `frame` (flags 0) with the authentication trailer: the next counter, the time, the tag of "key file". */
+  seal(frame: Uint8Array): Uint8Array {
+    this.counters.sealed++;
+    return sealFrame(frame, ++this.#counter, this.now(), this.#macs[0]);
+  }
+
+  /** Checks a received datagram: missing trailer, tag, replay, freshness, in that order. */
+  open(datagram: Uint8Array): OpenResult {
+    const read = readTrailer(datagram);
+    if (!read.ok) return read;
+    const trailer = read.trailer;
+    const key = this.#verify(trailer.signed, trailer.tag);
+    if (key < 0) {
+      return {
+        ok: false,
+        reason: "net_auth_bad",
+        detail:
+          `sender ${hex(trailer.sender)}: the tag matches no configured key; give every daemon the same ` +
+          '"key file" (during a key change, the old key as "second key file")',
+      };
+    }
+    const now = this.now();
+    if (now - this.#lastSweep >= SWEEP_MS) {
+      this.#lastSweep = now;
+      this.#windows.sweep(now);
+    }
+    const verdict = this.#windows.check(trailer.sender, trailer.counter, now);
+    if (verdict !== "fresh") {
+      return {
+        ok: false,
+        reason: "net_auth_replay",
+        detail: `sender ${hex(trailer.sender)}, frame counter ${trailer.counter}: ` +
+          (verdict === "duplicate"
+            ? "already received (a replayed or duplicated datagram)"
+            : verdict === "behind"
+            ? "behind the replay window (a replayed datagram)"
+            : "too many senders within the freshness window"),
+      };
+    }
+    const skew = trailer.timeMs - now;
+    if (Math.abs(skew) > FRESHNESS_MS) {
+      return {
+        ok: false,
+        reason: "net_auth_stale",
+        detail: `sender ${hex(trailer.sender)}: its timestamp is ${Math.round(skew / 1000)} s off this ` +
+          `host's clock (at most ±${
+            FRESHNESS_MS / 1000
+          } s): a replayed datagram, or clocks apart; keep every ` +
+          "router's clock synchronised (NTP)",
+      };
+    }
+    this.#windows.take(trailer.sender, trailer.counter, now);
+    if (key === 0) this.counters.verifiedFirst++;
+    else this.counters.verifiedSecond++;
+    return { ok: true, frame: trailer.frame };
+  }
+
+  /** Index of the key whose tag matches, or -1. */
+  #verify(signed: Uint8Array, tag: Uint8Array): number {
+    for (let i = 0; i < this.#macs.length; i++) {
+      if (timingSafeEqual(this.#macs[i](signed), tag)) return i;
+    }
+    return -1;
+  }
+
+  /** The layer's state for the stats JSON. */
+  status(): Record<string, unknown> {
+    return { keys: this.keyCount, senders: this.senders, counter: this.#counter, ...this.counters };
+  }
+}
+
+/** SHA-256's block size: HMAC's pads. */
+const BLOCK = 64;
+
+/**
+ * HMAC-SHA-256 (RFC 2104) with `key`, from two one-shot `hash` calls over buffers kept between calls: the message
+ * is copied behind the precomputed inner pad, the inner digest behind the outer pad. Same tags as
+ * `createHmac("sha256", key)` (unit-tested), without a Hmac stream object per datagram.
+ */
+function hmacSha256(key: Uint8Array): Mac {
+  const block = new Uint8Array(BLOCK);
+  block.set(key.length > BLOCK ? hash("sha256", key, "buffer") : key);
+  let inner = new Uint8Array(BLOCK + 2048);
+  for (let i = 0; i < BLOCK; i++) inner[i] = block[i] ^ 0x36;
+  const outer = new Uint8Array(BLOCK + 32);
+  for (let i = 0; i < BLOCK; i++) outer[i] = block[i] ^ 0x5c;
+  return (data) => {
+    if (BLOCK + data.length > inner.length) {
+      const bigger = new Uint8Array(BLOCK + data.length);
+      bigger.set(inner.subarray(0, BLOCK));
+      inner = bigger;
+    }
+    inner.set(data, BLOCK);
+    outer.set(hash("sha256", inner.subarray(0, BLOCK + data.length), "buffer"), BLOCK);
+    return hash("sha256", outer, "buffer");
+  };
+}
+
+function hex(id: number): string {
+  return id.toString(16).padStart(8, "0");
+}

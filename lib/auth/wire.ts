@@ -1,0 +1,79 @@
+/**
+ * The authenticated wires (a `"key file"`, docs/protocol.md §10.6), behind the {@link WireCodec} seam:
+ * {@link AuthenticatedWire} seals what an inner codec encodes and opens what it decodes; {@link FramedDataWire}
+ * is the inner codec of `"mode": "upstream"` with a key — DATA frames only, no sequence tracking or recovery
+ * (the reliable mode's engine is the inner codec of `"mode": "reliable"`).
+ * @module
+ */
+import type { SessionFormat } from "../session/format.ts";
+import { validatePayload } from "../session/payload.ts";
+import type { PlainCodec, WireCodec, WireDecodeResult, WireHandled } from "../wire.ts";
+import { decodeFrame, encodeData, FRAME_FLAG_AUTH, FRAME_TYPE } from "../reliable/frame.ts";
+import type { Authenticator } from "./authenticator.ts";
+
+/** `inner`'s datagrams, each sealed on the way out and checked (then the trailer cut off) on the way in. */
+export class AuthenticatedWire implements WireCodec {
+  /** Codec name, shown in the stats JSON: the inner codec's, "+auth". */
+  readonly name: string;
+
+  /** `inner` must expect frames with {@link FRAME_FLAG_AUTH} set. */
+  constructor(private readonly inner: WireCodec, private readonly auth: Authenticator) {
+    this.name = `${inner.name}+auth`;
+  }
+
+  /** The inner codec's datagram, sealed. */
+  encode(payload: Uint8Array): Uint8Array {
+    return this.auth.seal(this.inner.encode(payload));
+  }
+
+  /** Checked by the authenticator, then decoded by the inner codec. */
+  decode(datagram: Uint8Array, format: SessionFormat): WireDecodeResult | WireHandled {
+    const opened = this.auth.open(datagram);
+    if (!opened.ok) return opened;
+    return this.inner.decode(opened.frame, format);
+  }
+}
+
+/** Upstream mode with a key: each kernel batch in one DATA frame (sender id random per start, sequence counted). */
+export class FramedDataWire implements PlainCodec {
+  /** Codec name, shown in the stats JSON. */
+  readonly name = "framed";
+  readonly #sender: number;
+  #seq = 0;
+
+  /** A codec with a new random sender id. */
+  constructor() {
+    const id = crypto.getRandomValues(new Uint32Array(1))[0];
+    this.#sender = id === 0 ? 1 : id;
+  }
+
+  /** This daemon's sender id. */
+  get sender(): number {
+    return this.#sender;
+  }
+
+  /** A DATA frame (flags 0; the authenticator sets the flag). */
+  encode(payload: Uint8Array): Uint8Array {
+    // The sequence only fills the header here (nothing tracks it); it wraps to 1.
+    this.#seq = this.#seq === 0xffff_ffff ? 1 : this.#seq + 1;
+    return encodeData(this.#sender, this.#seq, payload);
+  }
+
+  /** A checked frame (flag set, trailer cut off): its entries, validated; any other type is a mixed group. */
+  decode(frame: Uint8Array, format: SessionFormat): WireDecodeResult {
+    const decoded = decodeFrame(frame, FRAME_FLAG_AUTH);
+    if (!decoded.ok) return decoded;
+    if (decoded.frame.type !== FRAME_TYPE.DATA) {
+      return {
+        ok: false,
+        reason: "net_frame_type",
+        detail: `a reliable-mode frame (type ${decoded.frame.type}): a daemon of this group has "mode": ` +
+          '"reliable"; set the same "mode" on every daemon of the group',
+      };
+    }
+    const entries = decoded.frame.entries;
+    const result = validatePayload(entries, format);
+    if (!result.ok) return result;
+    return { ok: true, payload: entries, sessions: result.sessions };
+  }
+}
