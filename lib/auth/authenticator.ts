@@ -19,6 +19,8 @@ import { SenderWindows } from "./replay_window.ts";
 export const FRESHNESS_MS = 60_000;
 /** A sender's replay window is kept this long after its last frame: beyond it, all its frames are stale. */
 export const RETAIN_MS: number = 3 * FRESHNESS_MS;
+/** Own sender ids remembered (the reliable mode takes a new one only when its sequences run out). */
+const OWN_IDS_KEPT = 4;
 /** How often windows of silent senders are forgotten. */
 const SWEEP_MS = 10_000;
 
@@ -45,6 +47,8 @@ export class Authenticator {
   #macs: Mac[] = [];
   #counter = 0;
   readonly #windows = new SenderWindows(RETAIN_MS);
+  /** Sender ids of the frames this daemon sealed (one; a few when the reliable mode takes a new id). */
+  readonly #own = new Set<number>();
   #lastSweep = 0;
   /** Counters, for the stats JSON. */
   readonly counters: AuthCounters = { sealed: 0, verifiedFirst: 0, verifiedSecond: 0 };
@@ -76,6 +80,11 @@ export class Authenticator {
   /** `frame` (flags 0) with the authentication trailer: the next counter, the time, the tag of "key file". */
   seal(frame: Uint8Array): Uint8Array {
     this.counters.sealed++;
+    const sender = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(8, false);
+    if (!this.#own.has(sender)) {
+      if (this.#own.size >= OWN_IDS_KEPT) this.#own.delete(this.#own.values().next().value!);
+      this.#own.add(sender);
+    }
     return sealFrame(frame, ++this.#counter, this.now(), this.#macs[0]);
   }
 
@@ -92,6 +101,15 @@ export class Authenticator {
         detail:
           `sender ${hex(trailer.sender)}: the tag matches no configured key; give every daemon the same ` +
           '"key file" (during a key change, the old key as "second key file")',
+      };
+    }
+    if (this.#own.has(trailer.sender)) {
+      // Multicast loop is off (and unicast peers never send to themselves), so our own authentic frame only
+      // comes back when someone sends it again — towards its sender, whose replay window never saw it.
+      return {
+        ok: false,
+        reason: "net_auth_replay",
+        detail: `sender ${hex(trailer.sender)} is this daemon: its own frame, sent again by someone else`,
       };
     }
     const now = this.now();

@@ -340,3 +340,16 @@ Deno.test("key files: --check prints paths and lengths, never the key", async ()
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("authenticator: our own authentic frame coming back (a replay towards its sender) is net_auth_replay", () => {
+  // Multicast loop is off, so a daemon never hears its own frames unless someone sends them again.
+  const a = new Authenticator([KEY], () => NOW);
+  const b = new Authenticator([KEY], () => NOW);
+  const own = a.seal(encodeData(0x1111_2222, 1, sessionBatch(0, 1)));
+  const result = a.open(own);
+  assertEquals(result.ok ? "ok" : result.reason, "net_auth_replay");
+  // Another daemon takes it (once).
+  assert(b.open(own).ok);
+  // The sender's id is what makes it "own": a frame of another id sealed by the same key is taken.
+  assert(a.open(b.seal(encodeData(0x3333_4444, 1, sessionBatch(0, 1)))).ok);
+});
