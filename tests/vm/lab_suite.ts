@@ -45,7 +45,7 @@ export function caseSpecs(version: LabJoolVersion): string[] {
   specs.push("two-instances:two:ours", "two-instances:two-upstream:upstream", "instance-gone:gone");
   specs.push("burst-stop:stop-burst:4000"); // 4 000 flows: still going 0.3 s in, when the SIGTERM comes
   specs.push("hostile:hostile", "faults:faults");
-  specs.push("pool4:pool4");
+  specs.push("pool4:pool4", "hostile-auth:hostile-auth");
   return specs;
 }
 
@@ -362,6 +362,71 @@ async function pool4Checks(t: Deno.TestContext, c: CaseResult): Promise<void> {
   });
 }
 
+/**
+ * Case `hostile-auth`: A and B share a key; an attacker without it sends the plain hostile set, plausible forged
+ * sessions (plain, framed, sealed with its own key) and one of A's authentic frames again
+ * (scripts/lab/forge_auth.ts). Nothing may reach either kernel; every datagram is counted under its reason at
+ * both routers (the replayed frame at A too: its own frame, sent back); B still syncs from A.
+ */
+async function hostileAuthChecks(t: Deno.TestContext, c: CaseResult): Promise<void> {
+  const f = c.facts;
+  const label = `${c.name} (format ${f.format})`;
+  type Sent = { sent: number; failed: number; byReason: Record<string, number>; captured?: number };
+  const forged = JSON.parse(readOr(join(c.dir, "forged.json"), "null")) as Sent | null;
+  const replayed = JSON.parse(readOr(join(c.dir, "replayed.json"), "null")) as Sent | null;
+  await t.step(`${label}: both keyed daemons started; the attacker sent every forged datagram`, () => {
+    assertEquals([f.ready_a, f.ready_b], ["yes", "yes"]);
+    assert(forged, `no forged.json; see ${c.dir}/forged.out`);
+    assertEquals([f.sent, forged.failed], ["yes", 0], readOr(join(c.dir, "forged.out")));
+    console.error(`  ${label}: forged ${JSON.stringify(forged.byReason)}`);
+  });
+  if (!forged) return;
+  for (const router of ["B", "A"]) {
+    const before = readSnapshot(join(c.dir, "before"), router);
+    const after = readSnapshot(join(c.dir, "after"), router);
+    await t.step(
+      `${label}: ${router} counted every forged datagram under its reason; none reached its kernel`,
+      () => {
+        assertEquals(f[`alive_${router.toLowerCase()}`], "yes", `see ${c.dir}/d-${router}-default.log`);
+        assert(before.statsJson && after.statsJson, "no JSON stats before or after");
+        assertEquals(grown(before, after, "NET_RCVD_PKTS"), forged.sent, "datagrams received");
+        assertEquals(dropsGrown(before, after), forged.byReason, "drops by reason");
+        assertEquals(grown(before, after, "KERNEL_SENT_PKTS"), 0, "JOOLD_ADDs sent");
+        assertEquals(sessionCount(after), 0, `${router}'s session table after the forgeries`);
+      },
+    );
+  }
+  await t.step(
+    `${label}: A's authentic frame sent again is dropped as a replay, by B and by A itself`,
+    () => {
+      assertEquals(f.replayed, "yes", readOr(join(c.dir, "replayed.out")));
+      assert(replayed && replayed.sent > 0, `nothing replayed; see ${c.dir}/replayed.out`);
+      for (const router of ["B", "A"]) {
+        const after = readSnapshot(join(c.dir, "after"), router);
+        const end = readSnapshot(join(c.dir, "end"), router);
+        assertEquals(
+          dropsGrown(after, end),
+          { net_auth_replay: replayed.sent },
+          `${router}'s drops during the replay`,
+        );
+      }
+    },
+  );
+  await t.step(`${label}: B still syncs from A, and holds nothing A does not`, () => {
+    assertEquals(f.a_to_b, "yes");
+    const a = readSnapshot(join(c.dir, "end"), "A"), b = readSnapshot(join(c.dir, "end"), "B");
+    const v = mirrorOf(a, b, "udp", [10001, 10000 + N_FLOWS]);
+    assert(v.ok, v.reason);
+    assertEquals(sessionCount(b), sessionCount(a), "B's table against A's");
+  });
+  await t.step(`${label}: no Jool line, oops or warning in the kernel log`, () => {
+    const lines = readOr(join(c.dir, "dmesg-hostile"), "\n").split("\n").filter((l) =>
+      KERNEL_TROUBLE.test(l)
+    );
+    assertEquals(lines, []);
+  });
+}
+
 /** The exit statuses the systemd stand-in recorded for a router's daemon ("STATUS UPTIME_MS" lines). */
 function exits(c: CaseResult, router: string): number[] {
   return readOr(join(c.dir, `d-${router}-default.exits`)).split("\n").filter(Boolean).map((l) =>
@@ -497,6 +562,7 @@ export function labSuite(version: LabJoolVersion): void {
       else if (kind === "instance-gone") await instanceGoneChecks(t, c);
       else if (kind === "burst-stop") await burstStopChecks(t, c);
       else if (kind === "hostile") await hostileChecks(t, version, c);
+      else if (kind === "hostile-auth") await hostileAuthChecks(t, c);
       else if (kind === "faults") await faultChecks(t, version, c);
       else if (kind === "pool4") await pool4Checks(t, c);
     }

@@ -387,6 +387,73 @@ hostile_case() {
   fact "$dir" seconds $(($(date +%s) - t0))
 }
 
+# hostile_auth_case NAME: A and B share a "key file" (upstream mode: authenticated DATA frames). An attacker X on
+# the sync link without the key sends the plain hostile set, plausible forged sessions (plain, framed, sealed with
+# its own key; scripts/lab/forge_auth.ts), then captures one of A's authentic frames and sends it again. Nothing
+# may reach either kernel, every datagram is counted under its reason, and B still syncs from A.
+hostile_auth_case() {
+  local name=$1 dir t0 fmt=C ifindex replayer i
+  is_4113 || fmt=A
+  dir=$(case_dir "$name")
+  mkdir -p "$dir"
+  t0=$(date +%s)
+  log "case $name: an attacker without the routers' key on the sync link (format $fmt)"
+  fact "$dir" kind hostile-auth
+  fact "$dir" format "$fmt"
+  fresh_instances default || {
+    fact "$dir" setup fail
+    return
+  }
+  ip netns add X 2>/dev/null
+  nsx X ip link set lo up
+  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
+  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  head -c 32 /dev/urandom >/tmp/lab-sync.key
+  chmod 600 /tmp/lab-sync.key
+  capture_start "$dir"
+  NETSOCKET_EXTRA='"key file": "/tmp/lab-sync.key",' daemon_start A ours 6 default 45678
+  NETSOCKET_EXTRA='"key file": "/tmp/lab-sync.key",' daemon_start B ours 6 default 45678
+  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  sleep 1
+  snapshot "$dir/before" A default 45678
+  snapshot "$dir/before" B default 45678
+  dmesg >"$dir/dmesg-before"
+  nsx X "$DENO" run --unstable-net --allow-net --allow-read --allow-write "$LAB/forge_auth.ts" forge "$fmt" \
+    "$GROUP6" "$SYNC_PORT" "$dir/forged.json" >"$dir/forged.out" 2>&1 && fact "$dir" sent yes || fact "$dir" sent no
+  log "  $name: $(tail -1 "$dir/forged.out")"
+  sleep 3
+  snapshot "$dir/after" A default 45678
+  snapshot "$dir/after" B default 45678
+  # The replay: X listens on the group, A's fresh traffic gives it an authentic frame to send again.
+  ifindex=$(nsx X cat /sys/class/net/eth0/ifindex)
+  nsx X "$DENO" run --unstable-net --allow-net --allow-read --allow-write "$LAB/forge_auth.ts" replay "$GROUP6" \
+    "$SYNC_PORT" "$ifindex" 1 "$dir/replayed.json" >"$dir/replayed.out" 2>&1 &
+  replayer=$!
+  for i in $(seq 1 120); do
+    [ -f "$dir/replayed.json.ready" ] && break
+    sleep 0.5
+  done
+  via A
+  traffic 10000 "$N_FLOWS"
+  wait "$replayer" && fact "$dir" replayed yes || fact "$dir" replayed no
+  log "  $name: $(tail -1 "$dir/replayed.out")"
+  wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
+  sleep 2
+  dmesg >"$dir/dmesg-after"
+  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-hostile"
+  kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
+  kill -0 "$(cat /tmp/d-A-default/pid)" 2>/dev/null && fact "$dir" alive_a yes || fact "$dir" alive_a no
+  snapshot "$dir/end" A default 45678
+  snapshot "$dir/end" B default 45678
+  capture_stop
+  cleanup_case
+  collect_logs "$dir"
+  rm -rf /tmp/d-* /tmp/lab-sync.key
+  ip netns del X
+  fact "$dir" seconds $(($(date +%s) - t0))
+}
+
 # fault_phase DIR PHASE BASE: fresh traffic through A (UDP ports BASE+1…), then A's sessions must all be in B
 # within SYNC_WAIT (or $4) seconds, with no command; facts synced_PHASE and waited_PHASE, snapshot DIR/PHASE.
 fault_phase() {

@@ -115,6 +115,11 @@ daemon_config() {
   fi
   printf '{\n  "multicast address": "%s",\n  "multicast port": "%s",\n  "in interface": "%s",\n  "out interface": "%s",\n  "reuseaddr": 1,\n  "ttl": 3\n}\n' \
     "$addr" "$SYNC_PORT" "$ifc" "$ifc" >"$dir/netsocket.json"
+  # NETSOCKET_EXTRA: more members for the file, e.g. '"key file": "/tmp/lab-sync.key",' (a case's own keys).
+  if [ -n "${NETSOCKET_EXTRA:-}" ]; then
+    { echo '{'; echo "  $NETSOCKET_EXTRA"; tail -n +2 "$dir/netsocket.json"; } >"$dir/netsocket.tmp"
+    mv "$dir/netsocket.tmp" "$dir/netsocket.json"
+  fi
   printf '{ "instance": "%s" }\n' "$inst" >"$dir/modsocket.json"
 }
 

@@ -4,7 +4,7 @@
 #   two-instances:NAME:DAEMON                    instance-gone:NAME
 #   burst:NAME:DAEMON:FLOWS                      burst-stop:NAME:FLOWS
 #   hostile:NAME                                 faults:NAME
-#   pool4:NAME
+#   pool4:NAME                                   hostile-auth:NAME
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
 mkdir -p "$OUT/cases"
@@ -20,6 +20,7 @@ for spec in $LAB_CASES; do
   burst) burst_case "$name" "$a1" "$a2" ;;
   burst-stop) burst_stop_case "$name" "$a1" ;;
   hostile) hostile_case "$name" ;;
+  hostile-auth) hostile_auth_case "$name" ;;
   faults) faults_case "$name" ;;
   pool4) pool4_case "$name" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
