@@ -24,6 +24,7 @@ import {
   type Snapshot,
   udpPortRange,
 } from "../../scripts/lab/results.ts";
+import { reliableCaseSpecs, reliableChecks } from "./reliable_lab.ts";
 
 const N_FLOWS = 5;
 
@@ -46,6 +47,7 @@ export function caseSpecs(version: LabJoolVersion): string[] {
   specs.push("burst-stop:stop-burst:4000"); // 4 000 flows: still going 0.3 s in, when the SIGTERM comes
   specs.push("hostile:hostile", "faults:faults");
   specs.push("pool4:pool4");
+  specs.push(...reliableCaseSpecs(version));
   return specs;
 }
 
@@ -499,6 +501,7 @@ export function labSuite(version: LabJoolVersion): void {
       else if (kind === "hostile") await hostileChecks(t, version, c);
       else if (kind === "faults") await faultChecks(t, version, c);
       else if (kind === "pool4") await pool4Checks(t, c);
+      else if (kind === "reliable") await reliableChecks(t, version, c);
     }
   });
 }

@@ -5,8 +5,10 @@
 #   burst:NAME:DAEMON:FLOWS                      burst-stop:NAME:FLOWS
 #   hostile:NAME                                 faults:NAME
 #   pool4:NAME
+#   reliable:NAME:DAEMON (ours: reliable mode; upstream: reference)
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
+source /mnt/proj/scripts/lab/guest/reliable.sh
 mkdir -p "$OUT/cases"
 log "Jool $JOOL_VERSION: $(jool --version 2>&1 | head -1); cases: $LAB_CASES"
 topology_up
@@ -22,6 +24,7 @@ for spec in $LAB_CASES; do
   hostile) hostile_case "$name" ;;
   faults) faults_case "$name" ;;
   pool4) pool4_case "$name" ;;
+  reliable) reliable_case "$name" "$a1" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
