@@ -24,6 +24,7 @@ import {
   type Snapshot,
   udpPortRange,
 } from "../../scripts/lab/results.ts";
+import { reliableCaseSpecs, reliableChecks } from "./reliable_lab.ts";
 
 const N_FLOWS = 5;
 
@@ -46,6 +47,7 @@ export function caseSpecs(version: LabJoolVersion): string[] {
   specs.push("burst-stop:stop-burst:4000"); // 4 000 flows: still going 0.3 s in, when the SIGTERM comes
   specs.push("hostile:hostile", "faults:faults");
   specs.push("pool4:pool4", "hostile-auth:hostile-auth");
+  specs.push(...reliableCaseSpecs(version));
   return specs;
 }
 
@@ -565,6 +567,7 @@ export function labSuite(version: LabJoolVersion): void {
       else if (kind === "hostile-auth") await hostileAuthChecks(t, c);
       else if (kind === "faults") await faultChecks(t, version, c);
       else if (kind === "pool4") await pool4Checks(t, c);
+      else if (kind === "reliable") await reliableChecks(t, version, c);
     }
   });
 }

@@ -411,8 +411,8 @@ hostile_auth_case() {
   head -c 32 /dev/urandom >/tmp/lab-sync.key
   chmod 600 /tmp/lab-sync.key
   capture_start "$dir"
-  NETSOCKET_EXTRA='"key file": "/tmp/lab-sync.key",' daemon_start A ours 6 default 45678
-  NETSOCKET_EXTRA='"key file": "/tmp/lab-sync.key",' daemon_start B ours 6 default 45678
+  NETSOCKET_EXTRA=', "key file": "/tmp/lab-sync.key"' daemon_start A ours 6 default 45678
+  NETSOCKET_EXTRA=', "key file": "/tmp/lab-sync.key"' daemon_start B ours 6 default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
   daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
   sleep 1

@@ -105,6 +105,7 @@ instance_add() {
 instance_remove() { nsx "$1" jool instance remove "$2"; }
 
 # daemon_config NS FAMILY INSTANCE DIR [GROUP6 GROUP4]: the daemon's netsocket.json and modsocket.json in DIR.
+# NETSOCKET_EXTRA, when set, is appended to netsocket.json's keys as is (",\n  \"mode\": ..."; see reliable.sh).
 daemon_config() {
   local ns=$1 fam=$2 inst=$3 dir=$4 g6=${5:-$GROUP6} g4=${6:-$GROUP4} addr ifc
   if [ "$fam" = 6 ]; then
@@ -113,13 +114,8 @@ daemon_config() {
     addr=$g4 ifc=203.0.113.1
     [ "$ns" = B ] && ifc=203.0.113.2
   fi
-  printf '{\n  "multicast address": "%s",\n  "multicast port": "%s",\n  "in interface": "%s",\n  "out interface": "%s",\n  "reuseaddr": 1,\n  "ttl": 3\n}\n' \
-    "$addr" "$SYNC_PORT" "$ifc" "$ifc" >"$dir/netsocket.json"
-  # NETSOCKET_EXTRA: more members for the file, e.g. '"key file": "/tmp/lab-sync.key",' (a case's own keys).
-  if [ -n "${NETSOCKET_EXTRA:-}" ]; then
-    { echo '{'; echo "  $NETSOCKET_EXTRA"; tail -n +2 "$dir/netsocket.json"; } >"$dir/netsocket.tmp"
-    mv "$dir/netsocket.tmp" "$dir/netsocket.json"
-  fi
+  printf '{\n  "multicast address": "%s",\n  "multicast port": "%s",\n  "in interface": "%s",\n  "out interface": "%s",\n  "reuseaddr": 1,\n  "ttl": 3%s\n}\n' \
+    "$addr" "$SYNC_PORT" "$ifc" "$ifc" "${NETSOCKET_EXTRA:-}" >"$dir/netsocket.json"
   printf '{ "instance": "%s" }\n' "$inst" >"$dir/modsocket.json"
 }
 

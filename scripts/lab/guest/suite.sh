@@ -5,8 +5,10 @@
 #   burst:NAME:DAEMON:FLOWS                      burst-stop:NAME:FLOWS
 #   hostile:NAME                                 faults:NAME
 #   pool4:NAME                                   hostile-auth:NAME
+#   reliable:NAME:DAEMON (ours: reliable mode; upstream: reference)
 source /mnt/proj/scripts/lab/guest/lib.sh
 source /mnt/proj/scripts/lab/guest/cases.sh
+source /mnt/proj/scripts/lab/guest/reliable.sh
 mkdir -p "$OUT/cases"
 log "Jool $JOOL_VERSION: $(jool --version 2>&1 | head -1); cases: $LAB_CASES"
 topology_up
@@ -23,6 +25,7 @@ for spec in $LAB_CASES; do
   hostile-auth) hostile_auth_case "$name" ;;
   faults) faults_case "$name" ;;
   pool4) pool4_case "$name" ;;
+  reliable) reliable_case "$name" "$a1" ;;
   *) log "unknown case kind '$kind' in '$spec'" ;;
   esac
   echo "$name" >>"$OUT/cases-done"
