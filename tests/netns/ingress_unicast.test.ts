@@ -1,0 +1,254 @@
+/**
+ * Ingress filtering and unicast peers end to end (docs/protocol.md §11): real daemons (main.ts with the kernel
+ * double) in namespaces, no multicast group at all.
+ *
+ * - Two daemons, upstream mode, `"peers"` only, B with `"accept from"` A and `"in interface"` its sync link:
+ *   A's sessions reach B's kernel; well-formed session datagrams from a source outside the list (on the sync
+ *   link) and from A's own address forged on a third namespace wired to another interface of B reach nothing,
+ *   each counted by reason in B's json stats.
+ * - Three daemons on one bridge, unicast only: upstream mode over IPv4, and the reliable mode over IPv6 with
+ *   `"accept from"` and `"in interface"` on every daemon: each kernel gets the other two's sessions.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { DENO, ROOT } from "../helpers/daemon_process.ts";
+import { Lab, netnsTest, sh } from "./namespaces.ts";
+import { Daemon, queryStats, type StatsJson } from "../helpers/double_daemon.ts";
+import { sessionBatch } from "../helpers/kernel_messages.ts";
+
+const STATS_PORT = 46611;
+const NEEDS = { files: [`${ROOT}lib/net/ingress.ts`] };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Session numbers in the JOOLD_ADDs a daemon's double received (the last two bytes of src6). */
+function received(daemon: Daemon): Set<number> {
+  const out = new Set<number>();
+  for (const container of daemon.adds()) {
+    for (let at = 0; at + 40 <= container.length; at += 40) {
+      out.add((container[at + 18] << 8) | container[at + 19]);
+    }
+  }
+  return out;
+}
+
+const range = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
+
+async function untilReceived(daemon: Daemon, sessions: number[], what: string): Promise<void> {
+  await daemon.until(what, () => {
+    const got = received(daemon);
+    return sessions.every((n) => got.has(n));
+  });
+}
+
+/**
+ * Sends `count` datagrams, each a batch of 3 upstream session entries from `first` on (valid for the kernel
+ * double's 4.1.13), from a plain UDP socket bound to `source` inside `ns`, to `destination`:6464.
+ */
+async function sendFrom(ns: string, source: string, destination: string, first: number, count: number) {
+  const datagrams = range(0, count).map((i) => Array.from(sessionBatch(first + 3 * i, 3)));
+  const script = `const c = Deno.listenDatagram({ transport: "udp", hostname: ${
+    JSON.stringify(source)
+  }, port: 0 });
+for (const d of ${JSON.stringify(datagrams)}) {
+  await c.send(new Uint8Array(d), { transport: "udp", hostname: ${JSON.stringify(destination)}, port: 6464 });
+  await new Promise((r) => setTimeout(r, 2));
+}
+c.close();`;
+  await sh("ip", "netns", "exec", ns, DENO, "eval", "--quiet", "--unstable-net", script);
+}
+
+async function writeConfig(dir: string, netsocket: Record<string, unknown>): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/netsocket.json`,
+    JSON.stringify({ "multicast port": 6464, reuseaddr: 1, ...netsocket }),
+  );
+  await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);
+}
+
+/** Waits until B's json stats satisfy `condition`; returns them. */
+async function untilStats(
+  daemon: Daemon,
+  condition: (s: StatsJson) => boolean,
+  what: string,
+): Promise<StatsJson> {
+  const deadline = Date.now() + 20_000;
+  while (true) {
+    const stats = await queryStats(daemon.ns, STATS_PORT);
+    if (condition(stats)) return stats;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${what}: ${JSON.stringify(stats.drops)} ${JSON.stringify(stats.counters)}\n${daemon.log.join("\n")}`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+netnsTest(
+  "unicast peers with accept from: wrong-source and wrong-interface datagrams are counted, never reach the kernel",
+  async () => {
+    const lab = new Lab();
+    const dirs: string[] = [];
+    const started: Daemon[] = [];
+    try {
+      const nsA = await lab.namespace("a");
+      const nsB = await lab.namespace("b");
+      const nsC = await lab.namespace("c");
+      // The sync link A ⇄ B; a third namespace C on another interface of B.
+      await lab.link(
+        { ns: nsA, name: "eth0", addresses: ["192.0.2.1/24", "192.0.2.9/24"] },
+        { ns: nsB, name: "eth0", addresses: ["192.0.2.2/24"] },
+      );
+      await lab.link(
+        { ns: nsC, name: "eth0", addresses: ["198.51.100.1/24"] },
+        { ns: nsB, name: "eth1", addresses: ["198.51.100.2/24"] },
+      );
+      // C forges A's address. B's reverse-path filter is off, so what stops C's datagrams is joold's check.
+      await sh("ip", "-n", nsC, "address", "add", "192.0.2.1/32", "dev", "eth0");
+      for (const key of ["all", "default", "eth0", "eth1"]) {
+        await sh("ip", "netns", "exec", nsB, "sysctl", "-qw", `net.ipv4.conf.${key}.rp_filter=0`);
+      }
+      const dirA = await Deno.makeTempDir({ prefix: "joold-ingress-a-" });
+      const dirB = await Deno.makeTempDir({ prefix: "joold-ingress-b-" });
+      dirs.push(dirA, dirB);
+      await writeConfig(dirA, { peers: ["192.0.2.2"] });
+      await writeConfig(dirB, {
+        peers: ["192.0.2.1"],
+        "accept from": ["192.0.2.1"],
+        "in interface": "192.0.2.2",
+      });
+      const a = new Daemon({ ns: nsA, dir: dirA, statsPort: STATS_PORT });
+      const b = new Daemon({ ns: nsB, dir: dirB, statsPort: STATS_PORT });
+      started.push(a, b);
+      await a.ready();
+      await b.ready();
+
+      // Forged traffic first: 20 datagrams (60 sessions) from 192.0.2.9 on the sync link, 20 from "192.0.2.1"
+      // through eth1.
+      await sendFrom(nsA, "192.0.2.9", "192.0.2.2", 1000, 20);
+      await sendFrom(nsC, "192.0.2.1", "198.51.100.2", 2000, 20);
+      // Then A's real sessions, and B's own towards A (A filters nothing: the default path).
+      for (let n = 0; n < 30; n += 3) await a.inject(sessionBatch(n, 3));
+      for (let n = 500; n < 530; n += 3) await b.inject(sessionBatch(n, 3));
+      await untilReceived(b, range(0, 30), "A's sessions at B");
+      await untilReceived(a, range(500, 30), "B's sessions at A");
+
+      const stats = await untilStats(
+        b,
+        (s) => s.drops.net_source_refused === 20 && s.drops.net_wrong_interface === 20,
+        "B's drops by reason",
+      );
+      const got = received(b);
+      assertEquals(range(1000, 60).filter((n) => got.has(n)), [], "no wrong-source session at B's kernel");
+      assertEquals(range(2000, 60).filter((n) => got.has(n)), [], "no wrong-interface session at B's kernel");
+      assertEquals(got.size, 30, "B's kernel got A's 30 sessions and nothing else");
+      // The relay may coalesce A's 10 kernel batches into fewer datagrams: count what A sent.
+      const statsA = await queryStats(a.ns, STATS_PORT);
+      const fromA = statsA.counters.NET_SENT_PKTS;
+      assertEquals(stats.counters.NET_RCVD_PKTS, fromA + 40, "B read A's datagrams and the 40 forged ones");
+      assertEquals(stats.counters.KERNEL_SENT_PKTS, fromA, "only A's datagrams went to B's kernel");
+      assertEquals(statsA.drops.net_source_refused, 0);
+      assertEquals(statsA.counters.NET_SEND_ERRORS, 0);
+    } finally {
+      for (const daemon of started) await daemon.stop();
+      await lab.cleanup();
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    }
+  },
+  NEEDS,
+);
+
+/** Three namespaces on one bridge (in a fourth), each with `addresses[i]` on its eth0. */
+async function bridged(lab: Lab, addresses: string[][]): Promise<string[]> {
+  const sw = await lab.namespace("sw");
+  await sh("ip", "-n", sw, "link", "add", "br0", "type", "bridge");
+  await sh("ip", "-n", sw, "link", "set", "br0", "up");
+  const namespaces: string[] = [];
+  for (const [i, own] of addresses.entries()) {
+    const ns = await lab.namespace(`n${i}`);
+    namespaces.push(ns);
+    await lab.link({ ns, name: "eth0", addresses: own }, { ns: sw, name: `p${i}`, addresses: [] });
+    await sh("ip", "-n", sw, "link", "set", `p${i}`, "master", "br0");
+  }
+  return namespaces;
+}
+
+async function threeDaemons(
+  mode: "upstream" | "reliable",
+  addresses: string[],
+  cidr: number,
+  extra: (own: string) => Record<string, unknown>,
+): Promise<void> {
+  const lab = new Lab();
+  const dirs: string[] = [];
+  const started: Daemon[] = [];
+  try {
+    const namespaces = await bridged(lab, addresses.map((a) => [`${a}/${cidr}`]));
+    const daemons: Daemon[] = [];
+    for (const [i, own] of addresses.entries()) {
+      const dir = await Deno.makeTempDir({ prefix: `joold-unicast-${i}-` });
+      dirs.push(dir);
+      await writeConfig(dir, {
+        peers: addresses.filter((a) => a !== own),
+        ...(mode === "reliable" ? { mode, "heartbeat interval": 200 } : {}),
+        ...extra(own),
+      });
+      const daemon = new Daemon({ ns: namespaces[i], dir, statsPort: STATS_PORT });
+      started.push(daemon);
+      daemons.push(daemon);
+    }
+    for (const daemon of daemons) await daemon.ready();
+    if (mode === "reliable") {
+      for (const daemon of daemons) {
+        await untilStats(
+          daemon,
+          (s) => (s.reliable as { peers: unknown[] }).peers.length === 2,
+          "two live peers",
+        );
+      }
+    }
+    // Each daemon's kernel makes 30 sessions of its own (ranges 0, 1000, 2000).
+    for (const [i, daemon] of daemons.entries()) {
+      for (let n = 1000 * i; n < 1000 * i + 30; n += 3) await daemon.inject(sessionBatch(n, 3));
+    }
+    for (const [i, daemon] of daemons.entries()) {
+      const others = [0, 1, 2].filter((j) => j !== i).flatMap((j) => range(1000 * j, 30));
+      await untilReceived(daemon, others, `the other two's sessions at daemon ${i}`);
+      const got = received(daemon);
+      assertEquals(range(1000 * i, 30).filter((n) => got.has(n)), [], "a daemon never hears itself");
+      const stats = await queryStats(daemon.ns, STATS_PORT);
+      assertEquals(stats.counters.NET_SEND_ERRORS, 0);
+      assertEquals(stats.drops.net_source_refused, 0);
+      assertEquals(stats.drops.net_wrong_interface, 0);
+      if (mode === "reliable") {
+        const reliable = stats.reliable as { peers: { lost: number }[] };
+        assertEquals(reliable.peers.length, 2);
+        assert(reliable.peers.every((p) => p.lost === 0), JSON.stringify(reliable));
+      }
+    }
+  } finally {
+    for (const daemon of started) await daemon.stop();
+    await lab.cleanup();
+    for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+  }
+}
+
+netnsTest(
+  "three daemons sync over unicast only (no multicast address), upstream mode, IPv4",
+  () => threeDaemons("upstream", ["192.0.2.1", "192.0.2.2", "192.0.2.3"], 24, () => ({})),
+  NEEDS,
+);
+
+netnsTest(
+  "three daemons sync over unicast only, reliable mode, IPv6, each accepting only the others through eth0",
+  () =>
+    threeDaemons(
+      "reliable",
+      ["2001:db8::1", "2001:db8::2", "2001:db8::3"],
+      64,
+      (own) => ({
+        "in interface": "eth0",
+        "accept from": ["2001:db8::1", "2001:db8::2", "2001:db8::3"].filter((a) => a !== own),
+      }),
+    ),
+  NEEDS,
+);
