@@ -252,3 +252,64 @@ netnsTest(
     ),
   NEEDS,
 );
+
+netnsTest(
+  "a multicast group with accept from (the group-bound socket), and a sender with group plus an unreachable peer",
+  async () => {
+    const lab = new Lab();
+    const dirs: string[] = [];
+    const started: Daemon[] = [];
+    try {
+      const nsA = await lab.namespace("a");
+      const nsB = await lab.namespace("b");
+      await lab.link(
+        { ns: nsA, name: "eth0", addresses: ["192.0.2.1/24", "192.0.2.9/24"] },
+        { ns: nsB, name: "eth0", addresses: ["192.0.2.2/24"] },
+      );
+      // The forger's plain socket sends to the group without IP_MULTICAST_IF: give it a route.
+      await sh("ip", "-n", nsA, "route", "add", "224.0.0.0/4", "dev", "eth0");
+      const dirA = await Deno.makeTempDir({ prefix: "joold-ingress-a-" });
+      const dirB = await Deno.makeTempDir({ prefix: "joold-ingress-b-" });
+      dirs.push(dirA, dirB);
+      const group = { "multicast address": "233.252.0.64", ttl: 1 };
+      // A: the group and a peer it has no route to (198.51.100.0/24 is nowhere in A's namespace).
+      await writeConfig(dirA, { ...group, "out interface": "192.0.2.1", peers: ["198.51.100.7"] });
+      await writeConfig(dirB, { ...group, "in interface": "192.0.2.2", "accept from": ["192.0.2.0/29"] });
+      const a = new Daemon({ ns: nsA, dir: dirA, statsPort: STATS_PORT });
+      const b = new Daemon({ ns: nsB, dir: dirB, statsPort: STATS_PORT });
+      started.push(a, b);
+      await a.ready();
+      await b.ready();
+
+      await sendFrom(nsA, "192.0.2.9", "233.252.0.64", 1000, 15);
+      for (let n = 0; n < 30; n += 3) await a.inject(sessionBatch(n, 3));
+      await untilReceived(b, range(0, 30), "A's sessions at B through the group");
+      const stats = await untilStats(b, (s) => s.drops.net_source_refused === 15, "B's refusals");
+      const got = received(b);
+      assertEquals(range(1000, 45).filter((n) => got.has(n)), [], "no wrong-source session at B's kernel");
+      assertEquals(got.size, 30);
+      assertEquals(stats.drops.net_wrong_interface, 0);
+
+      const statsA = await queryStats(a.ns, STATS_PORT);
+      const datagrams = statsA.counters.NET_SENT_PKTS;
+      assert(datagrams > 0);
+      assertEquals(stats.counters.KERNEL_SENT_PKTS, datagrams, "every datagram A sent to the group");
+      assertEquals(
+        statsA.counters.NET_SEND_ERRORS,
+        datagrams,
+        "each one failed towards the unreachable peer",
+      );
+      const lines = a.log.filter((l) => l.includes("could not send a datagram"));
+      assert(
+        lines.length >= 1 && lines.length <= 3,
+        `rate-limited to one line a second: ${lines.join("\n")}`,
+      );
+      assert(lines[0].includes("(to 198.51.100.7:6464)"), lines[0]);
+    } finally {
+      for (const daemon of started) await daemon.stop();
+      await lab.cleanup();
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    }
+  },
+  NEEDS,
+);
