@@ -10,7 +10,7 @@
  *   `"accept from"` and `"in interface"` on every daemon: each kernel gets the other two's sessions.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { DENO, ROOT } from "../helpers/daemon_process.ts";
+import { DAEMON_FLAGS, DENO, ROOT } from "../helpers/daemon_process.ts";
 import { Lab, netnsTest, sh } from "./namespaces.ts";
 import { Daemon, queryStats, type StatsJson } from "../helpers/double_daemon.ts";
 import { sessionBatch } from "../helpers/kernel_messages.ts";
@@ -313,3 +313,53 @@ netnsTest(
   },
   NEEDS,
 );
+
+netnsTest("--check accepts the README's unicast example and prints peers and accept from", async () => {
+  const lab = new Lab();
+  const dir = await Deno.makeTempDir({ prefix: "joold-check-unicast-" });
+  try {
+    const ns = await lab.namespace("chk");
+    const other = await lab.namespace("peer");
+    await lab.link(
+      { ns, name: "eth0", addresses: ["192.0.2.1/24"] },
+      { ns: other, name: "eth0", addresses: ["192.0.2.2/24"] },
+    );
+    const readme = await Deno.readTextFile(`${ROOT}README.md`);
+    const section = readme.slice(readme.indexOf("### Unicast peers and source filtering"));
+    const example = section.slice(
+      section.indexOf("```json\n") + 8,
+      section.indexOf("```\n", section.indexOf("```json")),
+    );
+    await Deno.writeTextFile(`${dir}/netsocket.json`, example);
+    await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        DENO,
+        "run",
+        "--quiet",
+        ...DAEMON_FLAGS,
+        `${ROOT}main.ts`,
+        "--check",
+        "netsocket.json",
+        "modsocket.json",
+      ],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert(stdout.includes("multicast address: (none: unicast peers only)\n"), stdout);
+    assert(
+      stdout.includes("\naccept from: 192.0.2.2/32, 192.0.2.3/32 (through the in interface only)\n"),
+      stdout,
+    );
+    assert(stdout.includes("\npeers: 192.0.2.2:6464, 192.0.2.3:6465\n"), stdout);
+  } finally {
+    await lab.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+}, NEEDS);
