@@ -55,6 +55,12 @@ const SEND_ERROR_LOG_INTERVAL_MS = 1_000;
  */
 const FILTERED_POLL_MS = 250;
 
+/**
+ * Datagrams the filtered receive path reads back to back before it lets the event loop run (a macrotask): its
+ * reads are synchronous, so a flood of refused datagrams would otherwise starve the kernel channel and timers.
+ */
+const FILTERED_BURST = 64;
+
 /** Longest pause after consecutive receive errors, so a persistent error cannot spin the CPU. */
 const RECEIVE_ERROR_MAX_BACKOFF_MS = 1_000;
 
@@ -286,17 +292,25 @@ export class NetChannel {
 
   /**
    * The `"accept from"` path: recvmsg() with packet info until nothing is waiting, then a poll() on a runtime
-   * thread with a timeout (so close() ends the loop within {@link FILTERED_POLL_MS}). A datagram from a source
+   * thread with a timeout (so close() ends the loop within {@link FILTERED_POLL_MS}); after
+   * {@link FILTERED_BURST} reads in a row the event loop gets a turn. A datagram from a source
    * outside the list, or (with "in interface") arriving on another interface, is counted by reason and never
    * yielded. The rest is as in the plain path.
    */
   async *#receiveFiltered({ filter, receiver }: Ingress): AsyncIterable<Uint8Array> {
     let consecutiveErrors = 0;
+    let burst = 0;
     while (!this.#closed) {
       let datagram: ReturnType<PacketInfoReceiver["receive"]>;
       try {
+        if (++burst > FILTERED_BURST) {
+          burst = 0;
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          if (this.#closed) return;
+        }
         datagram = receiver.receive();
         if (datagram === "empty") {
+          burst = 0;
           await receiver.readable(FILTERED_POLL_MS);
           continue;
         }

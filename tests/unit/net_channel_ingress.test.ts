@@ -129,3 +129,34 @@ Deno.test("peers: every datagram goes to each peer; an unreachable one is counte
     two.close();
   }
 });
+
+Deno.test("a flood of refused datagrams does not starve the event loop (a turn every 64 reads)", async () => {
+  const d = deps();
+  const port = 46439;
+  const channel = await NetChannel.open(
+    unicastConfig(port, { acceptFrom: [{ text: "127.0.0.1/32", ...prefix("127.0.0.1") }] }),
+    d,
+  );
+  const bad = sender("127.0.0.2");
+  const good = sender("127.0.0.1");
+  try {
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
+    for (let i = 0; i < 1000; i++) await bad.send(Uint8Array.of(i & 0xff), to);
+    await good.send(Uint8Array.of(42), to);
+    // All 1001 wait in the socket. The timer is due at once; the loop must let it run long before it has read
+    // the 1000 refused ones (without the turn it reads them all synchronously first).
+    let dropsWhenTimerRan = -1;
+    setTimeout(() => dropsWhenTimerRan = d.stats.drops("net_source_refused"), 0);
+    const got = await channel.receive()[Symbol.asyncIterator]().next();
+    assert.deepEqual(got.value?.slice(), Uint8Array.of(42));
+    assert.equal(d.stats.drops("net_source_refused"), 1000);
+    assert(
+      dropsWhenTimerRan >= 0 && dropsWhenTimerRan < 1000,
+      `drops when the timer ran: ${dropsWhenTimerRan}`,
+    );
+  } finally {
+    channel.close();
+    bad.close();
+    good.close();
+  }
+});
