@@ -172,15 +172,34 @@ async function bridged(lab: Lab, addresses: string[][]): Promise<string[]> {
   return namespaces;
 }
 
-async function threeDaemons(
+/** Session numbers with how many times the daemon's kernel double got each. */
+function receivedCounts(daemon: Daemon): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const container of daemon.adds()) {
+    for (let at = 0; at + 40 <= container.length; at += 40) {
+      const n = (container[at + 18] << 8) | container[at + 19];
+      out.set(n, (out.get(n) ?? 0) + 1);
+    }
+  }
+  return out;
+}
+
+/**
+ * One daemon per address on a bridge, each listing the others as `"peers"` (plus `extra`): each kernel makes 30
+ * sessions, and each must get every other daemon's sessions exactly once, and never its own. `copies`: how many
+ * copies of each datagram a daemon hears (2 with a group as well), checked by the reliable mode's duplicates.
+ */
+async function syncOverPeers(
   mode: "upstream" | "reliable",
   addresses: string[],
   cidr: number,
   extra: (own: string) => Record<string, unknown>,
+  copies: 1 | 2 = 1,
 ): Promise<void> {
   const lab = new Lab();
   const dirs: string[] = [];
   const started: Daemon[] = [];
+  const n = addresses.length;
   try {
     const namespaces = await bridged(lab, addresses.map((a) => [`${a}/${cidr}`]));
     const daemons: Daemon[] = [];
@@ -201,28 +220,36 @@ async function threeDaemons(
       for (const daemon of daemons) {
         await untilStats(
           daemon,
-          (s) => (s.reliable as { peers: unknown[] }).peers.length === 2,
-          "two live peers",
+          (s) => (s.reliable as { peers: unknown[] }).peers.length === n - 1,
+          `${n - 1} live peers`,
         );
       }
     }
-    // Each daemon's kernel makes 30 sessions of its own (ranges 0, 1000, 2000).
+    // Each daemon's kernel makes 30 sessions of its own (ranges 0, 1000, 2000…).
     for (const [i, daemon] of daemons.entries()) {
-      for (let n = 1000 * i; n < 1000 * i + 30; n += 3) await daemon.inject(sessionBatch(n, 3));
+      for (let s = 1000 * i; s < 1000 * i + 30; s += 3) await daemon.inject(sessionBatch(s, 3));
     }
     for (const [i, daemon] of daemons.entries()) {
-      const others = [0, 1, 2].filter((j) => j !== i).flatMap((j) => range(1000 * j, 30));
-      await untilReceived(daemon, others, `the other two's sessions at daemon ${i}`);
-      const got = received(daemon);
-      assertEquals(range(1000 * i, 30).filter((n) => got.has(n)), [], "a daemon never hears itself");
+      const others = range(0, n).filter((j) => j !== i).flatMap((j) => range(1000 * j, 30));
+      await untilReceived(daemon, others, `the others' sessions at daemon ${i}`);
+      // A moment for late copies (a duplicate would arrive right behind the first).
+      await sleep(300);
+      const counts = receivedCounts(daemon);
+      assertEquals(range(1000 * i, 30).filter((s) => counts.has(s)), [], "a daemon never hears itself");
+      assertEquals(others.filter((s) => counts.get(s) !== 1), [], "every session reaches the kernel once");
       const stats = await queryStats(daemon.ns, STATS_PORT);
       assertEquals(stats.counters.NET_SEND_ERRORS, 0);
       assertEquals(stats.drops.net_source_refused, 0);
       assertEquals(stats.drops.net_wrong_interface, 0);
       if (mode === "reliable") {
-        const reliable = stats.reliable as { peers: { lost: number }[] };
-        assertEquals(reliable.peers.length, 2);
+        const reliable = stats.reliable as { peers: { lost: number; duplicates: number }[] };
+        assertEquals(reliable.peers.length, n - 1);
         assert(reliable.peers.every((p) => p.lost === 0), JSON.stringify(reliable));
+        // Two copies of each datagram (group and unicast): the second is discarded by sequence, and counted.
+        assert(
+          reliable.peers.every((p) => copies === 2 ? p.duplicates > 0 : p.duplicates === 0),
+          JSON.stringify(reliable),
+        );
       }
     }
   } finally {
@@ -234,14 +261,20 @@ async function threeDaemons(
 
 netnsTest(
   "three daemons sync over unicast only (no multicast address), upstream mode, IPv4",
-  () => threeDaemons("upstream", ["192.0.2.1", "192.0.2.2", "192.0.2.3"], 24, () => ({})),
+  () => syncOverPeers("upstream", ["192.0.2.1", "192.0.2.2", "192.0.2.3"], 24, () => ({})),
+  NEEDS,
+);
+
+netnsTest(
+  "two daemons sync over unicast only, reliable mode, IPv4",
+  () => syncOverPeers("reliable", ["192.0.2.1", "192.0.2.2"], 24, () => ({})),
   NEEDS,
 );
 
 netnsTest(
   "three daemons sync over unicast only, reliable mode, IPv6, each accepting only the others through eth0",
   () =>
-    threeDaemons(
+    syncOverPeers(
       "reliable",
       ["2001:db8::1", "2001:db8::2", "2001:db8::3"],
       64,
@@ -250,6 +283,17 @@ netnsTest(
         "accept from": ["2001:db8::1", "2001:db8::2", "2001:db8::3"].filter((a) => a !== own),
       }),
     ),
+  NEEDS,
+);
+
+netnsTest(
+  "reliable mode with the group and peers both: every datagram arrives twice, every session reaches the kernel once",
+  () =>
+    syncOverPeers("reliable", ["192.0.2.1", "192.0.2.2"], 24, (own) => ({
+      "multicast address": "233.252.0.64",
+      "in interface": own,
+      "out interface": own,
+    }), 2),
   NEEDS,
 );
 

@@ -9,6 +9,11 @@ import { MemoryLogger } from "../../lib/logger.ts";
 import { NetChannel } from "../../lib/net/channel.ts";
 import { isPrefix, parsePrefix, type Prefix } from "../../lib/net/ingress.ts";
 import { Stats } from "../../lib/stats.ts";
+import {
+  findSocketDescriptor,
+  setMulticastInterfaceV4,
+  socketDescriptorsBoundTo,
+} from "../../ffi/socket_options.ts";
 
 function prefix(text: string): Prefix {
   const parsed = parsePrefix(text);
@@ -158,5 +163,45 @@ Deno.test("a flood of refused datagrams does not starve the event loop (a turn e
     channel.close();
     bad.close();
     good.close();
+  }
+});
+
+Deno.test("peers: the wildcard-bound socket does not hear a group another socket of the host joined", async () => {
+  const d = deps();
+  const port = 46441;
+  const channel = await NetChannel.open(unicastConfig(port), d);
+  // Another socket on the same port joins 233.252.0.99 on lo and sends to it, looped back to the host.
+  const group = "233.252.0.99";
+  const bound = { family: 4 as const, bytes: Uint8Array.of(233, 252, 0, 99), port };
+  const before = socketDescriptorsBoundTo(bound);
+  const other = Deno.listenDatagram({
+    transport: "udp",
+    hostname: group,
+    port,
+    reuseAddress: true,
+    loopback: true,
+  });
+  const marker = sender("127.0.0.1");
+  try {
+    setMulticastInterfaceV4(findSocketDescriptor(bound, before), Uint8Array.of(127, 0, 0, 1));
+    await other.joinMulticastV4(group, "127.0.0.1");
+    const first = channel.receive()[Symbol.asyncIterator]().next();
+    await other.send(Uint8Array.of(6, 6, 6), { transport: "udp", hostname: group, port });
+    assert.deepEqual(
+      (await other.receive())[0],
+      Uint8Array.of(6, 6, 6),
+      "the group's datagram was looped back",
+    );
+    await marker.send(Uint8Array.of(1), { transport: "udp", hostname: "127.0.0.1", port });
+    assert.deepEqual(
+      (await first).value?.slice(),
+      Uint8Array.of(1),
+      "the channel's first datagram is the marker",
+    );
+    assert.equal(d.stats.get("NET_RCVD_PKTS"), 1);
+  } finally {
+    channel.close();
+    other.close();
+    marker.close();
   }
 });
