@@ -109,6 +109,11 @@ export async function validateNetSocket(
   const sync = syncMode(file, values);
   const acceptFrom = acceptFromField(file, values.get("accept from"), family);
   const peers = peerList && peersField(file, peersEntry!.key, peerList, family, port, group !== undefined);
+  if (peers && !acceptFrom) {
+    log.warn(
+      `${file}: "peers" without "accept from": the socket binds the wildcard address to hear the peers, so any host that reaches port ${port} is heard; list the peers in "accept from"`,
+    );
+  }
 
   return {
     file,

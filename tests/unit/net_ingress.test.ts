@@ -72,6 +72,30 @@ Deno.test("peers make the multicast address optional (absent or null): unicast o
   assertEquals(withIn.inInterface?.name, "eth0");
 });
 
+Deno.test("peers without accept from warn once, naming the fix", async () => {
+  const log = new MemoryLogger();
+  await validateNetSocket(
+    parseConfigText("netsocket.json", JSON.stringify({ ...v4, peers: ["192.0.2.2"] })),
+    fakeLookup,
+    log,
+  );
+  assertEquals(
+    log.lines.filter((l) => l.includes('"peers" without "accept from"')).length,
+    1,
+    log.lines.join("\n"),
+  );
+  const quiet = new MemoryLogger();
+  await validateNetSocket(
+    parseConfigText(
+      "netsocket.json",
+      JSON.stringify({ ...v4, peers: ["192.0.2.2"], "accept from": ["192.0.2.2"] }),
+    ),
+    fakeLookup,
+    quiet,
+  );
+  assertEquals(quiet.lines, []);
+});
+
 Deno.test("without the new keys the config has no new fields (upstream's shape)", async () => {
   const config = await net(v4);
   assertEquals("acceptFrom" in config, false);
