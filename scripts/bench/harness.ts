@@ -87,6 +87,8 @@ export interface DaemonOptions {
   readonly stdoutFifo?: string;
   /** netsocket.json's `"mode"` (default upstream's). */
   readonly syncMode?: "upstream" | "reliable";
+  /** More netsocket.json keys (e.g. `"accept from"` for the ingress-filtered receive path). */
+  readonly netsocket?: Record<string, unknown>;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -251,6 +253,7 @@ export class Pair {
       reuseaddr: 1,
       ttl: 1,
       ...(options.syncMode === "reliable" ? { mode: "reliable" } : {}),
+      ...options.netsocket,
     };
     await Deno.writeTextFile(`${dir}/netsocket.json`, JSON.stringify(net, null, "\t"));
     await Deno.writeTextFile(`${dir}/modsocket.json`, `{ "instance": "default" }\n`);

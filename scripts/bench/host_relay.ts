@@ -21,6 +21,8 @@ export interface RelayOptions {
   readonly framesPerWrite?: number;
   /** netsocket.json's `"mode"` on both daemons (default upstream's). */
   readonly syncMode?: "upstream" | "reliable";
+  /** B reads through the ingress filter (`"accept from"` A's address, with `"in interface"` eth0). */
+  readonly ingress?: boolean;
 }
 
 /** Figures of one relay run. */
@@ -76,7 +78,13 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
   try {
     const { nsA, nsB } = await pair.setup();
     const syncMode = options.syncMode;
-    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo, syncMode });
+    const netsocket = options.ingress ? { "accept from": ["2001:db8::1"] } : undefined;
+    const b = await pair.daemon(nsB, {
+      cpuProfDir: options.cpuProfDir,
+      stdoutFifo: fifo,
+      syncMode,
+      netsocket,
+    });
     const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };

@@ -30,6 +30,8 @@ const USAGE = `usage: deno task bench [options]
 
   --only host|codec|memory|lab   run only these parts (repeatable or comma-separated; default: all)
   --sync-mode upstream|reliable  netsocket.json "mode" of the host relay's daemons (default upstream)
+  --ingress                      the host relay's receiver (B) reads through "accept from" (recvmsg with
+                                 packet info) instead of Deno's receive
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
@@ -64,6 +66,7 @@ const { values } = (() => {
         only: { type: "string", multiple: true },
         quick: { type: "boolean" },
         "sync-mode": { type: "string" },
+        ingress: { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
         "soak-seconds": { type: "string" },
@@ -176,7 +179,13 @@ async function host(): Promise<HostSummary> {
   const other: number[] = [];
   for (let i = 0; i < repeat; i++) {
     const busy0 = hostBusySeconds(), t0 = performance.now();
-    const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, syncMode });
+    const r = await runRelay({
+      batches,
+      maxSeconds: 30,
+      sampleEvery: 100,
+      syncMode,
+      ingress: values.ingress,
+    });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
     other.push(Math.max(0, (hostBusySeconds() - busy0) / seconds));
