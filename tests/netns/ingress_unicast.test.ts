@@ -83,77 +83,135 @@ async function untilStats(
   }
 }
 
-netnsTest(
-  "unicast peers with accept from: wrong-source and wrong-interface datagrams are counted, never reach the kernel",
-  async () => {
-    const lab = new Lab();
-    const dirs: string[] = [];
-    const started: Daemon[] = [];
-    try {
-      const nsA = await lab.namespace("a");
-      const nsB = await lab.namespace("b");
-      const nsC = await lab.namespace("c");
-      // The sync link A ⇄ B; a third namespace C on another interface of B.
-      await lab.link(
-        { ns: nsA, name: "eth0", addresses: ["192.0.2.1/24", "192.0.2.9/24"] },
-        { ns: nsB, name: "eth0", addresses: ["192.0.2.2/24"] },
-      );
-      await lab.link(
-        { ns: nsC, name: "eth0", addresses: ["198.51.100.1/24"] },
-        { ns: nsB, name: "eth1", addresses: ["198.51.100.2/24"] },
-      );
-      // C forges A's address. B's reverse-path filter is off, so what stops C's datagrams is joold's check.
-      await sh("ip", "-n", nsC, "address", "add", "192.0.2.1/32", "dev", "eth0");
-      for (const key of ["all", "default", "eth0", "eth1"]) {
-        await sh("ip", "netns", "exec", nsB, "sysctl", "-qw", `net.ipv4.conf.${key}.rp_filter=0`);
-      }
-      const dirA = await Deno.makeTempDir({ prefix: "joold-ingress-a-" });
-      const dirB = await Deno.makeTempDir({ prefix: "joold-ingress-b-" });
-      dirs.push(dirA, dirB);
-      await writeConfig(dirA, { peers: ["192.0.2.2"] });
-      await writeConfig(dirB, {
-        peers: ["192.0.2.1"],
-        "accept from": ["192.0.2.1"],
-        "in interface": "192.0.2.2",
-      });
-      const a = new Daemon({ ns: nsA, dir: dirA, statsPort: STATS_PORT });
-      const b = new Daemon({ ns: nsB, dir: dirB, statsPort: STATS_PORT });
-      started.push(a, b);
-      await a.ready();
-      await b.ready();
-
-      // Forged traffic first: 20 datagrams (60 sessions) from 192.0.2.9 on the sync link, 20 from "192.0.2.1"
-      // through eth1.
-      await sendFrom(nsA, "192.0.2.9", "192.0.2.2", 1000, 20);
-      await sendFrom(nsC, "192.0.2.1", "198.51.100.2", 2000, 20);
-      // Then A's real sessions, and B's own towards A (A filters nothing: the default path).
-      for (let n = 0; n < 30; n += 3) await a.inject(sessionBatch(n, 3));
-      for (let n = 500; n < 530; n += 3) await b.inject(sessionBatch(n, 3));
-      await untilReceived(b, range(0, 30), "A's sessions at B");
-      await untilReceived(a, range(500, 30), "B's sessions at A");
-
-      const stats = await untilStats(
-        b,
-        (s) => s.drops.net_source_refused === 20 && s.drops.net_wrong_interface === 20,
-        "B's drops by reason",
-      );
-      const got = received(b);
-      assertEquals(range(1000, 60).filter((n) => got.has(n)), [], "no wrong-source session at B's kernel");
-      assertEquals(range(2000, 60).filter((n) => got.has(n)), [], "no wrong-interface session at B's kernel");
-      assertEquals(got.size, 30, "B's kernel got A's 30 sessions and nothing else");
-      // The relay may coalesce A's 10 kernel batches into fewer datagrams: count what A sent.
-      const statsA = await queryStats(a.ns, STATS_PORT);
-      const fromA = statsA.counters.NET_SENT_PKTS;
-      assertEquals(stats.counters.NET_RCVD_PKTS, fromA + 40, "B read A's datagrams and the 40 forged ones");
-      assertEquals(stats.counters.KERNEL_SENT_PKTS, fromA, "only A's datagrams went to B's kernel");
-      assertEquals(statsA.drops.net_source_refused, 0);
-      assertEquals(statsA.counters.NET_SEND_ERRORS, 0);
-    } finally {
-      for (const daemon of started) await daemon.stop();
-      await lab.cleanup();
-      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
-    }
+/** Addresses of the wrong-source / wrong-interface case, per family. */
+const FORGERY = {
+  4: {
+    a: "192.0.2.1",
+    b: "192.0.2.2",
+    stranger: "192.0.2.9",
+    len: 24,
+    c: "198.51.100.1",
+    bOther: "198.51.100.2",
+    otherLen: 24,
+    host: 32,
+    bIn: "192.0.2.2",
   },
+  6: {
+    a: "2001:db8::1",
+    b: "2001:db8::2",
+    stranger: "2001:db8::9",
+    len: 64,
+    c: "2001:db8:1::1",
+    bOther: "2001:db8:1::2",
+    otherLen: 64,
+    host: 128,
+    bIn: "eth0",
+  },
+} as const;
+
+/**
+ * A and B on the sync link, B with "accept from" A and "in interface" its sync link; a stranger on the sync link
+ * and a forger C (A's address on another interface of B) send well-formed session datagrams.
+ */
+async function forgeries(family: 4 | 6): Promise<void> {
+  const f = FORGERY[family];
+  const lab = new Lab();
+  const dirs: string[] = [];
+  const started: Daemon[] = [];
+  try {
+    const nsA = await lab.namespace("a");
+    const nsB = await lab.namespace("b");
+    const nsC = await lab.namespace("c");
+    // The sync link A ⇄ B; a third namespace C on another interface of B.
+    await lab.link(
+      { ns: nsA, name: "eth0", addresses: [`${f.a}/${f.len}`] },
+      { ns: nsB, name: "eth0", addresses: [`${f.b}/${f.len}`] },
+    );
+    await lab.link(
+      { ns: nsC, name: "eth0", addresses: [`${f.c}/${f.otherLen}`] },
+      { ns: nsB, name: "eth1", addresses: [`${f.bOther}/${f.otherLen}`] },
+    );
+    // The stranger's address is on A's host too, deprecated so A's daemon never picks it as its source.
+    await sh(
+      "ip",
+      "-n",
+      nsA,
+      "address",
+      "add",
+      `${f.stranger}/${f.len}`,
+      "dev",
+      "eth0",
+      ...(family === 6 ? ["nodad", "preferred_lft", "0"] : []),
+    );
+    // C forges A's address. B's IPv4 reverse-path filter is off (IPv6 has none without netfilter), so what
+    // stops C's datagrams is joold's check.
+    await sh(
+      "ip",
+      "-n",
+      nsC,
+      "address",
+      "add",
+      `${f.a}/${f.host}`,
+      "dev",
+      "eth0",
+      ...(family === 6 ? ["nodad"] : []),
+    );
+    for (const key of ["all", "default", "eth0", "eth1"]) {
+      await sh("ip", "netns", "exec", nsB, "sysctl", "-qw", `net.ipv4.conf.${key}.rp_filter=0`);
+    }
+    const dirA = await Deno.makeTempDir({ prefix: "joold-ingress-a-" });
+    const dirB = await Deno.makeTempDir({ prefix: "joold-ingress-b-" });
+    dirs.push(dirA, dirB);
+    await writeConfig(dirA, { peers: [f.b] });
+    await writeConfig(dirB, { peers: [f.a], "accept from": [f.a], "in interface": f.bIn });
+    const a = new Daemon({ ns: nsA, dir: dirA, statsPort: STATS_PORT });
+    const b = new Daemon({ ns: nsB, dir: dirB, statsPort: STATS_PORT });
+    started.push(a, b);
+    await a.ready();
+    await b.ready();
+
+    // Forged traffic first: 20 datagrams (60 sessions) from the stranger on the sync link, 20 from A's
+    // address through eth1.
+    await sendFrom(nsA, f.stranger, f.b, 1000, 20);
+    await sendFrom(nsC, f.a, f.bOther, 2000, 20);
+    // Then A's real sessions, and B's own towards A (A filters nothing: the default path).
+    for (let n = 0; n < 30; n += 3) await a.inject(sessionBatch(n, 3));
+    for (let n = 500; n < 530; n += 3) await b.inject(sessionBatch(n, 3));
+    await untilReceived(b, range(0, 30), "A's sessions at B");
+    await untilReceived(a, range(500, 30), "B's sessions at A");
+
+    const stats = await untilStats(
+      b,
+      (s) => s.drops.net_source_refused === 20 && s.drops.net_wrong_interface === 20,
+      "B's drops by reason",
+    );
+    const got = received(b);
+    assertEquals(range(1000, 60).filter((n) => got.has(n)), [], "no wrong-source session at B's kernel");
+    assertEquals(range(2000, 60).filter((n) => got.has(n)), [], "no wrong-interface session at B's kernel");
+    assertEquals(got.size, 30, "B's kernel got A's 30 sessions and nothing else");
+    // The relay may coalesce A's 10 kernel batches into fewer datagrams: count what A sent.
+    const statsA = await queryStats(a.ns, STATS_PORT);
+    const fromA = statsA.counters.NET_SENT_PKTS;
+    assertEquals(stats.counters.NET_RCVD_PKTS, fromA + 40, "B read A's datagrams and the 40 forged ones");
+    assertEquals(stats.counters.KERNEL_SENT_PKTS, fromA, "only A's datagrams went to B's kernel");
+    assertEquals(statsA.drops.net_source_refused, 0);
+    assertEquals(statsA.counters.NET_SEND_ERRORS, 0);
+  } finally {
+    for (const daemon of started) await daemon.stop();
+    await lab.cleanup();
+    for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+  }
+}
+
+netnsTest(
+  "unicast peers with accept from, IPv4: wrong-source and wrong-interface datagrams are counted, never reach the kernel",
+  () => forgeries(4),
+  NEEDS,
+);
+
+netnsTest(
+  "unicast peers with accept from, IPv6: wrong-source and wrong-interface datagrams are counted, never reach the kernel",
+  () => forgeries(6),
   NEEDS,
 );
 
