@@ -46,6 +46,8 @@ export const LIBC_SYMBOLS = {
   getenv: { parameters: ["buffer"], result: "pointer" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]) */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags) — the msghdr points at buffers the caller keeps. */
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
   /** int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen) */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen) */

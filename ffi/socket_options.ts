@@ -29,7 +29,11 @@ export const SOCKOPT = {
   IP_MULTICAST_IF: 32,
   IP_MULTICAST_TTL: 33,
   IP_MULTICAST_LOOP: 34,
+  IP_PKTINFO: 8,
+  IP_MULTICAST_ALL: 49,
   IPPROTO_IPV6: 41,
+  IPV6_RECVPKTINFO: 49,
+  IPV6_MULTICAST_ALL: 29,
   IPV6_MULTICAST_IF: 17,
   IPV6_MULTICAST_HOPS: 18,
   IPV6_MULTICAST_LOOP: 19,
@@ -43,6 +47,10 @@ const OPTION_NAMES: Record<string, string> = {
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_IF}`]: "IP_MULTICAST_IF",
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_TTL}`]: "IP_MULTICAST_TTL",
   [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_LOOP}`]: "IP_MULTICAST_LOOP",
+  [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_PKTINFO}`]: "IP_PKTINFO",
+  [`${SOCKOPT.IPPROTO_IP}/${SOCKOPT.IP_MULTICAST_ALL}`]: "IP_MULTICAST_ALL",
+  [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_RECVPKTINFO}`]: "IPV6_RECVPKTINFO",
+  [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_ALL}`]: "IPV6_MULTICAST_ALL",
   [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_IF}`]: "IPV6_MULTICAST_IF",
   [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_HOPS}`]: "IPV6_MULTICAST_HOPS",
   [`${SOCKOPT.IPPROTO_IPV6}/${SOCKOPT.IPV6_MULTICAST_LOOP}`]: "IPV6_MULTICAST_LOOP",
@@ -270,4 +278,13 @@ export function setMulticastInterfaceV6(fd: number, index: number): void {
 /** Reads back IPV6_MULTICAST_IF (0 when unset). */
 export function getMulticastInterfaceV6(fd: number): number {
   return getIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_IF);
+}
+
+/**
+ * IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off: a socket bound to the wildcard address (the unicast peers' case)
+ * then hears only the groups it joined itself, not every group some other socket of the host joined on its port.
+ */
+export function setMulticastAllOff(fd: number, family: 4 | 6): void {
+  if (family === 4) setIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_ALL, 0);
+  else setIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_ALL, 0);
 }

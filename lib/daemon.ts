@@ -152,9 +152,14 @@ async function relayUntilSignal(
       });
       closers.push(() => server.close());
     }
-    const group = config.net.scope
-      ? `${config.net.groupAddress}%${config.net.scope.name}`
-      : config.net.groupAddress;
+    const peers = config.net.peers?.map((p) =>
+      p.port === config.net.port ? p.address : `${p.address}:${p.port}`
+    );
+    const group = config.net.groupAddress === undefined
+      ? `(none; peers ${peers!.join(", ")})`
+      : `${config.net.groupAddress}${config.net.scope ? `%${config.net.scope.name}` : ""}${
+        peers ? ` and peers ${peers.join(", ")}` : ""
+      }`;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
     const relay = new Relay(channel, net, codec, stats, log, { pool4: pool4 && (() => pool4.table) });
     closers.push(() => relay.stop());

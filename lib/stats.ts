@@ -45,6 +45,8 @@ export type CounterName = typeof COUNTER_NAMES[number];
  * `kernel_*`: a kernel message that never reached the network.
  */
 export const DROP_REASONS = [
+  "net_source_refused", // "accept from": the source is not in the list (lib/net/ingress.ts)
+  "net_wrong_interface", // "accept from" with "in interface": arrived on another interface (IP_PKTINFO)
   "net_oversize", // larger than any legal datagram (read with a bigger buffer, so it was not cut)
   "net_empty", // no session at all
   "net_truncated_entry", // a partial entry or an entry header that does not fit

@@ -77,7 +77,7 @@ export function describeConfig(
       : `${ref.name} (index ${ref.index})`;
   const lines = [
     `netsocket file: ${net.file}`,
-    `multicast address: ${net.groupAddress}${
+    `multicast address: ${net.groupAddress ?? "(none: unicast peers only)"}${
       net.scope ? `%${net.scope.name} (index ${net.scope.index})` : ""
     }`,
     `family: IPv${net.family}`,
@@ -86,6 +86,15 @@ export function describeConfig(
     `out interface: ${iface(net.outInterface)}`,
     `reuseaddr: ${net.reuseaddr}`,
     `ttl: ${net.ttl}`,
+    // Printed only when set, so --check of a configuration without them reads as before.
+    ...(net.acceptFrom
+      ? [
+        `accept from: ${net.acceptFrom.map((p) => p.text).join(", ")}${
+          net.inInterface ? " (through the in interface only)" : ""
+        }`,
+      ]
+      : []),
+    ...(net.peers ? [`peers: ${net.peers.map((p) => hostPort(p.address, p.port)).join(", ")}`] : []),
     `mode: ${sync.mode}`,
     ...(sync.mode === "reliable"
       ? [

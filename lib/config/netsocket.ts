@@ -8,7 +8,16 @@ import type { Logger } from "../logger.ts";
 import type { HostLookup } from "../net/host_lookup.ts";
 import { ConfigError, type ConfigObject, showValue } from "./json_file.ts";
 import { isMulticast, literalFamily, needsScope, parseIPv4 } from "./addresses.ts";
-import type { AuthSettings, InterfaceRef, NetSocketConfig, SyncMode } from "./types.ts";
+import { isPrefix, parsePrefix, prefixText } from "../net/ingress.ts";
+import { addressBytes, addressText } from "../net/address.ts";
+import type {
+  AddressPrefix,
+  AuthSettings,
+  InterfaceRef,
+  NetSocketConfig,
+  PeerAddress,
+  SyncMode,
+} from "./types.ts";
 import { readKeyFile } from "./key_file.ts";
 
 /** Every key the file may hold (lower case). */
@@ -32,6 +41,9 @@ export const NETSOCKET_KEYS = [
   // Authentication (docs/protocol.md §10.6).
   "key file",
   "second key file",
+  // Ingress filtering and unicast peers (docs/protocol.md §12).
+  "accept from",
+  "peers",
 ] as const;
 
 /** The reliable mode's keys other than "mode", with their defaults and ranges. */
@@ -63,17 +75,109 @@ export async function validateNetSocket(
     }
   }
 
-  // multicast address
+  // multicast address: mandatory unless unicast "peers" replace the group.
   const addressEntry = values.get("multicast address");
-  if (!addressEntry) {
+  const peersEntry = values.get("peers");
+  const unicastOnly = peersEntry !== undefined && peersEntry.value !== null &&
+    (addressEntry === undefined || addressEntry.value === null);
+  if (!addressEntry && !unicastOnly) {
     throw new ConfigError(
       file,
       "multicast address",
       "the field is mandatory",
       "nothing",
-      'add e.g. "ff08::db8:64:64"',
+      'add e.g. "ff08::db8:64:64", or list unicast "peers"',
     );
   }
+  const peerList = peersEntry === undefined || peersEntry.value === null
+    ? undefined
+    : parsePeerList(file, peersEntry);
+  const group = unicastOnly ? undefined : await groupField(file, addressEntry!, lookup);
+  const family = group?.family ?? peerList![0].family;
+  const groupAddress = group?.groupAddress;
+  const scope = group?.scope;
+
+  // multicast port
+  const portEntry = values.get("multicast port");
+  if (!portEntry) {
+    throw new ConfigError(file, "multicast port", "the field is mandatory", "nothing", 'add e.g. "6464"');
+  }
+  const port = parsePort(file, portEntry.key, portEntry.value, lookup);
+
+  const inInterface = interfaceField(file, values.get("in interface"), family, lookup);
+  const outInterface = interfaceField(file, values.get("out interface"), family, lookup);
+
+  const reuseEntry = values.get("reuseaddr");
+  const reuseaddr = reuseEntry ? requireInteger(file, reuseEntry.key, reuseEntry.value, 0, 2 ** 31 - 1) : 0;
+  if (reuseaddr === 0) {
+    log.warn(
+      `${file}: "reuseaddr" is ${
+        reuseEntry ? "0" : "absent (default 0)"
+      }; a hung joold will hold the group's port: set "reuseaddr": 1`,
+    );
+  }
+  const ttlEntry = values.get("ttl");
+  const ttl = ttlEntry ? requireInteger(file, ttlEntry.key, ttlEntry.value, 0, 255) : 1;
+
+  const sync = syncMode(file, values);
+  const checkEntry = values.get("check pool4");
+  const checkPool4 = checkEntry ? requireInteger(file, checkEntry.key, checkEntry.value, 0, 1) === 1 : false;
+  const auth = await authSettings(file, values);
+  const acceptFrom = acceptFromField(file, values.get("accept from"), family);
+  const peers = peerList && peersField(file, peersEntry!.key, peerList, family, port, group !== undefined);
+  if (peers && !acceptFrom) {
+    log.warn(
+      `${file}: "peers" without "accept from": the socket binds the wildcard address to hear the peers, so any host that reaches port ${port} is heard; list the peers in "accept from"`,
+    );
+  }
+
+  return {
+    file,
+    ...(groupAddress === undefined ? {} : { groupAddress }),
+    family,
+    scope,
+    port,
+    inInterface,
+    outInterface,
+    reuseaddr,
+    ttl,
+    sync,
+    checkPool4,
+    ...(auth ? { auth } : {}),
+    ...(acceptFrom ? { acceptFrom } : {}),
+    ...(peers ? { peers } : {}),
+  };
+}
+
+/** `"key file"` and `"second key file"`: both read and checked now; undefined when no key is configured. */
+async function authSettings(file: string, values: ConfigObject["values"]): Promise<AuthSettings | undefined> {
+  const first = values.get("key file");
+  const second = values.get("second key file");
+  if (first === undefined || first.value === null) {
+    if (second !== undefined && second.value !== null) {
+      throw new ConfigError(
+        file,
+        second.key,
+        'a second accepted key, but no "key file"',
+        showValue(second.value),
+        'add "key file" (the key this daemon signs with), or remove the key',
+      );
+    }
+    return undefined;
+  }
+  const path = (entry: NonNullable<typeof first>) =>
+    requireString(file, entry.key, entry.value, '"/etc/joold/sync.key"');
+  const keyFile = await readKeyFile(file, first.key, path(first));
+  if (second === undefined || second.value === null) return { keyFile };
+  return { keyFile, secondKeyFile: await readKeyFile(file, second.key, path(second)) };
+}
+
+/** `"multicast address"`: a literal or a host name resolving to a multicast group, with its scope if any. */
+async function groupField(
+  file: string,
+  addressEntry: { key: string; value: unknown },
+  lookup: HostLookup,
+): Promise<{ groupAddress: string; family: 4 | 6; scope: NetSocketConfig["scope"] }> {
   const addressText = requireString(
     file,
     addressEntry.key,
@@ -165,70 +269,180 @@ export async function validateNetSocket(
     );
   }
 
-  // multicast port
-  const portEntry = values.get("multicast port");
-  if (!portEntry) {
-    throw new ConfigError(file, "multicast port", "the field is mandatory", "nothing", 'add e.g. "6464"');
-  }
-  const port = parsePort(file, portEntry.key, portEntry.value, lookup);
-
-  const inInterface = interfaceField(file, values.get("in interface"), family, lookup);
-  const outInterface = interfaceField(file, values.get("out interface"), family, lookup);
-
-  const reuseEntry = values.get("reuseaddr");
-  const reuseaddr = reuseEntry ? requireInteger(file, reuseEntry.key, reuseEntry.value, 0, 2 ** 31 - 1) : 0;
-  if (reuseaddr === 0) {
-    log.warn(
-      `${file}: "reuseaddr" is ${
-        reuseEntry ? "0" : "absent (default 0)"
-      }; a hung joold will hold the group's port: set "reuseaddr": 1`,
-    );
-  }
-  const ttlEntry = values.get("ttl");
-  const ttl = ttlEntry ? requireInteger(file, ttlEntry.key, ttlEntry.value, 0, 255) : 1;
-
-  const sync = syncMode(file, values);
-  const checkEntry = values.get("check pool4");
-  const checkPool4 = checkEntry ? requireInteger(file, checkEntry.key, checkEntry.value, 0, 1) === 1 : false;
-  const auth = await authSettings(file, values);
-
-  return {
-    file,
-    groupAddress,
-    family,
-    scope,
-    port,
-    inInterface,
-    outInterface,
-    reuseaddr,
-    ttl,
-    sync,
-    checkPool4,
-    ...(auth ? { auth } : {}),
-  };
+  return { groupAddress, family, scope };
 }
 
-/** `"key file"` and `"second key file"`: both read and checked now; undefined when no key is configured. */
-async function authSettings(file: string, values: ConfigObject["values"]): Promise<AuthSettings | undefined> {
-  const first = values.get("key file");
-  const second = values.get("second key file");
-  if (first === undefined || first.value === null) {
-    if (second !== undefined && second.value !== null) {
+/** `"accept from"`: a non-empty list of prefixes of the socket's family, host bits zero. */
+function acceptFromField(
+  file: string,
+  entry: { key: string; value: unknown } | undefined,
+  family: 4 | 6,
+): AddressPrefix[] | undefined {
+  if (entry === undefined || entry.value === null) return undefined;
+  const example = family === 4 ? '["192.0.2.0/24"]' : '["2001:db8::/64"]';
+  const list = requireList(file, entry.key, entry.value, example, "every datagram would be refused");
+  const prefixes: AddressPrefix[] = [];
+  for (const item of list) {
+    if (typeof item !== "string") {
       throw new ConfigError(
         file,
-        second.key,
-        'a second accepted key, but no "key file"',
-        showValue(second.value),
-        'add "key file" (the key this daemon signs with), or remove the key',
+        entry.key,
+        "each item must be an address or prefix in quotes",
+        showValue(item),
+        `write e.g. ${example}`,
       );
     }
-    return undefined;
+    const parsed = parsePrefix(item);
+    if (!isPrefix(parsed)) {
+      throw new ConfigError(
+        file,
+        entry.key,
+        parsed.problem,
+        showValue(item),
+        parsed.suggestion
+          ? `write "${parsed.suggestion}" for the network, or the bare address for one host`
+          : `write an address ("192.0.2.2", "2001:db8::2") or a prefix ("192.0.2.0/24", "2001:db8::/64")`,
+      );
+    }
+    if (parsed.family !== family) {
+      throw new ConfigError(
+        file,
+        entry.key,
+        `an IPv${parsed.family} prefix, but the sync socket is IPv${family}: it would never match`,
+        showValue(item),
+        `list the peers' IPv${family} addresses`,
+      );
+    }
+    prefixes.push({ text: prefixText(parsed), ...parsed });
   }
-  const path = (entry: NonNullable<typeof first>) =>
-    requireString(file, entry.key, entry.value, '"/etc/joold/sync.key"');
-  const keyFile = await readKeyFile(file, first.key, path(first));
-  if (second === undefined || second.value === null) return { keyFile };
-  return { keyFile, secondKeyFile: await readKeyFile(file, second.key, path(second)) };
+  return prefixes;
+}
+
+/** A `"peers"` item: its address, family and the port if one was written. */
+interface PeerItem {
+  readonly text: string;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port?: number;
+}
+
+/** `"peers"` items parsed one by one ("192.0.2.2", "192.0.2.2:6464", "2001:db8::2", "[2001:db8::2]:6464"). */
+function parsePeerList(file: string, entry: { key: string; value: unknown }): PeerItem[] {
+  const example = '["192.0.2.2", "[2001:db8::2]:6464"]';
+  const list = requireList(file, entry.key, entry.value, example, "there would be no one to send to");
+  const remedy =
+    'write "192.0.2.2", "192.0.2.2:6464", "2001:db8::2" or "[2001:db8::2]:6464" (port defaults to "multicast port")';
+  return list.map((item) => {
+    if (typeof item !== "string") {
+      throw new ConfigError(
+        file,
+        entry.key,
+        "each peer must be an address in quotes",
+        showValue(item),
+        remedy,
+      );
+    }
+    const match = /^\[([^\]]*)\](?::(\d+))?$/.exec(item) ?? /^([^:]*)(?::(\d+))?$/.exec(item) ??
+      (literalFamily(item) === 6 ? [item, item] : null);
+    const address = match?.[1] ?? "";
+    const family = literalFamily(address);
+    if (!match || family === undefined || (item.startsWith("[") && family !== 6)) {
+      throw new ConfigError(
+        file,
+        entry.key,
+        "not an IPv4/IPv6 address with an optional port",
+        showValue(item),
+        remedy,
+      );
+    }
+    let port: number | undefined;
+    if (match[2] !== undefined) {
+      port = Number(match[2]);
+      if (port < 1 || port > 65535) {
+        throw new ConfigError(file, entry.key, "the port is not from 1 to 65535", showValue(item), remedy);
+      }
+    }
+    return { text: item, address: addressText(addressBytes(address)!), family, port };
+  });
+}
+
+/** `"peers"`: unicast, of the socket's family, reachable without a scope, no duplicates; ports defaulted. */
+function peersField(
+  file: string,
+  key: string,
+  items: readonly PeerItem[],
+  family: 4 | 6,
+  port: number,
+  hasGroup: boolean,
+): PeerAddress[] {
+  const peers: PeerAddress[] = [];
+  for (const item of items) {
+    if (item.family !== family) {
+      throw new ConfigError(
+        file,
+        key,
+        hasGroup
+          ? `an IPv${item.family} peer, but the multicast group is IPv${family}: one socket speaks one family`
+          : `an IPv${item.family} peer, but the first peer is IPv${family}: one socket speaks one family`,
+        showValue(item.text),
+        `list IPv${family} addresses only`,
+      );
+    }
+    const bytes = addressBytes(item.address)!;
+    if (isMulticast(item.address) || bytes.every((b) => b === 0) || (family === 4 && bytes[0] === 255)) {
+      throw new ConfigError(
+        file,
+        key,
+        "not a unicast address",
+        showValue(item.text),
+        'put a group in "multicast address"; list each peer\'s own unicast address here',
+      );
+    }
+    if (family === 6 && bytes[0] === 0xfe && (bytes[1] & 0xc0) === 0x80) {
+      throw new ConfigError(
+        file,
+        key,
+        "a link-local peer needs an interface, which peers do not take",
+        showValue(item.text),
+        "use the peer's global or unique-local address",
+      );
+    }
+    const peer = { address: item.address, port: item.port ?? port };
+    if (peers.some((p) => p.address === peer.address && p.port === peer.port)) {
+      throw new ConfigError(
+        file,
+        key,
+        "a duplicate peer (every datagram would be sent to it twice)",
+        showValue(item.text),
+        "list each peer once",
+      );
+    }
+    peers.push(peer);
+  }
+  return peers;
+}
+
+/** A non-empty JSON list. */
+function requireList(file: string, key: string, value: unknown, example: string, ifEmpty: string): unknown[] {
+  if (!Array.isArray(value)) {
+    throw new ConfigError(
+      file,
+      key,
+      "must be a list",
+      showValue(value),
+      `write it in brackets, e.g. ${example}`,
+    );
+  }
+  if (value.length === 0) {
+    throw new ConfigError(
+      file,
+      key,
+      `an empty list (${ifEmpty})`,
+      showValue(value),
+      `list at least one address, e.g. ${example}, or remove the key`,
+    );
+  }
+  return value;
 }
 
 /** `"mode"` and the reliable mode's keys; a reliable key in upstream mode is an error (it would do nothing). */

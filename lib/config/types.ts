@@ -8,9 +8,12 @@
 export interface NetSocketConfig {
   /** Path of the file it came from (for messages). */
   readonly file: string;
-  /** Multicast group as a literal address (host names already resolved), without any `%scope`. */
-  readonly groupAddress: string;
-  /** 4 for an IPv4 group, 6 for IPv6. */
+  /**
+   * Multicast group as a literal address (host names already resolved), without any `%scope`. Undefined only
+   * when `peers` is set and `"multicast address"` is absent or null: unicast only, no group joined.
+   */
+  readonly groupAddress?: string;
+  /** 4 for an IPv4 group (or IPv4 peers), 6 for IPv6. */
   readonly family: 4 | 6;
   /** For a link-local IPv6 group (`ff02::x%eth0`): the scope interface name and index. */
   readonly scope?: { readonly name: string; readonly index: number };
@@ -39,6 +42,16 @@ export interface NetSocketConfig {
   readonly checkPool4?: boolean;
   /** `"key file"` and `"second key file"`: the framed wire, every frame authenticated (docs/protocol.md §10.6). */
   readonly auth?: AuthSettings;
+  /**
+   * `"accept from"`: the only source prefixes whose datagrams are read (docs/protocol.md §12); absent = every
+   * source. Never empty when present. All of the socket's family.
+   */
+  readonly acceptFrom?: readonly AddressPrefix[];
+  /**
+   * `"peers"`: unicast destinations every datagram also goes to (besides the group, if any); absent = the
+   * group only. Never empty when present. All of the socket's family, none multicast, no duplicates.
+   */
+  readonly peers?: readonly PeerAddress[];
 }
 
 /** Authentication with pre-shared keys. */
@@ -55,6 +68,26 @@ export interface KeyFile {
   readonly path: string;
   /** Its bytes: the key. */
   readonly key: Uint8Array;
+}
+
+/** An address prefix of `"accept from"` (host bits zero). */
+export interface AddressPrefix {
+  /** The config's text, normalized (e.g. "192.0.2.0/24", "2001:db8::2/128"). */
+  readonly text: string;
+  /** 4 or 6. */
+  readonly family: 4 | 6;
+  /** Network address bytes (4 or 16). */
+  readonly bytes: Uint8Array;
+  /** Prefix length, 0–32 or 0–128. */
+  readonly length: number;
+}
+
+/** A unicast peer of `"peers"`. */
+export interface PeerAddress {
+  /** Literal address without brackets or port. */
+  readonly address: string;
+  /** UDP port (default: `"multicast port"`). */
+  readonly port: number;
 }
 
 /** The sync mode: upstream's plain datagrams, or framed, sequenced and resynced ones (docs/protocol.md §10). */

@@ -4,12 +4,18 @@
  * A thin shell around `Deno.listenDatagram`. What Deno's API lacks (outgoing interface, IPv6 hop limit) is set
  * on the same socket's descriptor by `ffi/socket_options.ts`; see that module for why. The payload is opaque
  * here: validation of session entries happens above, in the relay.
+ *
+ * Opt-in (docs/protocol.md §12): with `"peers"` every datagram also goes to each unicast peer, and the socket is
+ * bound to the wildcard address so it hears them; with `"accept from"` datagrams are read through
+ * `ffi/packet_info.ts` (source and arrival interface) and filtered by `./ingress.ts` before anyone sees them.
+ * Without those keys the socket, its binding and its receive path are the upstream-compatible ones.
  * @module
  */
 import { LogRateLimiter } from "../rate_limit.ts";
 import { socketDropReader } from "./socket_drops.ts";
 import {
   findSocketDescriptor,
+  setMulticastAllOff,
   setMulticastInterfaceV4,
   setMulticastInterfaceV6,
   setMulticastLoop,
@@ -21,7 +27,10 @@ import {
 } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../config/types.ts";
 import { errorMessage, EXIT, JooldError } from "../errors.ts";
-import { addressBytes } from "./address.ts";
+import { addressBytes, addressText } from "./address.ts";
+import { IngressFilter } from "./ingress.ts";
+import { PacketInfoReceiver } from "../../ffi/packet_info.ts";
+import { interfaceIndex } from "../../ffi/host.ts";
 import type { Logger } from "../logger.ts";
 import type { Stats } from "../stats.ts";
 
@@ -40,6 +49,18 @@ const RECEIVE_BUFFER_SIZE = 65_536;
 /** At most one send-error line per this many milliseconds; the others are counted in the next line. */
 const SEND_ERROR_LOG_INTERVAL_MS = 1_000;
 
+/**
+ * Longest wait in poll() of the filtered receive path: a closed channel's loop ends within it (the socket is
+ * closed at once; only the poll on a runtime thread lingers).
+ */
+const FILTERED_POLL_MS = 250;
+
+/**
+ * Datagrams the filtered receive path reads back to back before it lets the event loop run: its reads are
+ * synchronous, so a flood of refused datagrams would otherwise starve the kernel channel and timers.
+ */
+const FILTERED_BURST = 64;
+
 /** Longest pause after consecutive receive errors, so a persistent error cannot spin the CPU. */
 const RECEIVE_ERROR_MAX_BACKOFF_MS = 1_000;
 
@@ -51,14 +72,22 @@ export interface NetChannelDeps {
   readonly log: Logger;
 }
 
+/** The ingress filter and the packet-info reader it needs (only with `"accept from"`). */
+interface Ingress {
+  readonly filter: IngressFilter;
+  readonly receiver: PacketInfoReceiver;
+}
+
 /** The multicast socket towards the other daemons. */
 export class NetChannel {
   readonly #conn: Deno.DatagramConn;
-  readonly #destination: Deno.NetAddr;
+  readonly #destinations: readonly Deno.NetAddr[];
+  readonly #ingress: Ingress | undefined;
   readonly #stats: Stats;
   readonly #log: Logger;
   #closed = false;
   readonly #sendErrors = new LogRateLimiter(SEND_ERROR_LOG_INTERVAL_MS, () => performance.now());
+  readonly #refusals = new LogRateLimiter(SEND_ERROR_LOG_INTERVAL_MS, () => performance.now());
 
   /** The socket's descriptor (the one the options were set on), for diagnostics and tests. */
   readonly descriptor: number;
@@ -66,12 +95,14 @@ export class NetChannel {
   private constructor(
     conn: Deno.DatagramConn,
     descriptor: number,
-    destination: Deno.NetAddr,
+    destinations: readonly Deno.NetAddr[],
+    ingress: Ingress | undefined,
     deps: NetChannelDeps,
   ) {
     this.#conn = conn;
     this.descriptor = descriptor;
-    this.#destination = destination;
+    this.#destinations = destinations;
+    this.#ingress = ingress;
     this.#stats = deps.stats;
     this.#log = deps.log;
   }
@@ -82,18 +113,28 @@ export class NetChannel {
    * v6: joinMulticastV6(group, ifindex, else the group's scope, else 0)), then sets multicast loop off,
    * TTL/hops and the out interface through ffi. Errors: JooldError(EXIT.NET_SETUP, one line naming the file),
    * the ffi error as `cause`.
+   *
+   * With `peers`: binds the wildcard address at the port instead (unicast datagrams from the peers must reach
+   * it), joins the group if there is one, and turns IP(V6)_MULTICAST_ALL off so no other group is heard.
+   * With `acceptFrom`: turns packet info on and receives through it (see {@link receive}).
    */
   static async open(config: NetSocketConfig, deps: NetChannelDeps): Promise<NetChannel> {
     const group = config.groupAddress;
-    const hostname = config.scope ? `${group}%${config.scope.name}` : group;
+    const wildcard = config.family === 4 ? "0.0.0.0" : "::";
+    const groupHost = group === undefined
+      ? undefined
+      : config.scope
+      ? `${group}%${config.scope.name}`
+      : group;
+    const hostname = config.peers ? wildcard : groupHost!;
     const where = config.family === 6 ? `[${hostname}]:${config.port}` : `${hostname}:${config.port}`;
-    const groupBytes = addressBytes(group);
-    if (!groupBytes) throw new TypeError(`${config.file}: the validated group is not an address: ${group}`);
+    const boundBytes = addressBytes(config.peers ? wildcard : group!);
+    if (!boundBytes) throw new TypeError(`${config.file}: the validated group is not an address: ${group}`);
     const bound = {
       family: config.family,
-      bytes: groupBytes,
+      bytes: boundBytes,
       port: config.port,
-      scopeId: config.scope?.index ?? 0,
+      scopeId: config.peers ? 0 : config.scope?.index ?? 0,
     };
 
     // Sockets of this process already bound there (another channel, a test peer) are not ours.
@@ -117,7 +158,10 @@ export class NetChannel {
 
     try {
       const descriptor = findSocketDescriptor(bound, before);
-      if (config.family === 4) {
+      if (config.peers) setMulticastAllOff(descriptor, config.family);
+      if (group === undefined) {
+        // Unicast peers only: no group to join.
+      } else if (config.family === 4) {
         const inAddress = config.inInterface?.address ?? "0.0.0.0";
         await join(() => conn.joinMulticastV4(group, inAddress), `${group} on ${inAddress}`);
       } else {
@@ -139,12 +183,23 @@ export class NetChannel {
       } else if (out && config.family === 6 && out.index !== undefined) {
         setMulticastInterfaceV6(descriptor, out.index);
       }
+      const ingress = config.acceptFrom ? ingressOf(config, descriptor) : undefined;
       deps.log.debug(
         `net channel bound to ${where} (descriptor ${descriptor}, receive buffer ${granted} B, ttl ${config.ttl}, out ${
           out?.text ?? "default"
         })`,
       );
-      return new NetChannel(conn, descriptor, { transport: "udp", hostname, port: config.port }, deps);
+      const destinations: Deno.NetAddr[] = [
+        ...(groupHost === undefined
+          ? []
+          : [{ transport: "udp" as const, hostname: groupHost, port: config.port }]),
+        ...(config.peers ?? []).map((peer) => ({
+          transport: "udp" as const,
+          hostname: peer.address,
+          port: peer.port,
+        })),
+      ];
+      return new NetChannel(conn, descriptor, destinations, ingress, deps);
     } catch (error) {
       conn.close();
       if (error instanceof SocketDescriptorError) {
@@ -168,24 +223,30 @@ export class NetChannel {
   }
 
   /**
-   * Sends one datagram to group:port (scope included). Counts NET_SENT_PKTS/BYTES(/SESSIONS when given) on
-   * success, NET_SEND_ERRORS (and logs, at most one line a second) on failure; never throws.
+   * Sends one datagram to group:port (scope included) and to each unicast peer. Counts NET_SENT_PKTS/BYTES per
+   * destination reached, NET_SENT_SESSIONS (when given) once if any was, NET_SEND_ERRORS per destination
+   * that failed (logged, at most one line a second per destination); never throws. True when every
+   * destination got it.
    */
   async send(payload: Uint8Array, sessions?: number): Promise<boolean> {
-    try {
-      const sent = await this.#conn.send(payload, this.#destination);
-      if (sent !== payload.length) {
-        throw new Error(`only ${sent} of ${payload.length} bytes were sent`);
+    let reached = 0;
+    for (const destination of this.#destinations) {
+      try {
+        const sent = await this.#conn.send(payload, destination);
+        if (sent !== payload.length) {
+          throw new Error(`only ${sent} of ${payload.length} bytes were sent`);
+        }
+      } catch (error) {
+        this.#stats.add("NET_SEND_ERRORS");
+        this.#logSendError(error, destination);
+        continue;
       }
-    } catch (error) {
-      this.#stats.add("NET_SEND_ERRORS");
-      this.#logSendError(error);
-      return false;
+      reached++;
+      this.#stats.add("NET_SENT_PKTS");
+      this.#stats.add("NET_SENT_BYTES", payload.length);
     }
-    this.#stats.add("NET_SENT_PKTS");
-    this.#stats.add("NET_SENT_BYTES", payload.length);
-    if (sessions !== undefined) this.#stats.add("NET_SENT_SESSIONS", sessions);
-    return true;
+    if (sessions !== undefined && reached > 0) this.#stats.add("NET_SENT_SESSIONS", sessions);
+    return reached === this.#destinations.length;
   }
 
   /**
@@ -195,8 +256,13 @@ export class NetChannel {
    * Each yielded array is a view of the channel's receive buffer, valid until the loop asks for the next one
    * (the relay validates it and copies it into a JOOLD_ADD within the iteration): no per-datagram copy. Copy
    * it to keep it. Iterate it once: one receive loop per channel.
+   * With `"accept from"`, datagrams are read with their packet info instead and filtered first.
    */
-  async *receive(): AsyncIterable<Uint8Array> {
+  receive(): AsyncIterable<Uint8Array> {
+    return this.#ingress ? this.#receiveFiltered(this.#ingress) : this.#receivePlain();
+  }
+
+  async *#receivePlain(): AsyncIterable<Uint8Array> {
     const buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
     let consecutiveErrors = 0;
     while (!this.#closed) {
@@ -224,6 +290,71 @@ export class NetChannel {
     }
   }
 
+  /**
+   * The `"accept from"` path: recvmsg() with packet info until nothing is waiting, then a poll() on a runtime
+   * thread with a timeout (so close() ends the loop within {@link FILTERED_POLL_MS}); after
+   * {@link FILTERED_BURST} reads in a row the event loop gets a turn. A datagram from a source
+   * outside the list, or (with "in interface") arriving on another interface, is counted by reason and never
+   * yielded. The rest is as in the plain path.
+   */
+  async *#receiveFiltered({ filter, receiver }: Ingress): AsyncIterable<Uint8Array> {
+    let consecutiveErrors = 0;
+    let burst = 0;
+    while (!this.#closed) {
+      let datagram: ReturnType<PacketInfoReceiver["receive"]>;
+      try {
+        if (++burst > FILTERED_BURST) {
+          // A poll() that returns at once, on a runtime thread: one event-loop turn (~40 µs here). Not
+          // setTimeout(0): ~2 ms each here (500 in a row took 1.05 s), a cap of 64 datagrams per 2 ms.
+          burst = 0;
+          await receiver.readable(0);
+          if (this.#closed) return;
+        }
+        datagram = receiver.receive();
+        if (datagram === "empty") {
+          burst = 0;
+          await receiver.readable(FILTERED_POLL_MS);
+          continue;
+        }
+      } catch (error) {
+        if (this.#closed) return;
+        this.#stats.add("NET_RECV_ERRORS");
+        consecutiveErrors++;
+        this.#log.error(`error receiving a datagram from the network: ${errorMessage(error)}`);
+        const pause = Math.min(2 ** (consecutiveErrors - 1), RECEIVE_ERROR_MAX_BACKOFF_MS);
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        continue;
+      }
+      consecutiveErrors = 0;
+      this.#stats.add("NET_RCVD_PKTS");
+      this.#stats.add("NET_RCVD_BYTES", datagram.length);
+      const verdict = datagram.source === undefined
+        ? "net_source_refused"
+        : filter.check(datagram.source.bytes, datagram.interfaceIndex);
+      if (verdict !== undefined) {
+        this.#stats.drop(verdict);
+        const line = this.#refusals.line(
+          verdict,
+          `dropped a datagram from ${
+            datagram.source ? addressText(datagram.source.bytes) : "an unknown source"
+          } (${verdict}: ${
+            verdict === "net_source_refused"
+              ? 'not in "accept from"'
+              : `arrived on interface ${datagram.interfaceIndex ?? "unknown"}, not the in interface`
+          })`,
+        );
+        if (line) this.#log.debug(line);
+        continue;
+      }
+      if (datagram.length > NET_MAX_PAYLOAD) {
+        this.#stats.drop("net_oversize");
+        this.#log.debug(`dropped a ${datagram.length}-byte datagram (more than ${NET_MAX_PAYLOAD} bytes)`);
+        continue;
+      }
+      yield receiver.buffer.subarray(0, datagram.length);
+    }
+  }
+
   /** Closes the socket; a pending receive() ends. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -231,10 +362,12 @@ export class NetChannel {
     this.#conn.close();
   }
 
-  #logSendError(error: unknown): void {
+  #logSendError(error: unknown, destination: Deno.NetAddr): void {
+    // One destination: upstream's wording; several: say which one failed, each limited on its own.
+    const to = this.#destinations.length === 1 ? "" : ` ${hostPort(destination)}`;
     const line = this.#sendErrors.line(
-      "send",
-      `could not send a datagram to the network: ${errorMessage(error)}`,
+      `send${to}`,
+      `could not send a datagram to the network${to ? ` (to${to})` : ""}: ${errorMessage(error)}`,
     );
     if (line) this.#log.error(line);
   }
@@ -252,4 +385,30 @@ async function join(run: () => Promise<unknown>, what: string): Promise<void> {
 
 function prefixed(file: string, message: string): string {
   return message.startsWith(`${file}: `) ? message : `${file}: ${message}`;
+}
+
+/** The ingress filter of a config with `acceptFrom`, and packet info turned on for it. */
+function ingressOf(config: NetSocketConfig, descriptor: number): Ingress {
+  const inInterface = config.inInterface;
+  let index: number | undefined;
+  if (inInterface) {
+    index = inInterface.index ??
+      (inInterface.name === undefined ? undefined : interfaceIndex(inInterface.name));
+    if (index === undefined) {
+      throw new JooldError(
+        EXIT.NET_SETUP,
+        `cannot find the index of the in interface ${inInterface.text}, needed to check where datagrams arrive`,
+      );
+    }
+  }
+  return {
+    filter: new IngressFilter(config.acceptFrom!, index),
+    receiver: new PacketInfoReceiver(descriptor, config.family, RECEIVE_BUFFER_SIZE),
+  };
+}
+
+function hostPort(address: Deno.NetAddr): string {
+  return address.hostname.includes(":")
+    ? `[${address.hostname}]:${address.port}`
+    : `${address.hostname}:${address.port}`;
 }

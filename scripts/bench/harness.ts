@@ -91,6 +91,8 @@ export interface DaemonOptions {
   readonly inspect?: string;
   /** A `"key file"` (the pair's shared key): every frame authenticated. */
   readonly auth?: boolean;
+  /** More netsocket.json keys (e.g. `"accept from"` for the ingress-filtered receive path). */
+  readonly netsocket?: Record<string, unknown>;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -259,6 +261,7 @@ export class Pair {
       ttl: 1,
       ...(options.syncMode === "reliable" ? { mode: "reliable" } : {}),
       ...(options.auth ? { "key file": `${dir}/sync.key` } : {}),
+      ...options.netsocket,
     };
     if (options.auth) await Deno.writeFile(`${dir}/sync.key`, this.key, { mode: 0o600 });
     await Deno.writeTextFile(`${dir}/netsocket.json`, JSON.stringify(net, null, "\t"));

@@ -23,6 +23,8 @@ export interface RelayOptions {
   readonly syncMode?: "upstream" | "reliable";
   /** A shared `"key file"` on both daemons (authentication). */
   readonly auth?: boolean;
+  /** B reads through the ingress filter (`"accept from"` A's address, with `"in interface"` eth0). */
+  readonly ingress?: boolean;
 }
 
 /** Figures of one relay run. */
@@ -78,7 +80,14 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
   try {
     const { nsA, nsB } = await pair.setup();
     const { syncMode, auth } = options;
-    const b = await pair.daemon(nsB, { cpuProfDir: options.cpuProfDir, stdoutFifo: fifo, syncMode, auth });
+    const netsocket = options.ingress ? { "accept from": ["2001:db8::1"] } : undefined;
+    const b = await pair.daemon(nsB, {
+      cpuProfDir: options.cpuProfDir,
+      stdoutFifo: fifo,
+      syncMode,
+      auth,
+      netsocket,
+    });
     const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode, auth });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };

@@ -31,6 +31,8 @@ const USAGE = `usage: deno task bench [options]
   --only host|codec|memory|lab   run only these parts (repeatable or comma-separated; default: all)
   --sync-mode upstream|reliable  netsocket.json "mode" of the host relay's daemons (default upstream)
   --auth                         the host relay's daemons share a "key file" (every frame authenticated)
+  --ingress                      the host relay's receiver (B) reads through "accept from" (recvmsg with
+                                 packet info) instead of Deno's receive
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
@@ -68,6 +70,7 @@ const { values } = (() => {
         quick: { type: "boolean" },
         "sync-mode": { type: "string" },
         auth: { type: "boolean" },
+        ingress: { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
         "soak-seconds": { type: "string" },
@@ -187,6 +190,7 @@ async function host(): Promise<HostSummary> {
       sampleEvery: 100,
       syncMode,
       auth: values.auth ?? false,
+      ingress: values.ingress,
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.

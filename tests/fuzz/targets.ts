@@ -37,6 +37,8 @@ import { validateModSocket } from "../../lib/config/modsocket.ts";
 import { NETSOCKET_KEYS, validateNetSocket } from "../../lib/config/netsocket.ts";
 import type { HostLookup } from "../../lib/net/host_lookup.ts";
 import { JooldError } from "../../lib/errors.ts";
+import { isPrefix, parsePrefix, prefixContains, prefixText } from "../../lib/net/ingress.ts";
+import { parsePacketInfo } from "../../ffi/packet_info.ts";
 import { MemoryLogger } from "../../lib/logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from "../../lib/stats_format.ts";
@@ -461,6 +463,27 @@ const netsocketText: fc.Arbitrary<string> = fc.tuple(
   return "{" + pairs.map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v) ?? "null"}`).join(", ") + "}";
 });
 
+/** Control-message sequences (cmsghdr + data, 8-aligned) with plausible and wrong levels, types and lengths. */
+const controlMessages = fc.array(
+  fc.record({
+    level: fc.constantFrom(0, 41, 1, 255),
+    type: fc.constantFrom(8, 50, 49, 29),
+    data: fc.uint8Array({ minLength: 4, maxLength: 24, size: "max" }),
+    lengthError: fc.constantFrom(0, 0, 0, -1, 1, -16, 100),
+  }),
+  { maxLength: 3 },
+).map((messages) =>
+  concatBytes(messages.map(({ level, type, data, lengthError }) => {
+    const out = new Uint8Array((16 + data.length + 7) & ~7);
+    const view = viewOf(out);
+    view.setBigUint64(0, BigInt(Math.max(0, 16 + data.length + lengthError)), HOST_LITTLE_ENDIAN);
+    view.setInt32(8, level, HOST_LITTLE_ENDIAN);
+    view.setInt32(12, type, HOST_LITTLE_ENDIAN);
+    out.set(data, 16);
+    return out;
+  }))
+);
+
 const STATS = new Stats();
 STATS.add("NET_RCVD_PKTS", 3);
 STATS.drop("net_bad_field");
@@ -780,6 +803,57 @@ export const TARGETS: readonly FuzzTarget[] = [
         }
         return true;
       }),
+  },
+  {
+    name: "packet info",
+    checks:
+      "parsePacketInfo on any control bytes: no exception; an interface index only from a whole message",
+    unitRuns: 1000,
+    property: () =>
+      fc.property(
+        fc.oneof(fc.uint8Array({ maxLength: 128 }), controlMessages),
+        fc.integer({ min: -8, max: 128 }), // negative: the whole buffer
+        (bytes, cut) => {
+          const length = cut < 0 ? bytes.length : Math.min(cut, bytes.length);
+          const info = parsePacketInfo(
+            new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+            length,
+          );
+          if (info.interfaceIndex !== undefined) {
+            accepted("packet info");
+            check(length >= 28, () => `an index from ${length} bytes`);
+          }
+          return true;
+        },
+      ),
+  },
+  {
+    name: "accept from prefix",
+    checks:
+      "parsePrefix on any text: no exception; an accepted prefix has host bits zero and contains itself",
+    unitRuns: 1000,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 48 }),
+          fc.tuple(fc.ipV4(), fc.integer({ min: -1, max: 33 })).map(([a, l]) => `${a}/${l}`),
+          fc.tuple(fc.ipV6(), fc.integer({ min: -1, max: 129 })).map(([a, l]) => `${a}/${l}`),
+        ),
+        (text) => {
+          const parsed = parsePrefix(text);
+          if (isPrefix(parsed)) {
+            accepted("accept from prefix");
+            check(prefixContains(parsed, parsed.bytes), () => `${text} does not contain its own network`);
+            const reparsed = parsePrefix(prefixText(parsed));
+            check(isPrefix(reparsed) && prefixText(reparsed) === prefixText(parsed), () =>
+              `${text} round trip`);
+          } else {
+            check(!/[\r\n]/.test(parsed.problem), () =>
+              `problem on several lines: ${parsed.problem}`);
+          }
+          return true;
+        },
+      ),
   },
   {
     name: "modsocket.json",

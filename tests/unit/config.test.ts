@@ -102,7 +102,7 @@ Deno.test("every netsocket error is one line naming file, field, value and remed
   const cases: [unknown, string][] = [
     [
       { "multicast port": "6464" },
-      'netsocket.json: "multicast address": the field is mandatory, got nothing; add e.g. "ff08::db8:64:64"',
+      'netsocket.json: "multicast address": the field is mandatory, got nothing; add e.g. "ff08::db8:64:64", or list unicast "peers"',
     ],
     [
       { ...base, "multicast address": 5 },

@@ -55,7 +55,7 @@ function v6Config(group: string, port: number, extra: Partial<NetSocketConfig> =
 
 /** A plain Deno socket on the same group:port, with loopback on, so it hears the channel and vice versa. */
 async function peer(config: NetSocketConfig): Promise<Deno.DatagramConn> {
-  const address = config.groupAddress;
+  const address = config.groupAddress!;
   const bound = {
     family: config.family,
     bytes: addressBytes(address)!,
@@ -140,7 +140,7 @@ for (const [name, config, dataPath] of CASES) {
       const marker = bytes(8, 4);
       const destination = {
         transport: "udp" as const,
-        hostname: config.scope ? `${config.groupAddress}%${config.scope.name}` : config.groupAddress,
+        hostname: config.scope ? `${config.groupAddress}%${config.scope.name}` : config.groupAddress!,
         port: config.port,
       };
       const got = await receiveThrough(channel, 3, async () => {
@@ -217,7 +217,7 @@ Deno.test("NetChannel: two channels on one group:port with reuseaddr 1 both rece
     const ia = a.receive()[Symbol.asyncIterator]();
     const ib = b.receive()[Symbol.asyncIterator]();
     const [na, nb] = [ia.next(), ib.next()];
-    await other.send(payload, { transport: "udp", hostname: config.groupAddress, port: config.port });
+    await other.send(payload, { transport: "udp", hostname: config.groupAddress!, port: config.port });
     assert.deepEqual((await na).value, payload);
     assert.deepEqual((await nb).value, payload);
   } finally {
