@@ -39,7 +39,7 @@ import type { HostLookup } from "../../lib/net/host_lookup.ts";
 import { JooldError } from "../../lib/errors.ts";
 import { isPrefix, parsePrefix, prefixContains, prefixText } from "../../lib/net/ingress.ts";
 import { parsePacketInfo } from "../../ffi/packet_info.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from "../../lib/stats_format.ts";
 import { decodePool4Reply, encodePool4Foreach, type Pool4Entry } from "../../lib/jool/pool4.ts";

@@ -15,7 +15,7 @@
  */
 import { stdinCommands } from "../helpers/stdin_commands.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { NetChannel } from "../../lib/net/channel.ts";
 import { Stats } from "../../lib/stats.ts";
 

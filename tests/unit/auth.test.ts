@@ -13,7 +13,7 @@ import { decodeFrame, encodeData, encodeHeartbeat, FRAME_FLAG_AUTH } from "../..
 import { upstreamWire } from "../../lib/wire.ts";
 import { ReliableSync } from "../../lib/reliable/sync.ts";
 import { Stats } from "../../lib/stats.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { ConfigError, parseConfigText } from "../../lib/config/json_file.ts";
 import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { describeConfig } from "../../lib/config/load.ts";

@@ -4,7 +4,7 @@ import { EXIT } from "../../lib/errors.ts";
 import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { validateInstanceName, validateModSocket } from "../../lib/config/modsocket.ts";
 import { isMulticast, needsScope, parseIPv6 } from "../../lib/config/addresses.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { describeConfig } from "../../lib/config/load.ts";
 import { fakeLookup } from "../helpers/fake_lookup.ts";
 

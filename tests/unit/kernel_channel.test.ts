@@ -10,7 +10,7 @@ import type { KernelDatagram, KernelTransport } from "../../lib/kernel/transport
 import { encodeJooldAdd, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ADD } from "../../lib/jool/messages.ts";
 import type { JoolVersion } from "../../lib/jool/header.ts";
 import { NLMSG_HDRLEN, readNetlinkHeader } from "../../lib/jool/netlink.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { errorReply, kernelMessage, multicastBatch, sessionEntry } from "../helpers/kernel_messages.ts";
 import { Stats } from "../../lib/stats.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";

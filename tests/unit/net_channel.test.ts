@@ -15,7 +15,7 @@ import {
 } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { addressBytes } from "../../lib/net/address.ts";
 import { NET_MAX_PAYLOAD, NetChannel } from "../../lib/net/channel.ts";
 import { Stats } from "../../lib/stats.ts";

@@ -6,7 +6,7 @@ import { assertEquals } from "../helpers/assert.ts";
 import { ConfigError, parseConfigText } from "../../lib/config/json_file.ts";
 import { validateNetSocket } from "../../lib/config/netsocket.ts";
 import { describeConfig } from "../../lib/config/load.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { fakeLookup } from "../helpers/fake_lookup.ts";
 import { IngressFilter, isPrefix, parsePrefix, type Prefix, prefixContains } from "../../lib/net/ingress.ts";
 import { addressBytes } from "../../lib/net/address.ts";

@@ -6,7 +6,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { NetChannel, RECEIVE_BUFFER_BYTES } from "../../lib/net/channel.ts";
 import { dropsFromProcNetUdp } from "../../lib/net/socket_drops.ts";
 import { Stats } from "../../lib/stats.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { getIntOption, SOCKOPT } from "../../ffi/socket_options.ts";
 import type { NetSocketConfig } from "../../lib/config/types.ts";
 

@@ -3,7 +3,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { Pool4Watch } from "../../lib/kernel/pool4_watch.ts";
 import { inPool4 } from "../../lib/session/pool4_check.ts";
 import { Stats } from "../../lib/stats.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 import { parsePool4Spec, Pool4Double } from "../helpers/pool4_double.ts";
 

@@ -3,7 +3,7 @@ import { COALESCED_MAX_BYTES, type KernelSide, type NetSide, Relay } from "../..
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
 import { Stats } from "../../lib/stats.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { AckGate } from "../../lib/kernel/ack_rule.ts";
 import { pool4Table } from "../../lib/session/pool4_check.ts";
 import { upstreamWire } from "../../lib/wire.ts";

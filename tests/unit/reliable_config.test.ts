@@ -3,7 +3,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { ConfigError, parseConfigText } from "../../lib/config/json_file.ts";
 import { RELIABLE_DEFAULTS, validateNetSocket } from "../../lib/config/netsocket.ts";
 import { describeConfig } from "../../lib/config/load.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { fakeLookup } from "../helpers/fake_lookup.ts";
 import { runJoold } from "../helpers/daemon_process.ts";
 

@@ -8,7 +8,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { ReliableSync } from "../../lib/reliable/sync.ts";
 import type { ReliableSettings } from "../../lib/config/types.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { sessionBatch } from "../helpers/kernel_messages.ts";
 

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderPrometheus } from "../../lib/stats_format.ts";
 import { StatsServer } from "../../lib/stats_server.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { LogRateLimiter } from "../../lib/rate_limit.ts";
 
 function sample(): Stats {

@@ -20,7 +20,7 @@ import {
   watchdogInterval,
 } from "../../lib/systemd/notify_protocol.ts";
 import { SystemdNotifier } from "../../lib/systemd/notifier.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { UnixDatagramSender } from "../../ffi/unix_datagram.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

@@ -1,6 +1,6 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { warmUp } from "../../lib/warmup.ts";
-import { MemoryLogger } from "../../lib/logger.ts";
+import { MemoryLogger } from "../helpers/memory_logger.ts";
 
 Deno.test("warm-up drives every batch through the real channel and relay, both ways, for every format", async () => {
   // Per round one ACK, one datagram out and one JOOLD_ADD in: a break anywhere on the path shows as fewer.

@@ -413,8 +413,9 @@ hostile_auth_case() {
   capture_start "$dir"
   NETSOCKET_EXTRA=', "key file": "/tmp/lab-sync.key"' daemon_start A ours 6 default 45678
   NETSOCKET_EXTRA=', "key file": "/tmp/lab-sync.key"' daemon_start B ours 6 default 45678
-  daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
-  daemon_wait_ready B default 45678 && fact "$dir" ready_b yes || fact "$dir" ready_b no
+  # 60 s: run alone (LAB_CASES=hostile-auth), A is the boot's first Deno start, which TCG makes slow.
+  daemon_wait_ready A default 45678 120 && fact "$dir" ready_a yes || fact "$dir" ready_a no
+  daemon_wait_ready B default 45678 120 && fact "$dir" ready_b yes || fact "$dir" ready_b no
   sleep 1
   snapshot "$dir/before" A default 45678
   snapshot "$dir/before" B default 45678

@@ -151,16 +151,16 @@ daemon_start() {
   echo "$kind" >"$dir/kind"
 }
 
-# daemon_wait_ready NS INSTANCE STATS_PORT: wait (≤20 s) until the daemon answers its stats port (ours,
+# daemon_wait_ready NS INSTANCE STATS_PORT [TRIES]: wait (TRIES × 0.5 s, default 20 s) until the daemon answers its stats port (ours,
 # upstream ≥4.1.13) or has run for 2 s (4.1.9 upstream, sleep). Prints the seconds waited.
 daemon_wait_ready() {
-  local ns=$1 inst=$2 port=$3 dir=/tmp/d-$1-$2 i kind
+  local ns=$1 inst=$2 port=$3 tries=${4:-40} dir=/tmp/d-$1-$2 i kind
   kind=$(cat "$dir/kind")
   if [ "$kind" = sleep ] || { [ "$kind" = upstream ] && ! is_4113; }; then
     sleep 2
     return 0
   fi
-  for i in $(seq 1 40); do
+  for i in $(seq 1 "$tries"); do
     if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
       log "daemon $kind in $ns ($inst) died: $(tail -3 "$dir/log" | tr '\n' ' ')"
       return 1
