@@ -1,7 +1,7 @@
 /**
  * Property-based fuzz targets (fast-check) for every decoder and validator of outside input: kernel messages,
- * datagrams in each session format, session entries, the ACK-on-arrival check, both config files and stats
- * requests. Used twice: by `tests/unit/fuzz.test.ts` (a bounded number of runs, fixed seed) and by
+ * datagrams in each session format, session entries, the ACK-on-arrival check, both config files, stats
+ * requests, pool4 replies and the pool4 check, the reliable mode's frame and the authenticated wire. Used twice: by `tests/unit/fuzz.test.ts` (a bounded number of runs, fixed seed) and by
  * `deno task fuzz` (`scripts/fuzz/main.ts`, ≥ 1 000 000 runs per target).
  *
  * Properties: no exception escapes (config files: only a JooldError with a one-line message); anything accepted
