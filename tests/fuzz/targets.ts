@@ -1,7 +1,7 @@
 /**
  * Property-based fuzz targets (fast-check) for every decoder and validator of outside input: kernel messages,
- * datagrams in each session format, session entries, the ACK-on-arrival check, both config files and stats
- * requests. Used twice: by `tests/unit/fuzz.test.ts` (a bounded number of runs, fixed seed) and by
+ * datagrams in each session format, session entries, the ACK-on-arrival check, both config files, stats
+ * requests, pool4 replies and the pool4 check, the reliable mode's frame and the authenticated wire. Used twice: by `tests/unit/fuzz.test.ts` (a bounded number of runs, fixed seed) and by
  * `deno task fuzz` (`scripts/fuzz/main.ts`, ≥ 1 000 000 runs per target).
  *
  * Properties: no exception escapes (config files: only a JooldError with a one-line message); anything accepted
@@ -45,6 +45,25 @@ import { renderCsvText, renderForRequest, renderJson, renderPrometheus } from ".
 import { decodePool4Reply, encodePool4Foreach, type Pool4Entry } from "../../lib/jool/pool4.ts";
 import { checkPool4, inPool4, pool4Table } from "../../lib/session/pool4_check.ts";
 import { pool4EntriesAttributes, replyTo } from "../helpers/pool4_double.ts";
+import { createHmac } from "node:crypto";
+import {
+  decodeFrame,
+  encodeData,
+  encodeHeartbeat,
+  encodeRange,
+  encodeReplay,
+  encodeReplayEnd,
+  encodeResyncRequest,
+  type Frame,
+  FRAME_FLAG_AUTH,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  FRAME_TYPE,
+} from "../../lib/reliable/frame.ts";
+import { AUTH_TRAILER_BYTES, sealFrame } from "../../lib/auth/frame.ts";
+import { Authenticator, FRESHNESS_MS } from "../../lib/auth/authenticator.ts";
+import { REPLAY_WINDOW } from "../../lib/auth/replay_window.ts";
+import { AuthenticatedWire, FramedDataWire } from "../../lib/auth/wire.ts";
 
 /** One fuzz target: a name and a fast-check property over one generated input. */
 export interface FuzzTarget {
@@ -629,6 +648,373 @@ const POOL4_TARGETS: FuzzTarget[] = [
   },
 ];
 
+// ---- the reliable mode's frame (docs/protocol.md §10) and the authenticated wire (§10.6) --------------------
+
+const u32 = fc.nat({ max: 0xffff_ffff });
+/** A sender id: mostly legal, sometimes the refused 0. */
+const senderId = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 0xffff_ffff }) }, fc.constant(0));
+/** A DATA/REPLAY body's entries (not judged by decodeFrame): sometimes none, which it refuses. */
+const frameEntries = fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ minLength: 1, maxLength: 48 }));
+
+/** One frame of any type, from its encoder (flags 0). */
+const encodedFrame: fc.Arbitrary<Uint8Array> = fc.oneof(
+  fc.tuple(senderId, u32, frameEntries).map(([s, q, e]) => encodeData(s, q, e)),
+  fc.tuple(senderId, u32, u32, u32, frameEntries).map(([s, q, t, o, e]) => encodeReplay(s, q, t, o, e)),
+  fc.tuple(senderId, u32, u32, u32, u32).map(([s, q, t, n, f]) => encodeReplayEnd(s, q, t, n, f)),
+  fc.tuple(fc.constantFrom(FRAME_TYPE.NACK, FRAME_TYPE.UNAVAILABLE), senderId, u32, u32, u32, u32).map((
+    [type, s, l, t, f, e],
+  ) => encodeRange(type, s, l, t, f, e)),
+  fc.tuple(senderId, u32, u32, u32).map(([s, l, c, h]) => encodeHeartbeat(s, l, c, h)),
+  fc.tuple(senderId, u32, u32).map(([s, l, t]) => encodeResyncRequest(s, l, t)),
+);
+
+/** Whether an encoder's output (flags 0) is one decodeFrame must take: sender not 0, DATA/REPLAY not empty. */
+function legalEncoded(bytes: Uint8Array): boolean {
+  const sender = viewOf(bytes).getUint32(8, false);
+  const minBody = bytes[5] === FRAME_TYPE.DATA ? 1 : bytes[5] === FRAME_TYPE.REPLAY ? 9 : 0;
+  return sender !== 0 && bytes.length - FRAME_HEADER_BYTES >= minBody;
+}
+
+/** `frame` encoded again with the encoder of its type (flags 0). */
+function reencodeFrame(frame: Frame): Uint8Array {
+  switch (frame.type) {
+    case FRAME_TYPE.DATA:
+      return encodeData(frame.sender, frame.seq, frame.entries);
+    case FRAME_TYPE.REPLAY:
+      return encodeReplay(frame.sender, frame.seq, frame.target, frame.origin, frame.entries);
+    case FRAME_TYPE.REPLAY_END:
+      return encodeReplayEnd(frame.sender, frame.seq, frame.target, frame.sessions, frame.first);
+    case FRAME_TYPE.NACK:
+    case FRAME_TYPE.UNAVAILABLE:
+      return encodeRange(frame.type, frame.sender, frame.latest, frame.target, frame.first, frame.last);
+    case FRAME_TYPE.HEARTBEAT:
+      return encodeHeartbeat(frame.sender, frame.latest, frame.count, frame.hash);
+    default:
+      return encodeResyncRequest(frame.sender, frame.latest, frame.target);
+  }
+}
+
+/** Sets the authentication flag in a copy of `bytes` (when it has a flags field). */
+function withAuthFlag(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  if (out.length >= 8) out[7] |= FRAME_FLAG_AUTH;
+  return out;
+}
+
+/** The magic followed by anything: past the first check, into the header's. */
+const magicThenBytes = fc.uint8Array({ maxLength: 40 }).map((rest) => concat([FRAME_MAGIC, rest]));
+
+const RELIABLE_FRAME_TARGET: FuzzTarget = {
+  name: "reliable frame",
+  checks:
+    "decodeFrame (flags 0 or auth): no exception; a drop names a known reason on one line; an encoder's " +
+    "legal frame is taken; what is taken re-encodes byte for byte with its type's encoder",
+  unitRuns: 3000,
+  property: () =>
+    fc.property(
+      fc.oneof(
+        { weight: 4, arbitrary: encodedFrame.map((bytes) => ({ bytes, encoded: true })) },
+        { weight: 4, arbitrary: mutated(encodedFrame).map((bytes) => ({ bytes, encoded: false })) },
+        { weight: 1, arbitrary: magicThenBytes.map((bytes) => ({ bytes, encoded: false })) },
+        {
+          weight: 1,
+          arbitrary: fc.uint8Array({ maxLength: 40 }).map((bytes) => ({ bytes, encoded: false })),
+        },
+      ),
+      fc.boolean(),
+      fc.constantFrom(0, FRAME_FLAG_AUTH),
+      ({ bytes: raw, encoded }, flagged, flags) => {
+        const bytes = flagged ? withAuthFlag(raw) : raw;
+        const r = decodeFrame(bytes, flags);
+        if (encoded) {
+          const expected = legalEncoded(raw) && flagged === (flags === FRAME_FLAG_AUTH);
+          check(r.ok === expected, () => `${hex(bytes)} with flags ${flags}: ${JSON.stringify(r)}`);
+        }
+        if (!r.ok) {
+          check((DROP_REASONS as readonly string[]).includes(r.reason), () => `unknown reason ${r.reason}`);
+          check(!/[\r\n]/.test(r.detail), () => `detail on several lines: ${r.detail}`);
+          return true;
+        }
+        accepted("reliable frame");
+        check(r.frame.sender !== 0, () => "sender id 0 taken");
+        const again = flags ? withAuthFlag(reencodeFrame(r.frame)) : reencodeFrame(r.frame);
+        check(sameBytes(again, bytes), () => `frame ${hex(bytes)} re-encodes as ${hex(again)}`);
+        if (r.frame.type === FRAME_TYPE.DATA || r.frame.type === FRAME_TYPE.REPLAY) {
+          const at = r.frame.type === FRAME_TYPE.DATA ? 16 : 24;
+          check(
+            r.frame.entries.buffer === bytes.buffer && r.frame.entries.byteOffset === bytes.byteOffset + at &&
+              r.frame.entries.length === bytes.length - at,
+            () => "the entries are not the frame's own bytes after the body's fields",
+          );
+        }
+        return true;
+      },
+    ),
+};
+
+/** Keys of the authenticated-datagram target: the receiver is configured with some of them, never the third. */
+const AUTH_KEYS = [1, 2, 3].map((k) => new TextEncoder().encode(`fuzz key ${k} `.repeat(k * 3)));
+/** The receiver's configurations: one key, a rollover either way. */
+const RECEIVER_KEYS = [[0], [0, 1], [1, 0]] as const;
+/** Sender ids: two peers, the receiver's own id, 0 and the largest. */
+const OWN_SENDER = 0x0000_0a0a;
+const AUTH_SENDERS = [0x1111_1111, 0x2222_2222, OWN_SENDER, 0, 0xffff_ffff];
+/** The wall clock when a run starts (2027); it only moves forward, by less than RETAIN_MS over a whole run. */
+const CLOCK_START = 1_800_000_000_000;
+
+/** A datagram's mutation: bit flips, then a cut or an extension (see {@link applyMutation}). */
+interface Mutation {
+  flips: [number, number][];
+  resize: number;
+  extra: Uint8Array;
+}
+
+/** Receives, or seals then delivers (maybe mutated), or delivers a past datagram again, or random bytes. */
+type AuthStep =
+  | {
+    kind: "seal";
+    /** By sealFrame with a chosen counter, or by a sender's Authenticator (its own next counter, its clock). */
+    byAuthenticator: boolean;
+    sender: number;
+    key: number;
+    counter: number;
+    skewMs: number;
+    frame: Uint8Array;
+    m: Mutation | undefined;
+    advanceMs: number;
+  }
+  | { kind: "again"; index: number; m: Mutation | undefined; advanceMs: number }
+  | { kind: "random"; bytes: Uint8Array; advanceMs: number };
+
+const mutation: fc.Arbitrary<Mutation | undefined> = fc.option(
+  fc.tuple(
+    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 7 })), { maxLength: 3 }),
+    fc.integer({ min: -60, max: 8 }),
+    fc.uint8Array({ minLength: 8, maxLength: 8 }),
+  ).map(([flips, resize, extra]) => ({ flips, resize, extra })),
+  { nil: undefined, freq: 2 },
+);
+
+function applyMutation(bytes: Uint8Array, m: Mutation | undefined): Uint8Array {
+  if (!m) return bytes;
+  let out: Uint8Array = bytes.slice();
+  for (const [at, bit] of m.flips) if (out.length > 0) out[at % out.length] ^= 1 << bit;
+  if (m.resize < 0) out = out.slice(0, Math.max(0, out.length + m.resize));
+  else if (m.resize > 0) out = concat([out, m.extra.subarray(0, m.resize)]);
+  return out;
+}
+
+const advance = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, fc.nat({ max: 10_000 }));
+
+const authStep: fc.Arbitrary<AuthStep> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant("seal" as const),
+      byAuthenticator: fc.boolean(),
+      sender: fc.constantFrom(...AUTH_SENDERS),
+      key: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.constantFrom(1, 2)),
+      counter: fc.oneof(
+        fc.nat({ max: 40 }),
+        fc.nat({ max: 3000 }),
+        fc.constantFrom(0, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1),
+      ),
+      skewMs: fc.oneof(
+        { weight: 4, arbitrary: fc.integer({ min: -1000, max: 1000 }) },
+        fc.constantFrom(-60_001, -60_000, 60_000, 60_001),
+        fc.integer({ min: -200_000, max: 200_000 }),
+      ),
+      frame: fc.oneof(
+        encodedFrame,
+        // DATA frames of real entries, so that FramedDataWire takes some.
+        fc.tuple(u32, datagram("C")).map(([seq, entries]) => encodeData(1, seq, entries)),
+      ),
+      m: mutation,
+      advanceMs: advance,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("again" as const),
+      index: fc.nat(),
+      m: mutation,
+      advanceMs: advance,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("random" as const),
+      bytes: fc.oneof(
+        fc.uint8Array({ maxLength: 120 }),
+        fc.uint8Array({ minLength: 8, maxLength: 120 }).map((b) => withAuthFlag(concat([FRAME_MAGIC, b]))),
+      ),
+      advanceMs: advance,
+    }),
+  },
+);
+
+/** A sealed datagram as the model knows it. */
+interface Sealed {
+  readonly bytes: Uint8Array;
+  readonly sender: number;
+  readonly counter: number;
+  readonly timeMs: number;
+  /** Sealed with a key the receiver has. */
+  readonly configured: boolean;
+}
+
+/** The model of the receiver's replay window: counters taken and the highest, per sender. */
+class WindowModel {
+  readonly #taken = new Map<number, { highest: number; counters: Set<number> }>();
+  fresh(sender: number, counter: number): boolean {
+    const w = this.#taken.get(sender);
+    if (!w) return true;
+    if (counter > w.highest) return true;
+    return w.highest - counter < REPLAY_WINDOW && !w.counters.has(counter);
+  }
+  take(sender: number, counter: number): void {
+    const w = this.#taken.get(sender) ?? { highest: -1, counters: new Set<number>() };
+    this.#taken.set(sender, w);
+    w.counters.add(counter);
+    w.highest = Math.max(w.highest, counter);
+  }
+}
+
+const AUTH_REASONS = ["net_auth_missing", "net_auth_bad", "net_auth_replay", "net_auth_stale"];
+
+const AUTHENTICATED_DATAGRAM_TARGET: FuzzTarget = {
+  name: "authenticated datagram",
+  checks: "Authenticator.open, AuthenticatedWire(FramedDataWire).decode: no exception; a datagram is taken " +
+    "exactly when it is byte-identical to one sealed with a configured key, from another sender, fresh " +
+    "(±60 s) and not taken before (a model of the replay window); it yields the sealed frame without its " +
+    "trailer; the wire's verdict is the authenticator's, then FramedDataWire's on that frame",
+  unitRuns: 400,
+  property: () =>
+    fc.property(
+      fc.constantFrom(...RECEIVER_KEYS),
+      fc.array(authStep, { minLength: 1, maxLength: 10 }),
+      (keyIdx, steps) => {
+        let clock = CLOCK_START;
+        const now = () => clock;
+        const keys = keyIdx.map((i) => AUTH_KEYS[i]);
+        const receiver = new Authenticator(keys, now);
+        // A second receiver in the same state behind the wire: open() takes counters, so each sees it once.
+        const wireAuth = new Authenticator(keys, now);
+        const wire = new AuthenticatedWire(new FramedDataWire(), wireAuth);
+        // The receiver has sent a frame of its own: that id is its own from then on.
+        const own = encodeHeartbeat(OWN_SENDER, 1, 0, 0);
+        const ownSealed = receiver.seal(own);
+        wireAuth.seal(own);
+        const senders = AUTH_KEYS.map((k) => new Authenticator([k], now));
+        const senderCounters = AUTH_KEYS.map(() => 0);
+        const macs = AUTH_KEYS.map((k) => (d: Uint8Array) => createHmac("sha256", k).update(d).digest());
+        const sealed = new Map<string, Sealed>();
+        sealed.set(hex(ownSealed), {
+          bytes: ownSealed,
+          sender: OWN_SENDER,
+          counter: 1,
+          timeMs: clock,
+          configured: true,
+        });
+        const delivered: Uint8Array[] = [ownSealed];
+        const model = new WindowModel();
+        let taken = false;
+        for (const step of steps) {
+          let datagram: Uint8Array;
+          if (step.kind === "seal") {
+            const frame = step.frame.slice();
+            viewOf(frame).setUint32(8, step.sender, false);
+            let bytes: Uint8Array;
+            let counter: number;
+            let timeMs: number;
+            if (step.byAuthenticator) {
+              bytes = senders[step.key].seal(frame);
+              counter = ++senderCounters[step.key];
+              timeMs = clock;
+            } else {
+              counter = step.counter;
+              timeMs = Math.max(0, clock + step.skewMs);
+              bytes = sealFrame(frame, counter, timeMs, macs[step.key]);
+            }
+            const record: Sealed = {
+              bytes,
+              sender: step.sender,
+              counter,
+              timeMs,
+              configured: (keyIdx as readonly number[]).includes(step.key),
+            };
+            // Two sealings of the same bytes (same key, fields, counter and time) are one datagram.
+            if (!sealed.has(hex(bytes)) || record.configured) sealed.set(hex(bytes), record);
+            datagram = applyMutation(bytes, step.m);
+          } else if (step.kind === "again") {
+            datagram = applyMutation(delivered[step.index % delivered.length], step.m);
+          } else datagram = step.bytes;
+          delivered.push(datagram);
+
+          const opened = receiver.open(datagram);
+          const viaWire = wire.decode(datagram, "C");
+          const known = sealed.get(hex(datagram));
+          let expect: string;
+          if (!known || !known.configured) expect = "refused";
+          else if (known.sender === OWN_SENDER || !model.fresh(known.sender, known.counter)) {
+            expect = "net_auth_replay";
+          } else if (Math.abs(known.timeMs - clock) > FRESHNESS_MS) expect = "net_auth_stale";
+          else expect = "ok";
+          if (expect === "ok") model.take(known!.sender, known!.counter);
+
+          check(
+            opened.ok
+              ? expect === "ok"
+              : expect === "refused"
+              ? AUTH_REASONS.includes(opened.reason)
+              : opened.reason === expect,
+            () =>
+              `${hex(datagram)} at ${clock}: expected ${expect}, got ${JSON.stringify(opened)}` +
+              (known ? ` (sender ${known.sender}, counter ${known.counter}, time ${known.timeMs})` : ""),
+          );
+          if (!opened.ok) {
+            check(!/[\r\n]/.test(opened.detail), () => `detail on several lines: ${opened.detail}`);
+            check(
+              viaWire.ok === false && viaWire.reason === opened.reason,
+              () => `the wire says ${JSON.stringify(viaWire)}, the authenticator ${opened.reason}`,
+            );
+          } else {
+            taken = true;
+            const frame = datagram.subarray(0, datagram.length - AUTH_TRAILER_BYTES);
+            check(sameBytes(opened.frame, frame), () => `opened ${hex(opened.frame)}, sealed ${hex(frame)}`);
+            const direct = new FramedDataWire().decode(opened.frame, "C");
+            check(
+              direct.ok === viaWire.ok &&
+                (direct.ok || (viaWire.ok === false && viaWire.reason === direct.reason)),
+              () => `the wire says ${JSON.stringify(viaWire)}, FramedDataWire ${JSON.stringify(direct)}`,
+            );
+            if (viaWire.ok === true && direct.ok) {
+              check(sameBytes(viaWire.payload, direct.payload), () => "the wire's payload differs");
+              check(
+                sameBytes(viaWire.payload, frame.subarray(FRAME_HEADER_BYTES)),
+                () => "the payload is not the DATA frame's entries",
+              );
+            }
+          }
+          if (viaWire.ok === false) {
+            check((DROP_REASONS as readonly string[]).includes(viaWire.reason), () =>
+              `unknown reason ${viaWire.reason}`);
+          }
+          clock += step.advanceMs;
+        }
+        // Counted once per run (a run is several datagrams): the share of runs in which one was taken.
+        if (taken) {
+          accepted("authenticated datagram");
+        }
+        return true;
+      },
+    ),
+};
+
+const FRAME_TARGETS: FuzzTarget[] = [RELIABLE_FRAME_TARGET, AUTHENTICATED_DATAGRAM_TARGET];
+
 export const TARGETS: readonly FuzzTarget[] = [
   {
     name: "kernel message",
@@ -904,6 +1290,7 @@ export const TARGETS: readonly FuzzTarget[] = [
       ),
   },
   ...POOL4_TARGETS,
+  ...FRAME_TARGETS,
 ];
 
 function padTo4(bytes: Uint8Array): Uint8Array {
