@@ -16,6 +16,15 @@ export { DAEMON_FLAGS };
 /** `--v8-flags=…` the benchmark daemons run with instead of DAEMON_FLAGS' own (bench `--daemon-v8-flags`). */
 let v8FlagsOverride: string | undefined;
 
+let linkMtu: number | undefined;
+/**
+ * MTU of the pair's veth link (default the kernel's, 1 500). A larger one shows what IP fragmentation costs a
+ * wire whose datagrams outgrow 1 500 bytes (a full batch framed and authenticated is 1 564 bytes on the wire).
+ */
+export function setLinkMtu(mtu: number | undefined): void {
+  linkMtu = mtu;
+}
+
 /**
  * Runs the benchmark daemons with `--v8-flags=FLAGS` ("" = V8's defaults) instead of joold's own; FLAGS are
  * separated by commas or spaces.
@@ -233,6 +242,7 @@ export class Pair {
     const [nsA, nsB] = names;
     await sh("ip", "link", "add", "eth0", "netns", nsA, "type", "veth", "peer", "name", "eth0", "netns", nsB);
     for (const [ns, address] of [[nsA, "2001:db8::1/64"], [nsB, "2001:db8::2/64"]]) {
+      if (linkMtu !== undefined) await sh("ip", "-n", ns, "link", "set", "eth0", "mtu", String(linkMtu));
       await sh("ip", "-n", ns, "address", "add", address, "dev", "eth0", "nodad");
       await sh("ip", "-n", ns, "link", "set", "eth0", "up");
     }

@@ -13,6 +13,7 @@ import {
   hostBusySeconds,
   ROOT,
   setDaemonV8Flags,
+  setLinkMtu,
 } from "./harness.ts";
 import { type RelayResult, runRelay } from "./host_relay.ts";
 import {
@@ -31,6 +32,7 @@ const USAGE = `usage: deno task bench [options]
   --only host|codec|memory|lab   run only these parts (repeatable or comma-separated; default: all)
   --sync-mode upstream|reliable  netsocket.json "mode" of the host relay's daemons (default upstream)
   --auth                         the host relay's daemons share a "key file" (every frame authenticated)
+  --link-mtu N                   MTU of the daemons' veth link (default 1500)
   --ingress                      the host relay's receiver (B) reads through "accept from" (recvmsg with
                                  packet info) instead of Deno's receive
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
@@ -77,6 +79,7 @@ const { values } = (() => {
         "soak-rate": { type: "string" },
         "soak-heap": { type: "boolean" },
         profile: { type: "boolean" },
+        "link-mtu": { type: "string" },
         "daemon-v8-flags": { type: "string" },
         help: { type: "boolean" },
       },
@@ -104,6 +107,7 @@ if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
 }
 
 setDaemonV8Flags(values["daemon-v8-flags"]);
+setLinkMtu(values["link-mtu"] === undefined ? undefined : positive("link-mtu", values["link-mtu"], 1500));
 
 const OUT = `${ROOT}.lab-out/bench`;
 await Deno.mkdir(OUT, { recursive: true });
