@@ -6,9 +6,13 @@
  * every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one held an ACK
  * (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
  *
- * The main thread is woken by a message only when it said it would wait (a flag it sets, then re-checks the
- * ring, so a datagram published meanwhile is never missed). A full ring stops the thread from reading: the
- * kernel's batches then wait unACKed in the socket, and the kernel with them, as with any back-pressure.
+ * The main thread waits for new datagrams with `Atomics.waitAsync` on the head index, and the thread wakes it
+ * with `Atomics.notify` — only when it said it would wait (a flag it sets, then re-checks the ring, so a datagram
+ * published meanwhile is never missed). Why not a message: a `postMessage` serializes on the thread's side, so
+ * its heap grows and gets collected in a burst, and a page fault on that path waits for the process's
+ * memory-map lock behind V8's helper threads (`lib/kernel/thread.ts`); a notify allocates nothing on the thread.
+ * A full ring stops the thread from reading: the kernel's batches then wait unACKed in the socket, and the
+ * kernel with them, as with any back-pressure.
  * @module
  */
 import type { KernelDatagram } from "./transport.ts";
@@ -94,9 +98,20 @@ export class HandoffWriter {
     Atomics.store(this.#meta, HEAD, this.#head);
   }
 
-  /** Whether the main thread waits for word of new datagrams (the flag is cleared): if so, tell it. */
-  takeWaiter(): boolean {
-    return Atomics.exchange(this.#meta, WAITING, 0) === 1;
+  /**
+   * Wakes the main thread if it waits for new datagrams (the flag is cleared). True when it waited. Allocates
+   * nothing on this thread.
+   */
+  wakeReader(): boolean {
+    if (Atomics.exchange(this.#meta, WAITING, 0) !== 1) return false;
+    Atomics.notify(this.#meta, HEAD);
+    return true;
+  }
+
+  /** Runs {@link wakeReader}'s whole path with nobody waiting (the kernel thread's warm-up, on its own hand-off). */
+  rehearseWake(): void {
+    Atomics.store(this.#meta, WAITING, 1);
+    this.wakeReader();
   }
 
   /** Blocks the calling thread until a slot is freed or `timeoutMs` passes. Worker threads only. */
@@ -140,13 +155,23 @@ export class HandoffReader {
   }
 
   /**
-   * Says the main thread is about to wait for word of new datagrams. False when one was published meanwhile
-   * (take it instead of waiting); true: the writer's next publish will find the flag and send word.
+   * Waits for the writer to publish: undefined when a datagram waits already (take it), else a promise that
+   * settles when the writer publishes ({@link HandoffWriter.wakeReader}) or {@link interrupt} is called. The
+   * flag is set before the ring is looked at again, so a datagram published in between is never missed: either
+   * the head moved (no wait) or the writer finds the flag.
    */
-  announceWait(): boolean {
+  waitForDatagrams(): Promise<unknown> | undefined {
     Atomics.store(this.#meta, WAITING, 1);
-    if (Atomics.load(this.#meta, HEAD) === this.#tail) return true;
+    if (Atomics.load(this.#meta, HEAD) === this.#tail) {
+      const waited = Atomics.waitAsync(this.#meta, HEAD, this.#tail);
+      if (waited.async) return waited.value;
+    }
     Atomics.store(this.#meta, WAITING, 0);
-    return false;
+    return undefined;
+  }
+
+  /** Ends a {@link waitForDatagrams} wait from the main thread itself (stop, failure). */
+  interrupt(): void {
+    Atomics.notify(this.#meta, HEAD);
   }
 }

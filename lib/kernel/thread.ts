@@ -38,6 +38,12 @@ const WARM_UP_ROUNDS = 2000;
 const WARM_UP_CHUNK = 32;
 /** Slots of the warm-up's own hand-off: one chunk fits. */
 const WARM_UP_SLOTS = 2 * WARM_UP_CHUNK;
+/**
+ * `wakes` of the real loop: no bound. A small integer, not `Infinity`: the warm-up compiles {@link serve} for
+ * small-integer counts, and a first real call with a non-integer threw that code away (V8 "not a Smi" deopt), so
+ * the loop ran unoptimized through the first real batches and recompiled during them.
+ */
+const FOREVER = -1;
 /** How long the thread waits for a free slot before it looks at the wake pipe again. */
 const ROOM_WAIT_MS = 10;
 
@@ -68,8 +74,14 @@ export type KernelThreadMessage =
    * real-time priority (SCHED_FIFO 1), else why not (errno).
    */
   | { readonly kind: "ready"; readonly priorityErrno: number }
-  /** New datagrams wait in the hand-off (sent only when the main thread said it waits for word). */
-  | { readonly kind: "datagrams" }
+  /**
+   * The thread's first message, sent before its warm-up and ignored: a first `postMessage` sets up what it needs
+   * in the thread's isolate, and that changes prototypes the warmed code depends on. Sent after the warm-up (the
+   * "ready" below), it made V8 throw away every warmed function of the per-batch path, so the first real
+   * batches ran unoptimized and were recompiled mid-burst (seen with `--trace-deopt`: "dependent prototype chain
+   * changed").
+   */
+  | { readonly kind: "starting" }
   /** Woken by the pipe: the loop has ended and the thread closes. */
   | { readonly kind: "stopped" }
   /** The loop failed; the thread closes. */
@@ -112,9 +124,6 @@ interface LoopContext {
   readonly writer: AckWriter;
 }
 
-/** Tells the main thread that datagrams wait (or nothing, in the warm-up). */
-type Doorbell = () => void;
-
 /**
  * The kernel thread's life: warm up, raise its priority, say ready, then wait, drain, ACK on arrival and hand
  * over until the wake pipe is written. Blocks the calling thread: call it only on the kernel thread.
@@ -127,8 +136,6 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
     // Its own sequence numbers, far from the main thread's: the kernel checks none, but a capture stays readable.
     writer: new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000),
   };
-  const word: KernelThreadMessage = { kind: "datagrams" };
-  const doorbell = () => post(word);
   // Every page of the ring resident before the first batch (4 MiB, for good): a first touch in a burst is a page
   // fault, which waits for the process's memory-map lock, and V8's helper threads — normal priority, on CPUs
   // the burst keeps busy — take that lock to map and unmap pages of the main isolate's heap. In the VM lab
@@ -136,18 +143,20 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   // and the kernel lost 24–54 sessions; with the ring faulted in first, no such sleep and none lost
   // (BENCHMARKS.md "Kernel thread").
   new Uint8Array(init.handoff.ring).fill(0);
-  warmUp(context, init.instance, doorbell);
+  post({ kind: "starting" }); // before the warm-up: see its message type
+  const handoff = new HandoffWriter(init.handoff);
+  warmUp(context, init.instance);
   context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
   // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
   const priorityErrno = raiseCallingThread();
   post({ kind: "ready", priorityErrno });
   const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
-  serve(socket, context, new HandoffWriter(init.handoff), doorbell, Infinity, MAX_DRAIN);
+  serve(socket, context, handoff, FOREVER, MAX_DRAIN);
 }
 
 /**
- * At most `wakes` times (the real loop: until the wake pipe is written): wait for the socket, receive what waits
+ * At most `wakes` times ({@link FOREVER}: until the wake pipe is written): wait for the socket, receive what waits
  * (`drain` datagrams at most) straight into the hand-off, ACK each plain batch of ours at once, publish it.
  * Allocates nothing per datagram (`lib/kernel/handoff.ts` says why).
  */
@@ -155,12 +164,11 @@ function serve(
   socket: FdSocket,
   context: LoopContext,
   handoff: HandoffWriter,
-  doorbell: Doorbell,
   wakes: number,
   drain: number,
 ): void {
   const { familyId, key, gate, writer } = context;
-  for (let wake = 0; wake < wakes && socket.wait() === "readable"; wake++) {
+  for (let left = wakes; left !== 0 && socket.wait() === "readable"; left = left > 0 ? left - 1 : left) {
     let read = 0;
     while (read < drain) {
       const slot = handoff.next();
@@ -183,7 +191,7 @@ function serve(
       const acked = version !== 0 && !gate.held && socket.send(writer.ack(version)) === 0;
       handoff.publish(size, acked);
     }
-    if (read > 0 && handoff.takeWaiter()) doorbell();
+    if (read > 0) handoff.wakeReader();
   }
 }
 
@@ -193,11 +201,9 @@ function serve(
  * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
  * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into 200-flow bursts,
  * and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair, the datagrams to a
- * hand-off of its own. The doorbell (a postMessage to the main thread) is rung as often: a cold first ring could
- * hold the next batch in a burst's first milliseconds (not told apart from the lab's noise); the main thread
- * ignores a word that comes before it reads.
+ * hand-off of its own, whose wake path (the notify that wakes a waiting main thread) runs once per batch too.
  */
-function warmUp(context: LoopContext, instance: string, doorbell: Doorbell): void {
+function warmUp(context: LoopContext, instance: string): void {
   const sample = encodeJooldAdd({
     familyId: context.familyId,
     pid: 0,
@@ -217,11 +223,11 @@ function warmUp(context: LoopContext, instance: string, doorbell: Doorbell): voi
     for (let round = 0; round < WARM_UP_ROUNDS / WARM_UP_CHUNK; round++) {
       let sent = 0;
       while (sent < WARM_UP_CHUNK && kernel.send(sample, true) === 0) sent++;
-      serve(socket, context, handoff, () => {}, sent, 1); // one wake per batch, as in a burst
+      serve(socket, context, handoff, sent, 1); // one wake per batch, as in a burst
       while (kernel.receive() instanceof Uint8Array); // the ACKs, so the pair never fills
       while (taken.take()); // and the hand-off
+      for (let i = 0; i < sent; i++) handoff.rehearseWake();
     }
-    for (let ring = 0; ring < WARM_UP_ROUNDS; ring++) doorbell();
   } finally {
     closeFd(ours);
     closeFd(theirs);

@@ -95,7 +95,6 @@ class KernelThreadTransport implements KernelTransport {
   readonly #handoff = createHandoff();
   readonly #reader = new HandoffReader(this.#handoff);
   readonly #stopped = Promise.withResolvers<void>();
-  #wake: (() => void) | undefined;
   #failure: KernelThreadError | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -112,8 +111,7 @@ class KernelThreadTransport implements KernelTransport {
     this.#worker.onmessage = (event: MessageEvent<KernelThreadMessage>) => {
       const m = event.data;
       switch (m.kind) {
-        case "datagrams":
-          this.#wake?.();
+        case "starting":
           return;
         case "ready":
           this.priorityErrno = m.priorityErrno;
@@ -161,9 +159,8 @@ class KernelThreadTransport implements KernelTransport {
       }
       if (this.#failure) throw this.#failure;
       if (this.#closed) return;
-      if (!this.#reader.announceWait()) continue; // one arrived meanwhile
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = undefined;
+      const waiting = this.#reader.waitForDatagrams();
+      if (waiting) await waiting; // else one arrived meanwhile
     }
   }
 
@@ -181,7 +178,7 @@ class KernelThreadTransport implements KernelTransport {
 
   async #close(): Promise<void> {
     this.#closed = true;
-    this.#wake?.();
+    this.#reader.interrupt();
     wake(this.#pipe);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) =>
@@ -198,6 +195,6 @@ class KernelThreadTransport implements KernelTransport {
 
   #fail(error: KernelThreadError): void {
     this.#failure ??= error;
-    this.#wake?.();
+    this.#reader.interrupt();
   }
 }

@@ -58,18 +58,63 @@ Deno.test("hand-off: a datagram longer than a slot comes out cut to the slot", (
   assertEquals(reader.take()!.bytes.length, HANDOFF_SLOT_BYTES);
 });
 
-Deno.test("hand-off: word is sent only when the reader said it waits, and a publish in between is never missed", () => {
-  const memory = createHandoff();
-  const writer = new HandoffWriter(memory);
-  const reader = new HandoffReader(memory);
-  writer.next();
-  writer.publish(1, false);
-  assertEquals(writer.takeWaiter(), false, "nobody waits: no word");
-  assertEquals(reader.announceWait(), false, "a datagram waits: take it instead of waiting");
-  reader.take();
-  assertEquals(reader.announceWait(), true, "nothing waits: wait for word");
-  writer.next();
-  writer.publish(1, false);
-  assertEquals(writer.takeWaiter(), true, "the reader waits: send word");
-  assertEquals(writer.takeWaiter(), false, "once");
-});
+/**
+ * Runs `body` with a timer pending: a wait of `Atomics.waitAsync` does not keep Deno's event loop alive by itself
+ * (in the daemon, the kernel thread's Worker does).
+ */
+async function keptAlive(body: () => Promise<void>): Promise<void> {
+  const timer = setTimeout(() => {}, 60_000);
+  try {
+    await body();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("hand-off: the reader is woken only when it said it waits, and a publish in between is never missed", () =>
+  keptAlive(async () => {
+    const memory = createHandoff();
+    const writer = new HandoffWriter(memory);
+    const reader = new HandoffReader(memory);
+    writer.next();
+    writer.publish(1, false);
+    assertEquals(writer.wakeReader(), false, "nobody waits: no wake");
+    assertEquals(reader.waitForDatagrams(), undefined, "a datagram waits: take it instead of waiting");
+    reader.take();
+    const waiting = reader.waitForDatagrams();
+    assert(waiting !== undefined, "nothing waits: wait");
+    let woken = false;
+    waiting.then(() => woken = true);
+    await Promise.resolve();
+    assert(!woken, "not before a publish");
+    writer.next();
+    writer.publish(1, false);
+    assertEquals(writer.wakeReader(), true, "the reader waits: wake it");
+    assertEquals(await waiting, "ok", "woken by the writer's notify");
+    assertEquals(writer.wakeReader(), false, "once");
+  }));
+
+Deno.test("hand-off: a wait ends on interrupt (stop, failure) with nothing published", () =>
+  keptAlive(async () => {
+    const memory = createHandoff();
+    const reader = new HandoffReader(memory);
+    const waiting = reader.waitForDatagrams();
+    assert(waiting !== undefined);
+    reader.interrupt();
+    assertEquals(await waiting, "ok");
+    assertEquals(reader.take(), undefined);
+  }));
+
+Deno.test("hand-off: the writer's rehearsal wakes nobody and leaves the flag clear", () =>
+  keptAlive(async () => {
+    const memory = createHandoff();
+    const writer = new HandoffWriter(memory);
+    const reader = new HandoffReader(memory);
+    writer.rehearseWake();
+    assertEquals(writer.wakeReader(), false, "flag left clear");
+    const waiting = reader.waitForDatagrams()!;
+    writer.next();
+    writer.publish(1, false);
+    assertEquals(writer.wakeReader(), true);
+    assertEquals(await waiting, "ok");
+  }));
