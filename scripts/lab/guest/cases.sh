@@ -236,6 +236,9 @@ sched_trace_start() {
   echo 16384 >$t/buffer_size_kb
   echo >$t/trace
   echo 'sched:sched_switch sched:sched_wakeup sched:sched_waking irq:softirq_entry irq:softirq_exit irq:irq_handler_entry irq:irq_handler_exit' >$t/set_event 2>/dev/null
+  # Where a real-time task (the kernel thread) goes to sleep: its kernel stack, so a wait on a futex, a page fault
+  # (the memory-map lock) or poll() can be told apart.
+  echo 'stacktrace if prev_prio < 100' >$t/events/sched/sched_switch/trigger 2>/dev/null
   echo 1 >$t/tracing_on
 }
 sched_trace_stop() {
@@ -245,6 +248,7 @@ sched_trace_stop() {
   echo 0 >$t/tracing_on
   cat $t/trace >"$1/sched.trace"
   echo >$t/set_event
+  echo '!stacktrace if prev_prio < 100' >$t/events/sched/sched_switch/trigger 2>/dev/null
 }
 
 # burst_case NAME DAEMON N: N new UDP flows through A in one burst (daemons DAEMON on A and B); how many of A's
@@ -333,6 +337,22 @@ burst_stop_case() {
   fact "$dir" seconds $(($(date +%s) - t0))
 }
 
+# attacker_up: the namespace X, a host on the sync link (brss) with 2001:db8:ff08::99, for the cases that send
+# forged or hostile datagrams to the group. The case removes it with `ip netns del X`.
+attacker_up() {
+  ip netns add X 2>/dev/null
+  nsx X ip link set lo up
+  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
+  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+}
+
+# kernel_log_since_before DIR FILE: the kernel log lines written since DIR/dmesg-before, into DIR/FILE (and the
+# whole log into DIR/dmesg-after).
+kernel_log_since_before() {
+  dmesg >"$1/dmesg-after"
+  tail -n +"$(($(grep -c '' "$1/dmesg-before") + 1))" "$1/dmesg-after" >"$1/$2"
+}
+
 # hostile_case NAME: an attacker namespace X on the sync link (brss) sends the datagrams of scripts/lab/hostile.ts
 # (random, truncated, foreign-format, bogus-field, oversize, empty, the #404 probe) to the group, in the format of
 # this boot's kernel; our daemons on A and B. B must inject nothing, log nothing in the kernel, stay up, count
@@ -350,10 +370,7 @@ hostile_case() {
     fact "$dir" setup fail
     return
   }
-  ip netns add X 2>/dev/null
-  nsx X ip link set lo up
-  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
-  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  attacker_up
   capture_start "$dir"
   daemon_start A ours 6 default 45678
   daemon_start B ours 6 default 45678
@@ -367,8 +384,7 @@ hostile_case() {
     "$SYNC_PORT" "$dir/hostile.json" >"$dir/hostile.out" 2>&1 && fact "$dir" sent yes || fact "$dir" sent no
   log "  $name: $(tail -1 "$dir/hostile.out")"
   sleep 3
-  dmesg >"$dir/dmesg-after"
-  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-hostile"
+  kernel_log_since_before "$dir" dmesg-hostile
   kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
   kill -0 "$(cat /tmp/d-A-default/pid)" 2>/dev/null && fact "$dir" alive_a yes || fact "$dir" alive_a no
   snapshot "$dir/after" A default 45678
@@ -404,10 +420,7 @@ hostile_auth_case() {
     fact "$dir" setup fail
     return
   }
-  ip netns add X 2>/dev/null
-  nsx X ip link set lo up
-  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
-  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  attacker_up
   head -c 32 /dev/urandom >/tmp/lab-sync.key
   chmod 600 /tmp/lab-sync.key
   capture_start "$dir"
@@ -441,8 +454,7 @@ hostile_auth_case() {
   log "  $name: $(tail -1 "$dir/replayed.out")"
   wait_mirror A B default "$SYNC_WAIT" && fact "$dir" a_to_b yes || fact "$dir" a_to_b no
   sleep 2
-  dmesg >"$dir/dmesg-after"
-  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-hostile"
+  kernel_log_since_before "$dir" dmesg-hostile
   kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
   kill -0 "$(cat /tmp/d-A-default/pid)" 2>/dev/null && fact "$dir" alive_a yes || fact "$dir" alive_a no
   snapshot "$dir/end" A default 45678
@@ -607,10 +619,7 @@ pool4_case() {
     fact "$dir" setup fail
     return
   }
-  ip netns add X 2>/dev/null
-  nsx X ip link set lo up
-  ip link show X-brss >/dev/null 2>&1 || attach X eth0 brss
-  nsx X ip -6 addr replace 2001:db8:ff08::99/64 dev eth0 nodad
+  attacker_up
   capture_start "$dir"
   daemon_start A ours 6 default 45678
   # B: our daemon as daemon_start runs it, with "check pool4": 1 added to its netsocket.json.
@@ -645,8 +654,7 @@ pool4_case() {
     >"$dir/forge2.out" 2>&1 && fact "$dir" sent2 yes || fact "$dir" sent2 no
   log "  $name: round 2 $(tail -1 "$dir/forge2.out")"
   sleep 3
-  dmesg >"$dir/dmesg-after"
-  tail -n +"$(($(grep -c '' "$dir/dmesg-before") + 1))" "$dir/dmesg-after" >"$dir/dmesg-pool4"
+  kernel_log_since_before "$dir" dmesg-pool4
   kill -0 "$(cat /tmp/d-B-default/pid)" 2>/dev/null && fact "$dir" alive_b yes || fact "$dir" alive_b no
   snapshot "$dir/grown" A default 45678
   snapshot "$dir/grown" B default 45678
