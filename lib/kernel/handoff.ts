@@ -6,13 +6,10 @@
  * every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one held an ACK
  * (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
  *
- * The main thread waits for new datagrams with `Atomics.waitAsync` on the head index, and the thread wakes it
- * with `Atomics.notify` — only when it said it would wait (a flag it sets, then re-checks the ring, so a datagram
- * published meanwhile is never missed). Why not a message: a `postMessage` serializes on the thread's side, so
- * its heap grows and gets collected in a burst, and a page fault on that path waits for the process's
- * memory-map lock behind V8's helper threads (`lib/kernel/thread.ts`); a notify allocates nothing on the thread.
- * A full ring stops the thread from reading: the kernel's batches then wait unACKed in the socket, and the
- * kernel with them, as with any back-pressure.
+ * The main thread is woken only when it said it would wait (a flag it sets, then re-checks the ring, so a
+ * datagram published meanwhile is never missed), by a byte the thread sends on a socket pair
+ * (`lib/kernel/thread.ts` says why that and not a message). A full ring stops the thread from reading: the
+ * kernel's batches then wait unACKed in the socket, and the kernel with them, as with any back-pressure.
  * @module
  */
 import type { KernelDatagram } from "./transport.ts";
@@ -31,12 +28,16 @@ export const HANDOFF_SLOTS = 1024;
  */
 export const HANDOFF_SLOT_BYTES = 4096;
 
-/** Indices in the metadata: datagrams published and taken (both counting up), the main thread's wait flag. */
+/**
+ * Indices in the metadata: datagrams published and taken (both counting up), the main thread's wait flag, the
+ * kernel thread's wait flag (a full ring).
+ */
 const HEAD = 0;
 const TAIL = 1;
 const WAITING = 2;
+const ROOM_WAITING = 3;
 /** Then each slot's length, then whether each slot was ACKed. */
-const LENGTHS = 3;
+const LENGTHS = 4;
 
 /** The shared memory of one hand-off (sent to the kernel thread in its init message). */
 export interface HandoffMemory {
@@ -98,26 +99,21 @@ export class HandoffWriter {
     Atomics.store(this.#meta, HEAD, this.#head);
   }
 
+  /** Whether the main thread waits for word of new datagrams (the flag is cleared): if so, tell it. */
+  takeWaiter(): boolean {
+    return Atomics.exchange(this.#meta, WAITING, 0) === 1;
+  }
+
   /**
-   * Wakes the main thread if it waits for new datagrams (the flag is cleared). True when it waited. Allocates
-   * nothing on this thread.
+   * Blocks the calling thread until a slot is freed or `timeoutMs` passes. Worker threads only. The flag is set
+   * before the ring is looked at again, so a slot freed in between is never missed: either the tail moved (no
+   * wait) or the reader finds the flag.
    */
-  wakeReader(): boolean {
-    if (Atomics.exchange(this.#meta, WAITING, 0) !== 1) return false;
-    Atomics.notify(this.#meta, HEAD);
-    return true;
-  }
-
-  /** Runs {@link wakeReader}'s whole path with nobody waiting (the kernel thread's warm-up, on its own hand-off). */
-  rehearseWake(): void {
-    Atomics.store(this.#meta, WAITING, 1);
-    this.wakeReader();
-  }
-
-  /** Blocks the calling thread until a slot is freed or `timeoutMs` passes. Worker threads only. */
   waitForRoom(timeoutMs: number): void {
+    Atomics.store(this.#meta, ROOM_WAITING, 1);
     const tail = Atomics.load(this.#meta, TAIL);
     if (this.#head - tail >= this.#capacity) Atomics.wait(this.#meta, TAIL, tail, timeoutMs);
+    Atomics.store(this.#meta, ROOM_WAITING, 0);
   }
 }
 
@@ -150,28 +146,20 @@ export class HandoffReader {
     };
     this.#tail = (this.#tail + 1) | 0;
     Atomics.store(this.#meta, TAIL, this.#tail);
-    Atomics.notify(this.#meta, TAIL);
+    // Only when the writer waits: a notify takes a lock V8 shares between all the threads of the process, and the
+    // kernel thread must not meet it held by a main thread that was preempted (lib/kernel/thread.ts).
+    if (Atomics.load(this.#meta, ROOM_WAITING) === 1) Atomics.notify(this.#meta, TAIL);
     return datagram;
   }
 
   /**
-   * Waits for the writer to publish: undefined when a datagram waits already (take it), else a promise that
-   * settles when the writer publishes ({@link HandoffWriter.wakeReader}) or {@link interrupt} is called. The
-   * flag is set before the ring is looked at again, so a datagram published in between is never missed: either
-   * the head moved (no wait) or the writer finds the flag.
+   * Says the main thread is about to wait for word of new datagrams. False when one was published meanwhile
+   * (take it instead of waiting); true: the writer's next publish will find the flag and send word.
    */
-  waitForDatagrams(): Promise<unknown> | undefined {
+  announceWait(): boolean {
     Atomics.store(this.#meta, WAITING, 1);
-    if (Atomics.load(this.#meta, HEAD) === this.#tail) {
-      const waited = Atomics.waitAsync(this.#meta, HEAD, this.#tail);
-      if (waited.async) return waited.value;
-    }
+    if (Atomics.load(this.#meta, HEAD) === this.#tail) return true;
     Atomics.store(this.#meta, WAITING, 0);
-    return undefined;
-  }
-
-  /** Ends a {@link waitForDatagrams} wait from the main thread itself (stop, failure). */
-  interrupt(): void {
-    Atomics.notify(this.#meta, HEAD);
+    return false;
   }
 }

@@ -65,6 +65,8 @@ export interface KernelThreadInit {
   readonly gate: Int32Array;
   /** Where the datagrams go (`lib/kernel/handoff.ts`). */
   readonly handoff: HandoffMemory;
+  /** The doorbell: this thread's end of a socket pair; a byte sent on it wakes the main thread. */
+  readonly doorbellFd: number;
 }
 
 /** What the kernel thread tells the main thread. */
@@ -116,6 +118,12 @@ export function kernelThreadMain(): void {
   };
 }
 
+/** Tells the main thread that datagrams wait. */
+type Doorbell = () => void;
+
+/** One byte: what the doorbell sends (its content does not matter). */
+const BELL = new Uint8Array(1);
+
 /** What the loop needs besides its socket. */
 interface LoopContext {
   readonly familyId: number;
@@ -145,6 +153,14 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   new Uint8Array(init.handoff.ring).fill(0);
   post({ kind: "starting" }); // before the warm-up: see its message type
   const handoff = new HandoffWriter(init.handoff);
+  // The doorbell is a byte on a socket pair, which the main thread waits for in a poll on a runtime thread: a
+  // send() takes no lock that the main thread holds. A postMessage (or an Atomics.notify to an Atomics.waitAsync)
+  // takes locks shared with the main thread — its task queue, V8's futex list —, and a normal-priority main thread
+  // preempted while it holds one makes this thread wait until the main thread runs again: in the VM lab (Jool
+  // 4.1.9, scheduler trace) the thread slept 16 ms in mid-burst until the main thread woke it, and the kernel lost
+  // sessions. Sent without waiting: a full pair means the main thread has word already.
+  const bell = new FdSocket(init.doorbellFd, init.wakeFd, BELL.length);
+  const doorbell = () => void bell.send(BELL, true);
   warmUp(context, init.instance);
   context.writer.prepare(init.version || packVersion(DEFAULT_REQUEST_VERSION));
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
@@ -152,7 +168,7 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   const priorityErrno = raiseCallingThread();
   post({ kind: "ready", priorityErrno });
   const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
-  serve(socket, context, handoff, FOREVER, MAX_DRAIN);
+  serve(socket, context, handoff, doorbell, FOREVER, MAX_DRAIN);
 }
 
 /**
@@ -164,6 +180,7 @@ function serve(
   socket: FdSocket,
   context: LoopContext,
   handoff: HandoffWriter,
+  doorbell: Doorbell,
   wakes: number,
   drain: number,
 ): void {
@@ -191,7 +208,7 @@ function serve(
       const acked = version !== 0 && !gate.held && socket.send(writer.ack(version)) === 0;
       handoff.publish(size, acked);
     }
-    if (read > 0) handoff.wakeReader();
+    if (read > 0 && handoff.takeWaiter()) doorbell();
   }
 }
 
@@ -201,7 +218,8 @@ function serve(
  * runs each function in its interpreter first, then recompiles the hot ones: in the VM lab (QEMU TCG, Jool
  * 4.1.9) a kernel thread warmed only on its helpers stalled 14–23 ms about 100 batches into 200-flow bursts,
  * and the kernel lost up to 72 sessions. Nothing reaches the kernel: the ACKs go to the pair, the datagrams to a
- * hand-off of its own, whose wake path (the notify that wakes a waiting main thread) runs once per batch too.
+ * hand-off of its own, and the doorbell, rung for every batch as if the main thread always waited, to a pair of
+ * its own.
  */
 function warmUp(context: LoopContext, instance: string): void {
   const sample = encodeJooldAdd({
@@ -216,21 +234,30 @@ function warmUp(context: LoopContext, instance: string): void {
   const handoff = new HandoffWriter(memory);
   const taken = new HandoffReader(memory);
   const [ours, theirs] = openSocketPair();
+  const [bellOurs, bellTheirs] = openSocketPair();
   const pipe = openWakePipe();
   try {
     const socket = new FdSocket(ours, pipe.readFd, RECEIVE_BUFFER);
     const kernel = new FdSocket(theirs, pipe.readFd, 4096);
+    const bell = new FdSocket(bellOurs, pipe.readFd, BELL.length);
+    const heard = new FdSocket(bellTheirs, pipe.readFd, BELL.length);
+    const doorbell = () => void bell.send(BELL, true);
     for (let round = 0; round < WARM_UP_ROUNDS / WARM_UP_CHUNK; round++) {
       let sent = 0;
       while (sent < WARM_UP_CHUNK && kernel.send(sample, true) === 0) sent++;
-      serve(socket, context, handoff, sent, 1); // one wake per batch, as in a burst
+      for (let wake = 0; wake < sent; wake++) {
+        taken.announceWait(); // as if the main thread waited: the doorbell rings
+        serve(socket, context, handoff, doorbell, 1, 1); // one wake per batch, as in a burst
+      }
       while (kernel.receive() instanceof Uint8Array); // the ACKs, so the pair never fills
+      while (heard.receive() instanceof Uint8Array); // the bells
       while (taken.take()); // and the hand-off
-      for (let i = 0; i < sent; i++) handoff.rehearseWake();
     }
   } finally {
     closeFd(ours);
     closeFd(theirs);
+    closeFd(bellOurs);
+    closeFd(bellTheirs);
     closeWakePipe(pipe);
   }
 }

@@ -5,7 +5,15 @@
  * only then is the socket released (a descriptor closed under a blocked poll would not wake it).
  * @module
  */
-import { closeWakePipe, openWakePipe, wake, type WakePipe } from "../../ffi/fd_socket.ts";
+import {
+  closeFd,
+  closeWakePipe,
+  FdSocket,
+  openSocketPair,
+  openWakePipe,
+  wake,
+  type WakePipe,
+} from "../../ffi/fd_socket.ts";
 import { errnoText } from "../../ffi/libc.ts";
 import type { Logger } from "../logger.ts";
 import { AckGate } from "./ack_rule.ts";
@@ -95,6 +103,12 @@ class KernelThreadTransport implements KernelTransport {
   readonly #handoff = createHandoff();
   readonly #reader = new HandoffReader(this.#handoff);
   readonly #stopped = Promise.withResolvers<void>();
+  /** The doorbell's socket pair: the thread sends on the first, this side listens on the second. */
+  readonly #bellFds: [number, number];
+  /** The listening end (its own descriptor twice: poll() then reports it either way). */
+  readonly #bell: FdSocket;
+  /** The thread's end, for ringing from this side (stop, failure). */
+  readonly #selfBell: FdSocket;
   #failure: KernelThreadError | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -105,6 +119,9 @@ class KernelThreadTransport implements KernelTransport {
     this.localPort = options.socket.localPort;
     this.#pipe = pipe;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 500;
+    this.#bellFds = openSocketPair();
+    this.#bell = new FdSocket(this.#bellFds[1], this.#bellFds[1], 16);
+    this.#selfBell = new FdSocket(this.#bellFds[0], this.#bellFds[0], 16);
     const ready = Promise.withResolvers<void>();
     this.started = ready.promise;
     this.#worker = new Worker(options.threadModule, { type: "module", name: KERNEL_THREAD_NAME });
@@ -141,6 +158,7 @@ class KernelThreadTransport implements KernelTransport {
       version: options.version,
       gate: this.ackGate.flags,
       handoff: this.#handoff,
+      doorbellFd: this.#bellFds[0],
     };
     this.#worker.postMessage(init);
   }
@@ -159,8 +177,9 @@ class KernelThreadTransport implements KernelTransport {
       }
       if (this.#failure) throw this.#failure;
       if (this.#closed) return;
-      const waiting = this.#reader.waitForDatagrams();
-      if (waiting) await waiting; // else one arrived meanwhile
+      if (!this.#reader.announceWait()) continue; // one arrived meanwhile
+      await this.#bell.waitAsync();
+      while (this.#bell.receive() instanceof Uint8Array); // every byte rung so far: one look at the ring serves all
     }
   }
 
@@ -174,11 +193,12 @@ class KernelThreadTransport implements KernelTransport {
     this.#closed = true;
     wake(this.#pipe);
     this.#worker.terminate();
+    // The thread may not have stopped: its descriptors are left to the process's exit, as in close().
   }
 
   async #close(): Promise<void> {
     this.#closed = true;
-    this.#reader.interrupt();
+    this.#ring();
     wake(this.#pipe);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((resolve) =>
@@ -190,11 +210,18 @@ class KernelThreadTransport implements KernelTransport {
     // A thread that did not stop may still use the descriptors: leave them to the process's exit.
     if (outcome === "late") return;
     closeWakePipe(this.#pipe);
+    closeFd(this.#bellFds[0]);
+    closeFd(this.#bellFds[1]);
     this.#socket.close();
+  }
+
+  /** Ends a wait for the doorbell from this side. */
+  #ring(): void {
+    this.#selfBell.send(new Uint8Array(1), true);
   }
 
   #fail(error: KernelThreadError): void {
     this.#failure ??= error;
-    this.#reader.interrupt();
+    this.#ring();
   }
 }

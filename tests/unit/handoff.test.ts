@@ -58,63 +58,51 @@ Deno.test("hand-off: a datagram longer than a slot comes out cut to the slot", (
   assertEquals(reader.take()!.bytes.length, HANDOFF_SLOT_BYTES);
 });
 
-/**
- * Runs `body` with a timer pending: a wait of `Atomics.waitAsync` does not keep Deno's event loop alive by itself
- * (in the daemon, the kernel thread's Worker does).
- */
-async function keptAlive(body: () => Promise<void>): Promise<void> {
-  const timer = setTimeout(() => {}, 60_000);
+Deno.test("hand-off: word is sent only when the reader said it waits, and a publish in between is never missed", () => {
+  const memory = createHandoff();
+  const writer = new HandoffWriter(memory);
+  const reader = new HandoffReader(memory);
+  writer.next();
+  writer.publish(1, false);
+  assertEquals(writer.takeWaiter(), false, "nobody waits: no word");
+  assertEquals(reader.announceWait(), false, "a datagram waits: take it instead of waiting");
+  reader.take();
+  assertEquals(reader.announceWait(), true, "nothing waits: wait for word");
+  writer.next();
+  writer.publish(1, false);
+  assertEquals(writer.takeWaiter(), true, "the reader waits: send word");
+  assertEquals(writer.takeWaiter(), false, "once");
+});
+
+Deno.test("hand-off: a kernel thread waiting on a full ring is woken when the main thread frees a slot", async () => {
+  const memory = createHandoff(4);
+  const module = new URL("../../lib/kernel/handoff.ts", import.meta.url).href;
+  const source = `
+    import { HandoffWriter } from ${JSON.stringify(module)};
+    self.onmessage = (event) => {
+      const writer = new HandoffWriter(event.data);
+      while (writer.next()) writer.publish(1, false);
+      self.postMessage("full");
+      const start = performance.now();
+      writer.waitForRoom(20_000); // woken by the reader's take(), else only after 20 s
+      const woken = performance.now() - start < 10_000;
+      self.postMessage(writer.next() === undefined ? "still full" : woken ? "room" : "room after the timeout");
+    };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
   try {
-    await body();
+    const replies: string[] = [];
+    const next = () => new Promise<string>((resolve) => worker.onmessage = (e) => resolve(e.data));
+    worker.postMessage(memory);
+    replies.push(await next());
+    const reader = new HandoffReader(memory);
+    const woken = next();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // let it block in Atomics.wait
+    assert(reader.take() !== undefined);
+    replies.push(await woken);
+    assertEquals(replies, ["full", "room"]);
   } finally {
-    clearTimeout(timer);
+    worker.terminate();
+    URL.revokeObjectURL(url);
   }
-}
-
-Deno.test("hand-off: the reader is woken only when it said it waits, and a publish in between is never missed", () =>
-  keptAlive(async () => {
-    const memory = createHandoff();
-    const writer = new HandoffWriter(memory);
-    const reader = new HandoffReader(memory);
-    writer.next();
-    writer.publish(1, false);
-    assertEquals(writer.wakeReader(), false, "nobody waits: no wake");
-    assertEquals(reader.waitForDatagrams(), undefined, "a datagram waits: take it instead of waiting");
-    reader.take();
-    const waiting = reader.waitForDatagrams();
-    assert(waiting !== undefined, "nothing waits: wait");
-    let woken = false;
-    waiting.then(() => woken = true);
-    await Promise.resolve();
-    assert(!woken, "not before a publish");
-    writer.next();
-    writer.publish(1, false);
-    assertEquals(writer.wakeReader(), true, "the reader waits: wake it");
-    assertEquals(await waiting, "ok", "woken by the writer's notify");
-    assertEquals(writer.wakeReader(), false, "once");
-  }));
-
-Deno.test("hand-off: a wait ends on interrupt (stop, failure) with nothing published", () =>
-  keptAlive(async () => {
-    const memory = createHandoff();
-    const reader = new HandoffReader(memory);
-    const waiting = reader.waitForDatagrams();
-    assert(waiting !== undefined);
-    reader.interrupt();
-    assertEquals(await waiting, "ok");
-    assertEquals(reader.take(), undefined);
-  }));
-
-Deno.test("hand-off: the writer's rehearsal wakes nobody and leaves the flag clear", () =>
-  keptAlive(async () => {
-    const memory = createHandoff();
-    const writer = new HandoffWriter(memory);
-    const reader = new HandoffReader(memory);
-    writer.rehearseWake();
-    assertEquals(writer.wakeReader(), false, "flag left clear");
-    const waiting = reader.waitForDatagrams()!;
-    writer.next();
-    writer.publish(1, false);
-    assertEquals(writer.wakeReader(), true);
-    assertEquals(await waiting, "ok");
-  }));
+});
