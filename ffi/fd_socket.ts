@@ -11,7 +11,7 @@
  * @module
  */
 import { HOST_LITTLE_ENDIAN as HOST_LE } from "./endian.ts";
-import { ErrnoError, lastErrno, loadLibc } from "./libc.ts";
+import { ErrnoError, lastErrno, loadLibc, sizeArg } from "./libc.ts";
 import {
   AF_UNIX,
   EAGAIN,
@@ -147,20 +147,6 @@ export class FdSocket {
     }
   }
 
-  /**
-   * size_t arguments of recv (`slot` 0) and send (`slot` 1): the last of each is kept, so the per-datagram calls
-   * allocate no BigInt.
-   */
-  #size(length: number, slot: 0 | 1): bigint {
-    if (length !== this.#sizes[slot]) {
-      this.#sizes[slot] = length;
-      this.#sizesBig[slot] = BigInt(length);
-    }
-    return this.#sizesBig[slot];
-  }
-  readonly #sizes = [-1, -1];
-  readonly #sizesBig = [0n, 0n];
-
   /** Reads one waiting datagram without blocking: a fresh copy. Throws {@link FdSocketError}. */
   receive(): FdReceive {
     const n = this.receiveInto(this.#buffer);
@@ -175,13 +161,11 @@ export class FdSocket {
   receiveInto(target: Uint8Array): number | "empty" | "overrun" {
     const libc = loadLibc();
     while (true) {
-      const n = Number(
-        libc.recv(
-          this.fd,
-          target as Uint8Array<ArrayBuffer>,
-          this.#size(target.length, 0),
-          MSG_DONTWAIT | MSG_TRUNC,
-        ),
+      const n = libc.recv(
+        this.fd,
+        target as Uint8Array<ArrayBuffer>,
+        sizeArg(target.length),
+        MSG_DONTWAIT | MSG_TRUNC,
       );
       if (n > 0) return n;
       if (n === 0) return "empty"; // a zero-length datagram, or the peer of a socket pair closed
@@ -201,9 +185,7 @@ export class FdSocket {
     const libc = loadLibc();
     const flags = dontWait ? MSG_DONTWAIT : 0;
     while (true) {
-      const n = Number(
-        libc.send(this.fd, message as Uint8Array<ArrayBuffer>, this.#size(message.length, 1), flags),
-      );
+      const n = libc.send(this.fd, message as Uint8Array<ArrayBuffer>, sizeArg(message.length), flags);
       if (n >= 0) return 0;
       const errno = lastErrno();
       if (errno !== EINTR) return errno;

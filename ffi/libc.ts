@@ -26,10 +26,15 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   /** int close(int fd) */
   close: { parameters: ["i32"], result: "i32" },
-  /** ssize_t recv(int sockfd, void *buf, size_t len, int flags) */
-  recv: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
-  /** ssize_t send(int sockfd, const void *buf, size_t len, int flags) */
-  send: { parameters: ["i32", "buffer", "u64", "i32"], result: "i64" },
+  /**
+   * ssize_t recv(int sockfd, void *buf, size_t len, int flags). Declared with an i32 result (the low half of the
+   * ssize_t: a datagram's length, or -1) and a usize length passed as a number: a 64-bit result comes back as a
+   * BigInt, and a BigInt length must be one, so each call would allocate — and the kernel thread, which calls
+   * this for every batch, must allocate nothing (`lib/kernel/handoff.ts`).
+   */
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  /** ssize_t send(int sockfd, const void *buf, size_t len, int flags); declared as recv is, for the same reason. */
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   /**
    * int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param) — pid 0: the calling thread
    * (Linux schedules threads, not processes); param is one int, the priority.
@@ -162,6 +167,15 @@ export function lastErrno(): number {
   return errnoView.getInt32();
 }
 let errnoView: Deno.UnsafePointerView | undefined;
+
+/**
+ * A size_t argument (`usize`) given as a number: Deno converts a number for a 64-bit integer parameter without
+ * allocating, whereas a BigInt must be made first; its type declarations only admit the BigInt. For lengths of
+ * buffers, which are always safe integers.
+ */
+export function sizeArg(bytes: number): bigint {
+  return bytes as unknown as bigint;
+}
 
 /** strerror() text of an errno value. */
 export function errnoText(errno: number): string {

@@ -179,6 +179,7 @@ class KernelThreadTransport implements KernelTransport {
       if (this.#closed) return;
       if (!this.#reader.announceWait()) continue; // one arrived meanwhile
       await this.#bell.waitAsync();
+      if (this.#closed) return; // close() rang, and releases the doorbell's descriptors
       while (this.#bell.receive() instanceof Uint8Array); // every byte rung so far: one look at the ring serves all
     }
   }
