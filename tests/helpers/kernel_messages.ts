@@ -39,6 +39,20 @@ export function sessionEntry(n: number, format: SessionFormat = "C"): Uint8Array
   return encodeEntry(sessionOf(n), format);
 }
 
+/**
+ * The numbers `n` of the {@link sessionOf} sessions in format-C `containers` (e.g. the JOOLD_ADDs a daemon's
+ * double received): the last two bytes of each entry's src6.
+ */
+export function sessionNumbers(containers: Iterable<Uint8Array>): Set<number> {
+  const out = new Set<number>();
+  for (const container of containers) {
+    for (let at = 0; at + 40 <= container.length; at += 40) {
+      out.add((container[at + 18] << 8) | container[at + 19]);
+    }
+  }
+  return out;
+}
+
 /** `count` consecutive entries starting at `first`, concatenated: one batch payload. */
 export function sessionBatch(first: number, count: number, format: SessionFormat = "C"): Uint8Array {
   return concatBytes(Array.from({ length: count }, (_, i) => sessionEntry(first + i, format)));

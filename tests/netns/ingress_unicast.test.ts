@@ -13,22 +13,14 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { DAEMON_FLAGS, DENO, ROOT } from "../helpers/daemon_process.ts";
 import { Lab, netnsTest, sh } from "./namespaces.ts";
 import { Daemon, queryStats, type StatsJson } from "../helpers/double_daemon.ts";
-import { sessionBatch } from "../helpers/kernel_messages.ts";
+import { sessionBatch, sessionNumbers } from "../helpers/kernel_messages.ts";
 
 const STATS_PORT = 46611;
 const NEEDS = { files: [`${ROOT}lib/net/ingress.ts`] };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Session numbers in the JOOLD_ADDs a daemon's double received (the last two bytes of src6). */
-function received(daemon: Daemon): Set<number> {
-  const out = new Set<number>();
-  for (const container of daemon.adds()) {
-    for (let at = 0; at + 40 <= container.length; at += 40) {
-      out.add((container[at + 18] << 8) | container[at + 19]);
-    }
-  }
-  return out;
-}
+/** Session numbers in the JOOLD_ADDs a daemon's double received. */
+const received = (daemon: Daemon) => sessionNumbers(daemon.adds());
 
 const range = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
 

@@ -19,7 +19,7 @@ import { ROOT } from "../helpers/daemon_process.ts";
 import { DAEMON_FLAGS } from "../helpers/daemon_process.ts";
 import { Lab, type LineProcess, netnsTest } from "./namespaces.ts";
 import { Daemon, queryStats, type StatsJson } from "../helpers/double_daemon.ts";
-import { sessionBatch } from "../helpers/kernel_messages.ts";
+import { sessionBatch, sessionNumbers } from "../helpers/kernel_messages.ts";
 
 const STATS_PORT = 46601;
 const NEEDS = { files: [`${ROOT}lib/reliable/sync.ts`] };
@@ -28,16 +28,8 @@ const IMPAIRMENT = { loss: 0.05, duplicate: 0.01, reorder: 0.1, reorderMs: 4 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Session numbers in the JOOLD_ADDs a daemon's double received (sessionOf(n): the last two bytes of src6). */
-function received(daemon: Daemon): Set<number> {
-  const out = new Set<number>();
-  for (const container of daemon.adds()) {
-    for (let at = 0; at + 40 <= container.length; at += 40) {
-      out.add((container[at + 18] << 8) | container[at + 19]);
-    }
-  }
-  return out;
-}
+/** Session numbers in the JOOLD_ADDs a daemon's double received. */
+const received = (daemon: Daemon) => sessionNumbers(daemon.adds());
 
 function missing(daemon: Daemon, first: number, count: number): number[] {
   const got = received(daemon);

@@ -5,36 +5,11 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { FamilyAbsentError, NetlinkSocket } from "../../ffi/netlink_socket.ts";
-import {
-  encodeAttributes,
-  GENL_HDRLEN,
-  NLM_F_REQUEST,
-  NLMSG_HDRLEN,
-  parseAttributes,
-  readNetlinkHeader,
-  readU16,
-  splitMessages,
-  writeGenlHeader,
-  writeNetlinkHeader,
-} from "../../lib/jool/netlink.ts";
+import { assertGetFamilyReply, GENL_ID_CTRL, getFamilyRequest, joolLoaded } from "../helpers/nlctrl.ts";
 import { openLibnlTransport } from "../../lib/kernel/libnl_transport.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
 import { MAIN_MODULE } from "../helpers/kernel_double.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
-
-const GENL_ID_CTRL = 0x10;
-const CTRL_CMD_GETFAMILY = 3;
-const CTRL_ATTR_FAMILY_ID = 1;
-const CTRL_ATTR_FAMILY_NAME = 2;
-
-function joolLoaded(): boolean {
-  try {
-    Deno.statSync("/sys/module/jool");
-    return true;
-  } catch {
-    return false; // absent (or unreadable): treat as not loaded
-  }
-}
 
 Deno.test("netlink socket: nlctrl resolves to 0x10 and its notify group joins", () => {
   const socket = NetlinkSocket.open({ family: "nlctrl", group: "notify" });
@@ -93,33 +68,12 @@ Deno.test("netlink socket + kernel thread: a raw CTRL_CMD_GETFAMILY gets its rep
     threadModule: MAIN_MODULE,
   });
   try {
-    const attrs = encodeAttributes([{
-      type: CTRL_ATTR_FAMILY_NAME,
-      payload: new TextEncoder().encode("nlctrl\0"),
-    }]);
-    const request = new Uint8Array(NLMSG_HDRLEN + GENL_HDRLEN + attrs.length);
-    writeNetlinkHeader(request, {
-      length: request.length,
-      type: GENL_ID_CTRL,
-      flags: NLM_F_REQUEST,
-      seq: 4711,
-      pid: socket.localPort,
-    });
-    writeGenlHeader(request, NLMSG_HDRLEN, { cmd: CTRL_CMD_GETFAMILY, version: 1, reserved: 0 });
-    request.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
     const iterator = transport.receive()[Symbol.asyncIterator]();
     for (const seq of [4711, 4712]) {
-      new DataView(request.buffer).setUint32(8, seq, true);
-      transport.send(request);
+      transport.send(getFamilyRequest(seq, socket.localPort));
       const { value } = await iterator.next();
       assertEquals(value!.acked, false, "a reply is no batch: never ACKed");
-      const [reply] = splitMessages(value!.bytes).messages;
-      const header = readNetlinkHeader(reply);
-      assertEquals([header.type, header.seq, header.pid], [GENL_ID_CTRL, seq, socket.localPort]);
-      const parsed = parseAttributes(reply.subarray(NLMSG_HDRLEN + GENL_HDRLEN));
-      assert(parsed.ok);
-      const id = parsed.attributes.find((a) => a.type === CTRL_ATTR_FAMILY_ID);
-      assertEquals(readU16(id!.payload), GENL_ID_CTRL);
+      assertGetFamilyReply(value!.bytes, seq, socket.localPort);
     }
     // The thread is parked in its blocking poll again; close() wakes it, and the iteration ends.
     const pending = iterator.next();

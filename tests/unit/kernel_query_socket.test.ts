@@ -5,64 +5,17 @@
  * is EXIT.JOOL_ABSENT.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import {
-  encodeAttributes,
-  GENL_HDRLEN,
-  NLM_F_REQUEST,
-  NLMSG_HDRLEN,
-  parseAttributes,
-  readNetlinkHeader,
-  readU16,
-  splitMessages,
-  writeGenlHeader,
-  writeNetlinkHeader,
-} from "../../lib/jool/netlink.ts";
+import { assertGetFamilyReply, getFamilyRequest, joolLoaded } from "../helpers/nlctrl.ts";
 import { openLibnlQuerySocket } from "../../lib/kernel/libnl_transport.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
-
-const GENL_ID_CTRL = 0x10;
-const CTRL_CMD_GETFAMILY = 3;
-const CTRL_ATTR_FAMILY_ID = 1;
-const CTRL_ATTR_FAMILY_NAME = 2;
-
-function joolLoaded(): boolean {
-  try {
-    Deno.statSync("/sys/module/jool");
-    return true;
-  } catch {
-    return false; // absent (or unreadable): treat as not loaded
-  }
-}
 
 Deno.test("query socket: a request's reply arrives through receive(); silence ends at the timeout", async () => {
   const socket = openLibnlQuerySocket("nlctrl");
   try {
-    const attrs = encodeAttributes([{
-      type: CTRL_ATTR_FAMILY_NAME,
-      payload: new TextEncoder().encode("nlctrl\0"),
-    }]);
-    const request = new Uint8Array(NLMSG_HDRLEN + GENL_HDRLEN + attrs.length);
-    writeNetlinkHeader(request, {
-      length: request.length,
-      type: GENL_ID_CTRL,
-      flags: NLM_F_REQUEST,
-      seq: 815,
-      pid: socket.localPort,
-    });
-    writeGenlHeader(request, NLMSG_HDRLEN, { cmd: CTRL_CMD_GETFAMILY, version: 1, reserved: 0 });
-    request.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
-    socket.send(request);
+    socket.send(getFamilyRequest(815, socket.localPort));
     const datagram = await socket.receive(2000);
     assert(datagram, "no reply");
-    const [reply] = splitMessages(datagram).messages;
-    const header = readNetlinkHeader(reply);
-    assertEquals([header.type, header.seq, header.pid], [GENL_ID_CTRL, 815, socket.localPort]);
-    const parsed = parseAttributes(reply.subarray(NLMSG_HDRLEN + GENL_HDRLEN));
-    assert(parsed.ok);
-    assertEquals(
-      readU16(parsed.attributes.find((a) => a.type === CTRL_ATTR_FAMILY_ID)!.payload),
-      GENL_ID_CTRL,
-    );
+    assertGetFamilyReply(datagram, 815, socket.localPort);
     // Nothing else is coming: the wait ends at its timeout with undefined.
     assertEquals(await socket.receive(50), undefined);
   } finally {
