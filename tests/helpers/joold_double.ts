@@ -7,7 +7,7 @@
  * @module
  */
 import { main } from "../../main.ts";
-import { doubleKernel, MAIN_MODULE } from "./kernel_double.ts";
+import { doubleKernel, THREAD_MODULE } from "./kernel_double.ts";
 import { parsePool4Spec } from "./pool4_double.ts";
 
 const FLAG = "--kernel-double=";
@@ -29,7 +29,7 @@ if (import.meta.main) {
   const pool4 = Deno.args.find((arg) => arg.startsWith(POOL4_FLAG));
   const kernel = doubleKernel(
     version,
-    MAIN_MODULE,
+    THREAD_MODULE,
     pool4 ? parsePool4Spec(pool4.slice(POOL4_FLAG.length)) : [],
   );
   if (gone) {

@@ -26,6 +26,7 @@ import {
 import { encodeAttributes } from "../../lib/jool/netlink.ts";
 import { parseJoolVersion } from "../../lib/kernel/version.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
+import { kernelThreadModule } from "../../lib/kernel/thread_module.ts";
 import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { Pool4Entry } from "../../lib/jool/pool4.ts";
@@ -53,14 +54,14 @@ export interface KernelDoubleOptions {
   stdin?: ReadableStream<Uint8Array>;
   /** Frames out (default Deno.stdout, written synchronously). */
   stdout?: WritableStream<Uint8Array>;
-  /** The module the kernel thread runs (default main.ts). */
+  /** The module the kernel thread runs (default {@link THREAD_MODULE}). */
   threadModule?: string | URL;
   /** Where the kernel thread's start-up facts go. */
   log?: Logger;
 }
 
-/** The program's entry module: the kernel thread's Worker runs it (see lib/kernel/thread.ts). */
-export const MAIN_MODULE = new URL("../../main.ts", import.meta.url);
+/** The module the kernel thread's Worker runs from the sources (`lib/kernel/thread_module.ts`). */
+export const THREAD_MODULE: string | URL = kernelThreadModule();
 
 /** Frames one netlink datagram: u32 BE length + the bytes. */
 export function encodeFrame(bytes: Uint8Array): Uint8Array {
@@ -155,7 +156,7 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
  */
 export function doubleKernel(
   version: string,
-  threadModule: string | URL = MAIN_MODULE,
+  threadModule: string | URL = THREAD_MODULE,
   pool4: Pool4Entry[] = [],
 ): KernelAccess {
   return {
@@ -174,7 +175,7 @@ export async function openKernelDouble(options: KernelDoubleOptions): Promise<Ke
       socket: double,
       instance: options.instance ?? "default",
       version: version ? packVersion(version) : 0,
-      threadModule: options.threadModule ?? MAIN_MODULE,
+      threadModule: options.threadModule ?? THREAD_MODULE,
       log: options.log,
     });
   } catch (error) {

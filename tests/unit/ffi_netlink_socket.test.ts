@@ -19,7 +19,7 @@ import {
 } from "../../lib/jool/netlink.ts";
 import { openLibnlTransport } from "../../lib/kernel/libnl_transport.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
-import { MAIN_MODULE } from "../helpers/kernel_double.ts";
+import { THREAD_MODULE } from "../helpers/kernel_double.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 
 const GENL_ID_CTRL = 0x10;
@@ -70,7 +70,7 @@ Deno.test({
   async fn() {
     let error: unknown;
     try {
-      await (await openLibnlTransport({ instance: "default", version: 0, threadModule: MAIN_MODULE }))
+      await (await openLibnlTransport({ instance: "default", version: 0, threadModule: THREAD_MODULE }))
         .close();
     } catch (e) {
       error = e;
@@ -90,7 +90,7 @@ Deno.test("netlink socket + kernel thread: a raw CTRL_CMD_GETFAMILY gets its rep
     socket,
     instance: "default",
     version: 0,
-    threadModule: MAIN_MODULE,
+    threadModule: THREAD_MODULE,
   });
   try {
     const attrs = encodeAttributes([{
