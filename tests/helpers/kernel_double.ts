@@ -31,6 +31,7 @@ import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.t
 import type { Logger } from "../../lib/logger.ts";
 import type { Pool4Entry } from "../../lib/jool/pool4.ts";
 import { Pool4Double } from "./pool4_double.ts";
+import type { PumpInit, PumpMessage } from "./kernel_double_pump.ts";
 import {
   closeFd,
   closeWakePipe,
@@ -58,6 +59,11 @@ export interface KernelDoubleOptions {
   threadModule?: string | URL;
   /** Where the kernel thread's start-up facts go. */
   log?: Logger;
+  /**
+   * Run the pumps on threads of their own (`tests/helpers/kernel_double_pump.ts`; the process's stdin and
+   * stdout only), so that a benchmark can tell the double's CPU from the daemon's.
+   */
+  threads?: boolean;
 }
 
 /** The module the kernel thread's Worker runs from the sources (`lib/kernel/thread_module.ts`). */
@@ -152,16 +158,18 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
 
 /**
  * The {@link KernelAccess} of the double: version `version`, frames on stdin/stdout; its pool4 listing answers
- * from `pool4` (empty by default), two entries per reply so that paging is exercised.
+ * from `pool4` (empty by default), two entries per reply so that paging is exercised; `threads`: see
+ * {@link KernelDoubleOptions.threads}.
  */
 export function doubleKernel(
   version: string,
   threadModule: string | URL = THREAD_MODULE,
   pool4: Pool4Entry[] = [],
+  threads = false,
 ): KernelAccess {
   return {
     readVersion: () => parseJoolVersion(version),
-    open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log }),
+    open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log, threads }),
     openQuerySocket: () => new Pool4Double(pool4, { pageSize: 2 }),
   };
 }
@@ -200,6 +208,8 @@ class KernelDouble {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #writeError: unknown;
   #scratch = new Uint8Array(4096);
+  /** The pump threads, when {@link KernelDoubleOptions.threads}. */
+  #pumps: Worker[] | undefined;
 
   constructor(options: KernelDoubleOptions) {
     const [daemonEnd, kernelEnd] = openSocketPair();
@@ -207,6 +217,11 @@ class KernelDouble {
     this.#kernel = new FdSocket(kernelEnd, this.#pipe.readFd);
     this.#reader = options.stdin?.getReader();
     this.#writer = options.stdout?.getWriter();
+    if (options.threads) {
+      if (options.stdin || options.stdout) throw new Error("kernel double: threads pump stdin/stdout only");
+      this.#pumps = this.#startPumps(kernelEnd);
+      return;
+    }
     this.#pumpIn().catch((error) => {
       // A broken stdin ends the injected traffic; the daemon keeps waiting for close().
       if (!this.#closed) console.error(`kernel double: stdin: ${error}`);
@@ -227,6 +242,12 @@ class KernelDouble {
     if (this.#closed) return;
     this.#closed = true;
     wake(this.#pipe);
+    if (this.#pumps) {
+      // The out pump ends at the wake and the pair's kernel end is released then (#startPumps); the in pump
+      // may sit in a blocking read of stdin, which ends with the process.
+      closeFd(this.fd);
+      return;
+    }
     if (this.#reader) this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
     else {
       try {
@@ -288,6 +309,27 @@ class KernelDouble {
     this.#buffer ??= new Uint8Array(64 * 1024);
     const n = await Deno.stdin.read(this.#buffer);
     return n === null ? null : this.#buffer.subarray(0, n);
+  }
+
+  /** Starts the two pump threads (`tests/helpers/kernel_double_pump.ts`) on the pair's kernel end. */
+  #startPumps(kernelEnd: number): Worker[] {
+    const workers = (["in", "out"] as const).map((role) => {
+      const worker = new Worker(new URL("./kernel_double_pump.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (event: MessageEvent<PumpMessage>) => {
+        const m = event.data;
+        if ("error" in m) {
+          if (!this.#closed) console.error(`kernel double: ${role} pump: ${m.error}`);
+        } else if (role === "out") {
+          closeFd(kernelEnd);
+          closeWakePipe(this.#pipe);
+          for (const w of workers) w.terminate();
+        }
+      };
+      const init: PumpInit = { role, kernelFd: kernelEnd, wakeFd: this.#pipe.readFd };
+      worker.postMessage(init);
+      return worker;
+    });
+    return workers;
   }
 
   /** stdin → the socket pair. The pair's buffer bounds what waits, like a netlink socket's receive buffer. */
