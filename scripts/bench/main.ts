@@ -428,9 +428,14 @@ if (parts.has("host")) {
       const dir = await Deno.makeTempDir({ dir: OUT, prefix: "prof-" });
       const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, cpuProfDir: dir });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
-      const tables = files.map((f, i) =>
-        `${i === 0 ? "B (receiver, started first)" : "A (sender)"} — ${f.replace(ROOT, "")}\n\n` +
-        hotSpotTable(summariseFile(f, 15, ROOT))
+      // One file per isolate: CPU.TIME.PID.cpuprofile for a daemon's main thread, CPU.TIME.PID.worker-N.cpuprofile
+      // for its kernel thread. B was started first: the lower pid.
+      const pidOf = (f: string) => Number(f.split("/").at(-1)!.split(".")[2]);
+      const firstPid = Math.min(...files.map(pidOf));
+      const tables = files.map((f) =>
+        `${pidOf(f) === firstPid ? "B (receiver, started first)" : "A (sender)"}, ${
+          f.includes(".worker-") ? "kernel thread" : "main thread"
+        } — ${f.replace(ROOT, "")}\n\n` + hotSpotTable(summariseFile(f, 15, ROOT))
       );
       result.profile = { run: r, files };
       report.push("## Profiles (self time, whole process life)\n\n" + tables.join("\n\n"));
