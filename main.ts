@@ -1,7 +1,6 @@
 /**
- * joold: Jool's session-sync daemon on Deno. Wiring only: parse the command line, pick the logger, run — or,
- * in the Worker that is the kernel thread, run that thread (`lib/kernel/thread.ts`: the Worker runs this same
- * module, so every one-file form carries it).
+ * joold: Jool's session-sync daemon on Deno. Wiring only: parse the command line, pick the logger, run. The
+ * kernel thread's Worker runs a module of its own (`lib/kernel/thread_module.ts` says where each form finds it).
  * @module
  */
 import { parseCli, USAGE } from "./lib/cli.ts";
@@ -10,7 +9,7 @@ import { LibraryLoadError } from "./ffi/libc.ts";
 import { SinkLogger, stderrSink, syslogSink } from "./lib/sink_logger.ts";
 import { checkConfig, runDaemon } from "./lib/daemon.ts";
 import { libnlKernel } from "./lib/kernel/libnl_transport.ts";
-import { isKernelThread, kernelThreadMain } from "./lib/kernel/thread.ts";
+import { kernelThreadModule } from "./lib/kernel/thread_module.ts";
 import type { KernelAccess } from "./lib/kernel/transport.ts";
 import { JOOLD_VERSION } from "./lib/version.ts";
 
@@ -60,9 +59,10 @@ export async function main(args: string[], kernel: KernelAccess): Promise<void> 
   }
 }
 
-if (isKernelThread()) {
-  kernelThreadMain();
-} else if (import.meta.main) {
-  await main(Deno.args, libnlKernel(import.meta.url));
+// Exported so that a one-file form's own thread module can be reached from outside it (tests/unit/bundle.test.ts).
+export { kernelThreadModule };
+
+if (import.meta.main) {
+  await main(Deno.args, libnlKernel(kernelThreadModule()));
   Deno.exit(0);
 }

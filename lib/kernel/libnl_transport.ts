@@ -26,7 +26,7 @@ export interface LibnlTransportOptions {
   readonly instance: string;
   /** Packed version of the local kernel when known (0 otherwise). */
   readonly version: number;
-  /** The program's entry module, which the kernel thread runs (see `lib/kernel/thread.ts`). */
+  /** The module the kernel thread runs (`lib/kernel/thread_module.ts`). */
   readonly threadModule: string | URL;
   /** Where start-up facts are reported. */
   readonly log?: Logger;

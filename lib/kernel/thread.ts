@@ -10,9 +10,8 @@
  * for every millisecond of it (docs/protocol.md §2). A blocking call here blocks only this thread, like a C
  * daemon's thread parked in recv().
  *
- * The worker runs the program's own entry module (main.ts, or the bundle, or the compiled binary), which calls
- * {@link kernelThreadMain} when {@link isKernelThread} says it is this worker: so every one-file form carries
- * the thread's code without a second file.
+ * The worker runs a module of its own, `lib/kernel/thread_main.ts`, which calls {@link kernelThreadMain}
+ * (`lib/kernel/thread_module.ts` says how each one-file form carries it).
  * @module
  */
 import { errorMessage } from "../errors.ts";
@@ -25,7 +24,7 @@ import { raiseCallingThread } from "../../ffi/thread_priority.ts";
 import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
 import { createHandoff, type HandoffMemory, HandoffReader, HandoffWriter } from "./handoff.ts";
 
-/** The Worker's name: how the entry module knows it runs as the kernel thread. */
+/** The Worker's name (the thread's name in a debugger or a profile). */
 export const KERNEL_THREAD_NAME = "joold-kernel-thread";
 
 /** Datagrams read in one go before they are handed over (bounds one message to the main thread). */
@@ -88,11 +87,6 @@ export type KernelThreadMessage =
   | { readonly kind: "stopped" }
   /** The loop failed; the thread closes. */
   | { readonly kind: "failed"; readonly message: string };
-
-/** Whether this code runs as the kernel thread (the Worker named {@link KERNEL_THREAD_NAME}). */
-export function isKernelThread(): boolean {
-  return (globalThis as { name?: unknown }).name === KERNEL_THREAD_NAME;
-}
 
 /** The kernel thread's entry point: waits for its {@link KernelThreadInit}, then runs until woken. */
 export function kernelThreadMain(): void {

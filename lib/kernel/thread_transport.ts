@@ -43,10 +43,7 @@ export interface KernelThreadOptions {
   readonly instance: string;
   /** Packed version of the local kernel when known (0 otherwise). */
   readonly version: number;
-  /**
-   * The module the Worker runs: the program's entry module, which runs `kernelThreadMain()` when
-   * `isKernelThread()` (see `lib/kernel/thread.ts`).
-   */
+  /** The module the Worker runs: `kernelThreadModule()` (`lib/kernel/thread_module.ts`). */
   readonly threadModule: string | URL;
   /** Where the thread's scheduling priority is reported. */
   readonly log?: Logger;

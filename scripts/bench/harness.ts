@@ -33,6 +33,26 @@ export function setDaemonV8Flags(flags: string | undefined): void {
   v8FlagsOverride = flags?.split(/[\s,]+/).filter((f) => f).join(",");
 }
 
+/** Extra environment of the benchmark daemons (bench `--daemon-env`). */
+let daemonEnv: Record<string, string> = {};
+
+/**
+ * Runs the benchmark daemons with these environment variables too (`NAME=VALUE` each), e.g. glibc's
+ * `MALLOC_ARENA_MAX=1`, to compare settings an operator's unit file could make.
+ */
+export function setDaemonEnv(pairs: string[]): void {
+  daemonEnv = Object.fromEntries(pairs.map((pair) => {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new Error(`--daemon-env: NAME=VALUE, got ${JSON.stringify(pair)}`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }));
+}
+
+/** The extra environment of the benchmark daemons ({@link setDaemonEnv}). */
+export function daemonEnvironment(): Record<string, string> {
+  return { ...daemonEnv };
+}
+
 /** The flags a benchmark daemon runs with. */
 export function daemonFlags(): string[] {
   if (v8FlagsOverride === undefined) return DAEMON_FLAGS;
@@ -72,6 +92,42 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** One thread's CPU so far: its name, utime + stime in seconds, and whether it runs at SCHED_FIFO. */
+export interface ThreadCpu {
+  readonly name: string;
+  readonly seconds: number;
+  readonly realtime: boolean;
+}
+
+/** {@link ThreadCpu} of each live thread of a process, by thread id. */
+export function threadCpuSeconds(pid: number): Map<number, ThreadCpu> {
+  const out = new Map<number, ThreadCpu>();
+  let tasks: Deno.DirEntry[];
+  try {
+    tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return out;
+    throw error;
+  }
+  for (const task of tasks) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(task.name), {
+        name,
+        seconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK,
+        realtime: Number(fields[38]) === SCHED_FIFO, // field 41, the policy
+      });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error; // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+const SCHED_FIFO = 1;
+
 /** A field of /proc/PID/status in KiB (VmRSS, VmHWM…), or undefined when the process is gone. */
 export function statusKiB(pid: number, field: string): number | undefined {
   try {
@@ -102,6 +158,8 @@ export interface DaemonOptions {
   readonly auth?: boolean;
   /** More netsocket.json keys (e.g. `"accept from"` for the ingress-filtered receive path). */
   readonly netsocket?: Record<string, unknown>;
+  /** The kernel double's pumps on threads of their own (`--kernel-double-threads`, `tests/helpers/kernel_double_pump.ts`). */
+  readonly doubleThreads?: boolean;
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -131,6 +189,7 @@ export class DaemonProcess {
       "modsocket.json",
       String(STATS_PORT),
       "--kernel-double=4.1.13",
+      ...(options.doubleThreads ? ["--kernel-double-threads"] : []),
     ];
     // `sh -c 'exec "$@" > FIFO'` then `ip netns exec` exec in place: the child's pid stays the daemon's.
     const [program, args] = options.stdoutFifo
@@ -142,7 +201,7 @@ export class DaemonProcess {
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...daemonEnv },
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
     this.#done = Promise.all([

@@ -4,7 +4,17 @@
  * counted and checked byte for byte. Reports sessions/s A→B, loss, CPU per million sessions, latency and RSS.
  * @module
  */
-import { cpuSeconds, DENO, Pair, ROOT, sh, sleep, statusKiB } from "./harness.ts";
+import {
+  cpuSeconds,
+  DENO,
+  Pair,
+  ROOT,
+  sh,
+  sleep,
+  statusKiB,
+  type ThreadCpu,
+  threadCpuSeconds,
+} from "./harness.ts";
 import { batch, multicastFrame, SEQ_OFFSET } from "./fixtures.ts";
 
 /** Options of one relay run. */
@@ -25,6 +35,27 @@ export interface RelayOptions {
   readonly auth?: boolean;
   /** B reads through the ingress filter (`"accept from"` A's address, with `"in interface"` eth0). */
   readonly ingress?: boolean;
+  /**
+   * The kernel doubles' pumps on threads of their own (`--kernel-double-threads`), so that each daemon's own
+   * CPU is its process's minus those threads'. Without it the pumps run on the daemon's main thread and the
+   * process's CPU (the figure of earlier runs) counts them as the daemon's.
+   */
+  readonly doubleThreads?: boolean;
+}
+
+/**
+ * A daemon's CPU seconds per million sessions relayed, by thread: the whole process (`total`, the earlier
+ * runs' figure), the kernel double's pump threads (`double`, 0 unless they run on threads of their own), the
+ * daemon's own (`total − double`), and the daemon's main thread, its kernel thread (the Worker thread that is
+ * not a pump) and the rest (V8's helpers, the runtime's threads, threads that ended).
+ */
+export interface CpuBreakdown {
+  total: number;
+  double: number;
+  own: number;
+  main: number;
+  kernelThread: number;
+  other: number;
 }
 
 /** Figures of one relay run. */
@@ -43,6 +74,8 @@ export interface RelayResult {
   drops: { a: Record<string, number>; b: Record<string, number> };
   udpB: Record<string, number>;
   cpuSecondsPerMillionSessions: { a: number; b: number };
+  /** The same split by thread (see {@link CpuBreakdown}). */
+  cpuByThread: { a: CpuBreakdown; b: CpuBreakdown };
   cpuUtilisation: { a: number; b: number };
   latencyMs: { samples: number; p50: number; p99: number; max: number };
   rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
@@ -81,14 +114,16 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     const { nsA, nsB } = await pair.setup();
     const { syncMode, auth } = options;
     const netsocket = options.ingress ? { "accept from": ["2001:db8::1"] } : undefined;
+    const doubleThreads = options.doubleThreads;
     const b = await pair.daemon(nsB, {
       cpuProfDir: options.cpuProfDir,
       stdoutFifo: fifo,
       syncMode,
       auth,
       netsocket,
+      doubleThreads,
     });
-    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode, auth });
+    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode, auth, doubleThreads });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
     const peak = { ...idle };
@@ -99,6 +134,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     }, 250);
 
     const cpu0 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
+    const threads0 = { a: threadCpuSeconds(a.pid), b: threadCpuSeconds(b.pid) };
     const t0 = performance.now();
     const deadline = t0 + options.maxSeconds * 1000;
     let seq = 0;
@@ -124,6 +160,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     }
     const lastAddAt = sink.lastChange;
     const cpu1 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
+    const threads1 = { a: threadCpuSeconds(a.pid), b: threadCpuSeconds(b.pid) };
     clearInterval(rssTimer);
     const hwm = { a: statusKiB(a.pid, "VmHWM") ?? 0, b: statusKiB(b.pid, "VmHWM") ?? 0 };
     const [sa, sb] = [await a.stats(), await b.stats()];
@@ -157,6 +194,10 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         InErrors: udpB.Udp6InErrors,
       },
       cpuSecondsPerMillionSessions: { a: perMillion(cpu1.a - cpu0.a), b: perMillion(cpu1.b - cpu0.b) },
+      cpuByThread: {
+        a: breakdown(a.pid, doubleThreads ?? false, cpu1.a - cpu0.a, threads0.a, threads1.a, perMillion),
+        b: breakdown(b.pid, doubleThreads ?? false, cpu1.b - cpu0.b, threads0.b, threads1.b, perMillion),
+      },
       cpuUtilisation: { a: (cpu1.a - cpu0.a) / seconds, b: (cpu1.b - cpu0.b) / seconds },
       latencyMs: {
         samples: latencies.length,
@@ -174,6 +215,37 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     await sink.stop();
     await Deno.remove(fifoDir, { recursive: true });
   }
+}
+
+/**
+ * Splits a daemon's CPU over the run by thread (`before`/`after`: {@link threadCpuSeconds} at its ends). Deno
+ * names Worker threads `worker-N`: the kernel thread is the one at SCHED_FIFO (the bench runs as root), the
+ * others are the double's pumps when `doubleThreads`.
+ */
+function breakdown(
+  pid: number,
+  doubleThreads: boolean,
+  total: number,
+  before: Map<number, ThreadCpu>,
+  after: Map<number, ThreadCpu>,
+  perMillion: (seconds: number) => number,
+): CpuBreakdown {
+  const spent = (tid: number) => (after.get(tid)?.seconds ?? 0) - (before.get(tid)?.seconds ?? 0);
+  let double = 0, kernelThread = 0;
+  for (const [tid, { name, realtime }] of after) {
+    if (!name.startsWith("worker-")) continue;
+    if (realtime) kernelThread += spent(tid);
+    else if (doubleThreads) double += spent(tid);
+  }
+  const main = spent(pid);
+  return {
+    total: perMillion(total),
+    double: perMillion(double),
+    own: perMillion(total - double),
+    main: perMillion(main),
+    kernelThread: perMillion(kernelThread),
+    other: perMillion(total - double - main - kernelThread),
+  };
 }
 
 interface SinkResult {

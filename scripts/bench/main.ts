@@ -7,11 +7,13 @@
 import { errorMessage } from "../../lib/errors.ts";
 import { parseArgs } from "node:util";
 import {
+  daemonEnvironment,
   daemonFlags,
   DENO,
   hostBenchSkipReason,
   hostBusySeconds,
   ROOT,
+  setDaemonEnv,
   setDaemonV8Flags,
   setLinkMtu,
 } from "./harness.ts";
@@ -35,6 +37,8 @@ const USAGE = `usage: deno task bench [options]
   --link-mtu N                   MTU of the daemons' veth link (default 1500)
   --ingress                      the host relay's receiver (B) reads through "accept from" (recvmsg with
                                  packet info) instead of Deno's receive
+  --double-threads               the host relay's kernel doubles pump on threads of their own, so that each
+                                 daemon's own CPU (process minus those threads) is reported beside the process's
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
@@ -44,6 +48,7 @@ const USAGE = `usage: deno task bench [options]
                                  main-isolate heap in use (tells live objects piling up from lazy GC)
   --daemon-v8-flags FLAGS        run the daemons with --v8-flags=FLAGS instead of joold's own ("" = V8's
                                  defaults), to compare heap settings
+  --daemon-env NAME=VALUE        an environment variable of the daemons (repeatable), e.g. MALLOC_ARENA_MAX=1
   --profile                      also run one relay with --cpu-prof on both daemons and print hot spots
   --help                         this text
 Results: .lab-out/bench/bench-DATE.json and markdown on stdout.`;
@@ -73,6 +78,7 @@ const { values } = (() => {
         "sync-mode": { type: "string" },
         auth: { type: "boolean" },
         ingress: { type: "boolean" },
+        "double-threads": { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
         "soak-seconds": { type: "string" },
@@ -81,6 +87,7 @@ const { values } = (() => {
         profile: { type: "boolean" },
         "link-mtu": { type: "string" },
         "daemon-v8-flags": { type: "string" },
+        "daemon-env": { type: "string", multiple: true },
         help: { type: "boolean" },
       },
     });
@@ -107,6 +114,11 @@ if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
 }
 
 setDaemonV8Flags(values["daemon-v8-flags"]);
+try {
+  setDaemonEnv(values["daemon-env"] ?? []);
+} catch (error) {
+  die(errorMessage(error));
+}
 setLinkMtu(values["link-mtu"] === undefined ? undefined : positive("link-mtu", values["link-mtu"], 1500));
 
 const OUT = `${ROOT}.lab-out/bench`;
@@ -195,6 +207,7 @@ async function host(): Promise<HostSummary> {
       syncMode,
       auth: values.auth ?? false,
       ingress: values.ingress,
+      doubleThreads: values["double-threads"],
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
@@ -217,6 +230,16 @@ async function host(): Promise<HostSummary> {
       lossPercent: pick((r) => r.lossPercent),
       cpuPerMillionA: pick((r) => r.cpuSecondsPerMillionSessions.a),
       cpuPerMillionB: pick((r) => r.cpuSecondsPerMillionSessions.b),
+      cpuOwnA: pick((r) => r.cpuByThread.a.own),
+      cpuOwnB: pick((r) => r.cpuByThread.b.own),
+      cpuDoubleA: pick((r) => r.cpuByThread.a.double),
+      cpuDoubleB: pick((r) => r.cpuByThread.b.double),
+      cpuMainA: pick((r) => r.cpuByThread.a.main),
+      cpuMainB: pick((r) => r.cpuByThread.b.main),
+      cpuKernelThreadA: pick((r) => r.cpuByThread.a.kernelThread),
+      cpuKernelThreadB: pick((r) => r.cpuByThread.b.kernelThread),
+      cpuOtherA: pick((r) => r.cpuByThread.a.other),
+      cpuOtherB: pick((r) => r.cpuByThread.b.other),
       cpuUtilA: pick((r) => r.cpuUtilisation.a),
       cpuUtilB: pick((r) => r.cpuUtilisation.b),
       p50: pick((r) => r.latencyMs.p50),
@@ -247,6 +270,18 @@ function hostTable(h: HostSummary): string {
     `| CPU s per M sessions, A / B | ${fmt(m.cpuPerMillionA, 2)} / ${
       fmt(m.cpuPerMillionB, 2)
     } | ≤ 1 (one core at 1 M/s) |`,
+    `| … of which the kernel doubles' pump threads, A / B | ${fmt(m.cpuDoubleA, 2)} / ${
+      fmt(m.cpuDoubleB, 2)
+    } | (0 unless --double-threads) |`,
+    `| daemon's own CPU s per M sessions (process − the double's threads), A / B | ${fmt(m.cpuOwnA, 2)} / ${
+      fmt(m.cpuOwnB, 2)
+    } | ≤ 0.5 (issue 10) |`,
+    `| … by thread: main, kernel thread, rest (V8 helpers, runtime), A | ${fmt(m.cpuMainA, 2)}, ${
+      fmt(m.cpuKernelThreadA, 2)
+    }, ${fmt(m.cpuOtherA, 2)} | |`,
+    `| … by thread: main, kernel thread, rest, B | ${fmt(m.cpuMainB, 2)}, ${fmt(m.cpuKernelThreadB, 2)}, ${
+      fmt(m.cpuOtherB, 2)
+    } | |`,
     `| CPU utilisation during the run, A / B | ${fmt(m.cpuUtilA, 2)} / ${fmt(m.cpuUtilB, 2)} cores | |`,
     `| latency injection → B's JOOLD_ADD, p50 / p99 | ${fmt(m.p50, 1)} / ${fmt(m.p99, 1)} ms | |`,
     `| peak RSS (VmHWM), A / B | ${mib(m.peakRssA)} / ${mib(m.peakRssB)} MiB | ≤ 64 MiB |`,
@@ -363,7 +398,17 @@ async function lab(): Promise<string> {
 
 const result: Record<string, unknown> = {
   machine: machine(),
-  options: { parts: [...parts], quick, repeat, batches, soakSeconds, soakRate, daemonFlags: daemonFlags() },
+  options: {
+    parts: [...parts],
+    quick,
+    repeat,
+    batches,
+    soakSeconds,
+    soakRate,
+    doubleThreads: values["double-threads"] ?? false,
+    daemonFlags: daemonFlags(),
+    daemonEnv: daemonEnvironment(),
+  },
 };
 const report: string[] = [];
 const skip = hostBenchSkipReason();
@@ -383,9 +428,14 @@ if (parts.has("host")) {
       const dir = await Deno.makeTempDir({ dir: OUT, prefix: "prof-" });
       const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, cpuProfDir: dir });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
-      const tables = files.map((f, i) =>
-        `${i === 0 ? "B (receiver, started first)" : "A (sender)"} — ${f.replace(ROOT, "")}\n\n` +
-        hotSpotTable(summariseFile(f, 15, ROOT))
+      // One file per isolate: CPU.TIME.PID.cpuprofile for a daemon's main thread, CPU.TIME.PID.worker-N.cpuprofile
+      // for its kernel thread. B was started first: the lower pid.
+      const pidOf = (f: string) => Number(f.split("/").at(-1)!.split(".")[2]);
+      const firstPid = Math.min(...files.map(pidOf));
+      const tables = files.map((f) =>
+        `${pidOf(f) === firstPid ? "B (receiver, started first)" : "A (sender)"}, ${
+          f.includes(".worker-") ? "kernel thread" : "main thread"
+        } — ${f.replace(ROOT, "")}\n\n` + hotSpotTable(summariseFile(f, 15, ROOT))
       );
       result.profile = { run: r, files };
       report.push("## Profiles (self time, whole process life)\n\n" + tables.join("\n\n"));
@@ -411,5 +461,7 @@ const m = result.machine as ReturnType<typeof machine>;
 console.log(
   `# joold-deno host benchmarks\n\nMachine: ${m.nproc} × ${m.cpu}, Linux ${m.kernel}, Deno ${m.deno} (V8 ${m.v8}), ${m.date}, load ${m.loadavg}\nDaemon flags: ${
     daemonFlags().join(" ")
-  }\n\n${report.join("\n\n")}\n\nJSON: ${file.replace(ROOT, "")}`,
+  }${Object.entries(daemonEnvironment()).map(([k, v]) => ` ${k}=${v}`).join("")}\n\n${
+    report.join("\n\n")
+  }\n\nJSON: ${file.replace(ROOT, "")}`,
 );

@@ -26,10 +26,12 @@ import {
 import { encodeAttributes } from "../../lib/jool/netlink.ts";
 import { parseJoolVersion } from "../../lib/kernel/version.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
+import { kernelThreadModule } from "../../lib/kernel/thread_module.ts";
 import type { KernelAccess, KernelTransport } from "../../lib/kernel/transport.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { Pool4Entry } from "../../lib/jool/pool4.ts";
 import { Pool4Double } from "./pool4_double.ts";
+import type { PumpInit, PumpMessage } from "./kernel_double_pump.ts";
 import {
   closeFd,
   closeWakePipe,
@@ -53,14 +55,19 @@ export interface KernelDoubleOptions {
   stdin?: ReadableStream<Uint8Array>;
   /** Frames out (default Deno.stdout, written synchronously). */
   stdout?: WritableStream<Uint8Array>;
-  /** The module the kernel thread runs (default main.ts). */
+  /** The module the kernel thread runs (default {@link THREAD_MODULE}). */
   threadModule?: string | URL;
   /** Where the kernel thread's start-up facts go. */
   log?: Logger;
+  /**
+   * Run the pumps on threads of their own (`tests/helpers/kernel_double_pump.ts`; the process's stdin and
+   * stdout only), so that a benchmark can tell the double's CPU from the daemon's.
+   */
+  threads?: boolean;
 }
 
-/** The program's entry module: the kernel thread's Worker runs it (see lib/kernel/thread.ts). */
-export const MAIN_MODULE = new URL("../../main.ts", import.meta.url);
+/** The module the kernel thread's Worker runs from the sources (`lib/kernel/thread_module.ts`). */
+export const THREAD_MODULE: string | URL = kernelThreadModule();
 
 /** Frames one netlink datagram: u32 BE length + the bytes. */
 export function encodeFrame(bytes: Uint8Array): Uint8Array {
@@ -151,16 +158,18 @@ function netlinkError(request: Uint8Array, errno: number): Uint8Array {
 
 /**
  * The {@link KernelAccess} of the double: version `version`, frames on stdin/stdout; its pool4 listing answers
- * from `pool4` (empty by default), two entries per reply so that paging is exercised.
+ * from `pool4` (empty by default), two entries per reply so that paging is exercised; `threads`: see
+ * {@link KernelDoubleOptions.threads}.
  */
 export function doubleKernel(
   version: string,
-  threadModule: string | URL = MAIN_MODULE,
+  threadModule: string | URL = THREAD_MODULE,
   pool4: Pool4Entry[] = [],
+  threads = false,
 ): KernelAccess {
   return {
     readVersion: () => parseJoolVersion(version),
-    open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log }),
+    open: (instance, _version, log) => openKernelDouble({ version, instance, threadModule, log, threads }),
     openQuerySocket: () => new Pool4Double(pool4, { pageSize: 2 }),
   };
 }
@@ -174,7 +183,7 @@ export async function openKernelDouble(options: KernelDoubleOptions): Promise<Ke
       socket: double,
       instance: options.instance ?? "default",
       version: version ? packVersion(version) : 0,
-      threadModule: options.threadModule ?? MAIN_MODULE,
+      threadModule: options.threadModule ?? THREAD_MODULE,
       log: options.log,
     });
   } catch (error) {
@@ -199,6 +208,8 @@ class KernelDouble {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #writeError: unknown;
   #scratch = new Uint8Array(4096);
+  /** The pump threads, when {@link KernelDoubleOptions.threads}. */
+  #pumps: Worker[] | undefined;
 
   constructor(options: KernelDoubleOptions) {
     const [daemonEnd, kernelEnd] = openSocketPair();
@@ -206,6 +217,11 @@ class KernelDouble {
     this.#kernel = new FdSocket(kernelEnd, this.#pipe.readFd);
     this.#reader = options.stdin?.getReader();
     this.#writer = options.stdout?.getWriter();
+    if (options.threads) {
+      if (options.stdin || options.stdout) throw new Error("kernel double: threads pump stdin/stdout only");
+      this.#pumps = this.#startPumps(kernelEnd);
+      return;
+    }
     this.#pumpIn().catch((error) => {
       // A broken stdin ends the injected traffic; the daemon keeps waiting for close().
       if (!this.#closed) console.error(`kernel double: stdin: ${error}`);
@@ -226,6 +242,12 @@ class KernelDouble {
     if (this.#closed) return;
     this.#closed = true;
     wake(this.#pipe);
+    if (this.#pumps) {
+      // The out pump ends at the wake and the pair's kernel end is released then (#startPumps); the in pump
+      // may sit in a blocking read of stdin, which ends with the process.
+      closeFd(this.fd);
+      return;
+    }
     if (this.#reader) this.#reader.cancel().catch(() => {/* stdin already gone: nothing left to release */});
     else {
       try {
@@ -287,6 +309,27 @@ class KernelDouble {
     this.#buffer ??= new Uint8Array(64 * 1024);
     const n = await Deno.stdin.read(this.#buffer);
     return n === null ? null : this.#buffer.subarray(0, n);
+  }
+
+  /** Starts the two pump threads (`tests/helpers/kernel_double_pump.ts`) on the pair's kernel end. */
+  #startPumps(kernelEnd: number): Worker[] {
+    const workers = (["in", "out"] as const).map((role) => {
+      const worker = new Worker(new URL("./kernel_double_pump.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (event: MessageEvent<PumpMessage>) => {
+        const m = event.data;
+        if ("error" in m) {
+          if (!this.#closed) console.error(`kernel double: ${role} pump: ${m.error}`);
+        } else if (role === "out") {
+          closeFd(kernelEnd);
+          closeWakePipe(this.#pipe);
+          for (const w of workers) w.terminate();
+        }
+      };
+      const init: PumpInit = { role, kernelFd: kernelEnd, wakeFd: this.#pipe.readFd };
+      worker.postMessage(init);
+      return worker;
+    });
+    return workers;
   }
 
   /** stdin → the socket pair. The pair's buffer bounds what waits, like a netlink socket's receive buffer. */

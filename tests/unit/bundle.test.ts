@@ -1,7 +1,7 @@
 /**
- * The one-file form carries the kernel thread: `deno task bundle`'s output, started as the kernel thread's
- * Worker (it runs the program's own entry module), ACKs a batch on a socket pair like main.ts does, and the
- * bundle runs with exactly the operators' flags.
+ * The one-file form carries the kernel thread: `deno task bundle`'s output (`scripts/bundle.ts`) holds the
+ * thread's own module (`lib/kernel/thread_module.ts`); the thread started from it ACKs a batch on a socket pair
+ * like the sources' does, and the bundle runs with exactly the operators' flags.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { closeFd, FdSocket, openSocketPair, openWakePipe } from "../../ffi/fd_socket.ts";
@@ -15,9 +15,9 @@ Deno.test("bundle: the one file runs with the operators' flags and its kernel th
   const dir = await Deno.makeTempDir({ prefix: "joold-bundle-" });
   try {
     const bundle = `${dir}/joold.js`;
-    // The same command as `deno task bundle`, into a temporary file.
+    // The same script as `deno task bundle`, into a temporary file.
     const built = await new Deno.Command(DENO, {
-      args: ["bundle", "--quiet", "--platform", "deno", "-o", bundle, `${ROOT}main.ts`],
+      args: ["run", "--allow-read", "--allow-write", "--allow-run", `${ROOT}scripts/bundle.ts`, bundle],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
@@ -31,6 +31,11 @@ Deno.test("bundle: the one file runs with the operators' flags and its kernel th
     assertEquals(version.code, 0, new TextDecoder().decode(version.stderr));
     assert(new TextDecoder().decode(version.stdout).startsWith("joold "));
 
+    // The bundle's own kernelThreadModule(): the Blob URL of the thread's code it carries, not a file.
+    const { kernelThreadModule } = await import(`file://${bundle}`);
+    const threadModule = kernelThreadModule();
+    assert(String(threadModule).startsWith("blob:"), `the bundle's kernel thread module: ${threadModule}`);
+
     const [daemonEnd, kernelEnd] = openSocketPair();
     const transport = await startKernelThread({
       socket: {
@@ -42,7 +47,7 @@ Deno.test("bundle: the one file runs with the operators' flags and its kernel th
       },
       instance: "default",
       version: 0,
-      threadModule: new URL(`file://${bundle}`),
+      threadModule,
     });
     const kernel = new FdSocket(kernelEnd, openWakePipe().readFd);
     try {

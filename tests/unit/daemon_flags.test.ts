@@ -17,8 +17,15 @@ function flagsOf(command: string): string[] {
 Deno.test("daemon flags: `deno task start` and `deno task compile` run with DAEMON_FLAGS", () => {
   const tasks = JSON.parse(read("deno.json")).tasks as Record<string, string>;
   assertEquals(flagsOf(tasks.start), DAEMON_FLAGS, "deno.json tasks.start");
-  const compile = flagsOf(tasks.compile).filter((f) => !["--exclude", "--output"].includes(f));
+  const compile = flagsOf(tasks.compile).filter((f) => !["--exclude", "--include", "--output"].includes(f));
   assertEquals(compile, DAEMON_FLAGS, "deno.json tasks.compile (deno compile embeds them)");
+});
+
+Deno.test("daemon flags: `deno task compile` carries the kernel thread's own module", () => {
+  // The Worker runs lib/kernel/thread_main.ts (lib/kernel/thread_module.ts); deno compile embeds only what
+  // main.ts imports statically, so the executable needs it named.
+  const tasks = JSON.parse(read("deno.json")).tasks as Record<string, string>;
+  assert(tasks.compile.includes("--include lib/kernel/thread_main.ts"), "deno.json tasks.compile: --include");
 });
 
 Deno.test("daemon flags: the README and the systemd unit show the same flags", () => {

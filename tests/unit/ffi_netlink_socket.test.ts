@@ -8,7 +8,7 @@ import { FamilyAbsentError, NetlinkSocket } from "../../ffi/netlink_socket.ts";
 import { assertGetFamilyReply, GENL_ID_CTRL, getFamilyRequest, joolLoaded } from "../helpers/nlctrl.ts";
 import { openLibnlTransport } from "../../lib/kernel/libnl_transport.ts";
 import { startKernelThread } from "../../lib/kernel/thread_transport.ts";
-import { MAIN_MODULE } from "../helpers/kernel_double.ts";
+import { THREAD_MODULE } from "../helpers/kernel_double.ts";
 import { EXIT, JooldError } from "../../lib/errors.ts";
 
 Deno.test("netlink socket: nlctrl resolves to 0x10 and its notify group joins", () => {
@@ -45,7 +45,7 @@ Deno.test({
   async fn() {
     let error: unknown;
     try {
-      await (await openLibnlTransport({ instance: "default", version: 0, threadModule: MAIN_MODULE }))
+      await (await openLibnlTransport({ instance: "default", version: 0, threadModule: THREAD_MODULE }))
         .close();
     } catch (e) {
       error = e;
@@ -65,7 +65,7 @@ Deno.test("netlink socket + kernel thread: a raw CTRL_CMD_GETFAMILY gets its rep
     socket,
     instance: "default",
     version: 0,
-    threadModule: MAIN_MODULE,
+    threadModule: THREAD_MODULE,
   });
   try {
     const iterator = transport.receive()[Symbol.asyncIterator]();

@@ -11,7 +11,7 @@ import { KernelThreadError, startKernelThread } from "../../lib/kernel/thread_tr
 import type { KernelDatagram, KernelTransport } from "../../lib/kernel/transport.ts";
 import { JNLOP_JOOLD_ACK } from "../../lib/jool/messages.ts";
 import { readNetlinkHeader } from "../../lib/jool/netlink.ts";
-import { DOUBLE_FAMILY_ID, MAIN_MODULE } from "../helpers/kernel_double.ts";
+import { DOUBLE_FAMILY_ID, THREAD_MODULE } from "../helpers/kernel_double.ts";
 import { errorReply, multicastBatch, sessionEntry } from "../helpers/kernel_messages.ts";
 
 const PORT = 4242;
@@ -33,7 +33,7 @@ async function rig(instance = "default"): Promise<{ transport: KernelTransport; 
     },
     instance,
     version: 0,
-    threadModule: MAIN_MODULE,
+    threadModule: THREAD_MODULE,
   });
   return { transport, kernel: new FdSocket(kernelEnd, openWakePipe().readFd) };
 }
@@ -163,7 +163,7 @@ Deno.test("kernel thread: a thread that fails ends receive() with one line", asy
     socket: { fd, familyId: DOUBLE_FAMILY_ID, localPort: PORT, send: () => {}, close: () => {} },
     instance: "default",
     version: 0,
-    threadModule: MAIN_MODULE,
+    threadModule: THREAD_MODULE,
   });
   const error = await take(transport, 1).then(() => undefined, (e) => e);
   assert(error instanceof KernelThreadError, String(error));
