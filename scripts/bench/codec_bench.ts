@@ -1,7 +1,8 @@
 /**
- * Codec micro-benchmarks (`bash scripts/deno.sh bench scripts/bench/codec_bench.ts`): the pure functions on the
- * relay's hot path. Each bench processes one whole batch; `main.ts --only codec` divides deno's avg time by
- * the batch's session count to report ns per session entry.
+ * Codec micro-benchmarks (`bash scripts/deno.sh bench --allow-ffi scripts/bench/codec_bench.ts`; --allow-ffi for
+ * the key file's HMAC through libcrypto, as in the daemon): the pure functions on the relay's hot path. Each
+ * bench processes one whole batch; `main.ts --only codec` divides deno's avg time by the batch's session count
+ * to report ns per session entry.
  * @module
  */
 import { validatePayload } from "../../lib/session/payload.ts";

@@ -146,7 +146,8 @@ interface CodecRow {
 
 async function codec(): Promise<CodecRow[]> {
   const out = await new Deno.Command(DENO, {
-    args: ["bench", "--json", `${ROOT}scripts/bench/codec_bench.ts`],
+    // --allow-ffi: the key file's HMAC uses libcrypto as the daemon does (without it, node:crypto's fallback).
+    args: ["bench", "--json", "--allow-ffi", `${ROOT}scripts/bench/codec_bench.ts`],
     stdout: "piped",
     stderr: "piped",
   }).output();
