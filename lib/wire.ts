@@ -21,7 +21,10 @@ export type WireHandled = { readonly ok: "handled" };
 export interface WireCodec {
   /** Name for logs and the stats JSON. */
   readonly name: string;
-  /** Datagram for one kernel batch (its container payload). */
+  /**
+   * Datagram for one kernel batch (its container payload). It may live in a buffer the codec reuses: valid
+   * until the codec's next `encode` (the relay sends each datagram before it encodes the next).
+   */
   encode(payload: Uint8Array): Uint8Array;
   /** Validates a datagram for a kernel that speaks `format`; never returns malformed payloads. */
   decode(datagram: Uint8Array, format: SessionFormat): WireDecodeResult | WireHandled;

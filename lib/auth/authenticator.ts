@@ -1,13 +1,13 @@
 /**
  * Authentication of the framed wire with pre-shared keys (`"key file"`, `"second key file"`; docs/protocol.md
  * §10.6): seals every frame this daemon sends and checks every frame it receives, in the order missing → bad tag
- * → replay → stale, each a drop reason. HMAC-SHA-256 through `node:crypto`, synchronous, so the relay's decode
- * stays synchronous (why not WebCrypto: BENCHMARKS.md "Authentication").
+ * → replay → stale, each a drop reason. HMAC-SHA-256 synchronous (`./hmac.ts`: libcrypto, else `node:crypto`),
+ * so the relay's decode stays synchronous (why not WebCrypto: BENCHMARKS.md "Authentication").
  * @module
  */
-import { hash, timingSafeEqual } from "node:crypto";
-import { type Mac, readTrailer, sealFrame } from "./frame.ts";
+import { type Mac, readTrailer, sealFrame, sealInPlace } from "./frame.ts";
 import { SenderWindows } from "./replay_window.ts";
+import { hmacBackend, hmacSha256 } from "./hmac.ts";
 
 /**
  * How far a frame's timestamp may be from this host's clock, either way. Why a timestamp at all: a receiver
@@ -79,13 +79,27 @@ export class Authenticator {
 
   /** `frame` (flags 0) with the authentication trailer: the next counter, the time, the tag of "key file". */
   seal(frame: Uint8Array): Uint8Array {
+    this.#sealing(frame);
+    return sealFrame(frame, ++this.#counter, this.now(), this.#macs[0]);
+  }
+
+  /**
+   * As {@link seal}, in place: `buffer` is a frame (flags 0) followed by `AUTH_TRAILER_BYTES` (48) bytes of
+   * room; returns it sealed.
+   */
+  sealInPlace(buffer: Uint8Array): Uint8Array {
+    this.#sealing(buffer);
+    return sealInPlace(buffer, ++this.#counter, this.now(), this.#macs[0]);
+  }
+
+  /** Counts a frame about to be sealed and remembers its sender id as this daemon's own. */
+  #sealing(frame: Uint8Array): void {
     this.counters.sealed++;
-    const sender = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(8, false);
+    const sender = ((frame[8] << 24) | (frame[9] << 16) | (frame[10] << 8) | frame[11]) >>> 0;
     if (!this.#own.has(sender)) {
       if (this.#own.size >= OWN_IDS_KEPT) this.#own.delete(this.#own.values().next().value!);
       this.#own.add(sender);
     }
-    return sealFrame(frame, ++this.#counter, this.now(), this.#macs[0]);
   }
 
   /** Checks a received datagram: missing trailer, tag, replay, freshness, in that order. */
@@ -151,42 +165,33 @@ export class Authenticator {
   /** Index of the key whose tag matches, or -1. */
   #verify(signed: Uint8Array, tag: Uint8Array): number {
     for (let i = 0; i < this.#macs.length; i++) {
-      if (timingSafeEqual(this.#macs[i](signed), tag)) return i;
+      if (equalTags(this.#macs[i](signed), tag)) return i;
     }
     return -1;
   }
 
   /** The layer's state for the stats JSON. */
   status(): Record<string, unknown> {
-    return { keys: this.keyCount, senders: this.senders, counter: this.#counter, ...this.counters };
+    return {
+      keys: this.keyCount,
+      hmac: hmacBackend(),
+      senders: this.senders,
+      counter: this.#counter,
+      ...this.counters,
+    };
   }
 }
 
-/** SHA-256's block size: HMAC's pads. */
-const BLOCK = 64;
-
 /**
- * HMAC-SHA-256 (RFC 2104) with `key`, from two one-shot `hash` calls over buffers kept between calls: the message
- * is copied behind the precomputed inner pad, the inner digest behind the outer pad. Same tags as
- * `createHmac("sha256", key)` (unit-tested), without a Hmac stream object per datagram.
+ * Whether two tags are equal, in time that does not depend on where they differ (no early exit, no branch on
+ * the bytes). Why not `node:crypto`'s `timingSafeEqual`: the same loop behind a call that converts its
+ * arguments, several times slower per datagram (BENCHMARKS.md "Authentication").
  */
-function hmacSha256(key: Uint8Array): Mac {
-  const block = new Uint8Array(BLOCK);
-  block.set(key.length > BLOCK ? hash("sha256", key, "buffer") : key);
-  let inner = new Uint8Array(BLOCK + 2048);
-  for (let i = 0; i < BLOCK; i++) inner[i] = block[i] ^ 0x36;
-  const outer = new Uint8Array(BLOCK + 32);
-  for (let i = 0; i < BLOCK; i++) outer[i] = block[i] ^ 0x5c;
-  return (data) => {
-    if (BLOCK + data.length > inner.length) {
-      const bigger = new Uint8Array(BLOCK + data.length);
-      bigger.set(inner.subarray(0, BLOCK));
-      inner = bigger;
-    }
-    inner.set(data, BLOCK);
-    outer.set(hash("sha256", inner.subarray(0, BLOCK + data.length), "buffer"), BLOCK);
-    return hash("sha256", outer, "buffer");
-  };
+export function equalTags(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
 }
 
 function hex(id: number): string {

@@ -21,19 +21,29 @@ export const AUTH_TRAILER_BYTES: number = 16 + AUTH_TAG_BYTES;
 export type Mac = (data: Uint8Array) => Uint8Array;
 
 /**
- * `frame` (flags 0) with the flag set and the trailer appended, tagged by `mac`. `counter` below 2^53, `timeMs`
- * non-negative.
+ * `frame` (flags 0) with the flag set and the trailer appended, tagged by `mac`, in a new buffer. `counter` below
+ * 2^53, `timeMs` non-negative.
  */
 export function sealFrame(frame: Uint8Array, counter: number, timeMs: number, mac: Mac): Uint8Array {
-  const signed = frame.length + 16;
-  const out = new Uint8Array(signed + AUTH_TAG_BYTES);
+  const out = new Uint8Array(frame.length + AUTH_TRAILER_BYTES);
   out.set(frame, 0);
-  const view = new DataView(out.buffer);
+  return sealInPlace(out, counter, timeMs, mac);
+}
+
+/**
+ * Seals `buffer` where it is: a frame (flags 0) in its first `buffer.length - AUTH_TRAILER_BYTES` bytes, room for
+ * the trailer after it. Sets the flag, writes the trailer, returns `buffer`. Why in place: the sender seals into
+ * a buffer it reuses, with no buffer made per datagram (`./wire.ts`; BENCHMARKS.md "Authentication").
+ */
+export function sealInPlace(buffer: Uint8Array, counter: number, timeMs: number, mac: Mac): Uint8Array {
+  const signed = buffer.length - AUTH_TAG_BYTES;
+  const frameLength = signed - 16;
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   view.setUint16(6, view.getUint16(6, false) | FRAME_FLAG_AUTH, false);
-  setU64(view, frame.length, counter);
-  setU64(view, frame.length + 8, Math.floor(timeMs));
-  out.set(mac(out.subarray(0, signed)), signed);
-  return out;
+  setU64(view, frameLength, counter);
+  setU64(view, frameLength + 8, Math.floor(timeMs));
+  buffer.set(mac(buffer.subarray(0, signed)), signed);
+  return buffer;
 }
 
 /** A trailer read (not yet verified): what the tag covers, the frame without the trailer, and the fields. */

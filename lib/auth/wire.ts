@@ -8,22 +8,56 @@
 import type { SessionFormat } from "../session/format.ts";
 import { validatePayload } from "../session/payload.ts";
 import type { PlainCodec, WireCodec, WireDecodeResult, WireHandled } from "../wire.ts";
-import { decodeFrame, encodeData, FRAME_FLAG_AUTH, FRAME_TYPE } from "../reliable/frame.ts";
+import {
+  decodeFrame,
+  encodeData,
+  encodeDataInto,
+  FRAME_FLAG_AUTH,
+  FRAME_HEADER_BYTES,
+  FRAME_TYPE,
+} from "../reliable/frame.ts";
 import type { Authenticator } from "./authenticator.ts";
+import { AUTH_TRAILER_BYTES } from "./frame.ts";
+
+/**
+ * Bytes of the buffer {@link AuthenticatedWire} seals into: the largest datagram the relay sends (a frame of
+ * upstream's largest datagram, 2 048 bytes, and a trailer); a larger one gets a larger buffer.
+ */
+const SEND_BUFFER_BYTES = FRAME_HEADER_BYTES + 2048 + AUTH_TRAILER_BYTES;
 
 /** `inner`'s datagrams, each sealed on the way out and checked (then the trailer cut off) on the way in. */
 export class AuthenticatedWire implements WireCodec {
   /** Codec name, shown in the stats JSON: the inner codec's, "+auth". */
   readonly name: string;
+  /** Where every datagram is sealed: one buffer, reused (see {@link encode}). */
+  #out = new Uint8Array(SEND_BUFFER_BYTES);
 
   /** `inner` must expect frames with {@link FRAME_FLAG_AUTH} set. */
   constructor(private readonly inner: WireCodec, private readonly auth: Authenticator) {
     this.name = `${inner.name}+auth`;
   }
 
-  /** The inner codec's datagram, sealed. */
+  /**
+   * The inner codec's datagram, sealed — in a buffer this wire reuses, valid until its next `encode` (the
+   * relay sends each datagram before it encodes the next). Why: a new buffer per datagram cost more than the
+   * HMAC itself (BENCHMARKS.md "Authentication"). `FramedDataWire` writes its frame straight into it.
+   */
   encode(payload: Uint8Array): Uint8Array {
-    return this.auth.seal(this.inner.encode(payload));
+    if (this.inner instanceof FramedDataWire) {
+      const datagram = this.#room(FRAME_HEADER_BYTES + payload.length + AUTH_TRAILER_BYTES);
+      this.inner.encodeInto(datagram, payload);
+      return this.auth.sealInPlace(datagram);
+    }
+    const frame = this.inner.encode(payload);
+    const datagram = this.#room(frame.length + AUTH_TRAILER_BYTES);
+    datagram.set(frame);
+    return this.auth.sealInPlace(datagram);
+  }
+
+  /** The first `length` bytes of the send buffer (grown if it is shorter). */
+  #room(length: number): Uint8Array {
+    if (this.#out.length < length) this.#out = new Uint8Array(length);
+    return this.#out.subarray(0, length);
   }
 
   /** Checked by the authenticator, then decoded by the inner codec. */
@@ -54,9 +88,18 @@ export class FramedDataWire implements PlainCodec {
 
   /** A DATA frame (flags 0; the authenticator sets the flag). */
   encode(payload: Uint8Array): Uint8Array {
-    // The sequence only fills the header here (nothing tracks it); it wraps to 1.
+    return encodeData(this.#sender, this.#nextSeq(), payload);
+  }
+
+  /** As {@link encode}, written at the start of `out`; returns its length. */
+  encodeInto(out: Uint8Array, payload: Uint8Array): number {
+    return encodeDataInto(out, this.#sender, this.#nextSeq(), payload);
+  }
+
+  /** The sequence only fills the header here (nothing tracks it); it wraps to 1. */
+  #nextSeq(): number {
     this.#seq = this.#seq === 0xffff_ffff ? 1 : this.#seq + 1;
-    return encodeData(this.#sender, this.#seq, payload);
+    return this.#seq;
   }
 
   /** A checked frame (flag set, trailer cut off): its entries, validated; any other type is a mixed group. */

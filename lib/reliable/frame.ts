@@ -126,6 +126,31 @@ export function encodeData(sender: number, seq: number, entries: Uint8Array): Ui
   return out;
 }
 
+/**
+ * A DATA frame around `entries` written at the start of `out` (flags 0; what `out` holds after it is left as
+ * it is), for a sender that reuses one buffer (`lib/auth/wire.ts`). Returns the frame's length.
+ */
+export function encodeDataInto(out: Uint8Array, sender: number, seq: number, entries: Uint8Array): number {
+  const length = FRAME_HEADER_BYTES + entries.length;
+  if (out.length < length) throw new RangeError(`a ${length}-byte DATA frame in ${out.length} bytes`);
+  out.set(FRAME_MAGIC, 0);
+  out[4] = FRAME_VERSION;
+  out[5] = FRAME_TYPE.DATA;
+  out[6] = 0;
+  out[7] = 0;
+  setU32(out, 8, sender);
+  setU32(out, 12, seq);
+  out.set(entries, FRAME_HEADER_BYTES);
+  return length;
+}
+
+function setU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
+}
+
 /** A REPLAY frame: `entries` learnt from `origin`, for `target` (0: for every peer). */
 export function encodeReplay(
   sender: number,

@@ -1,7 +1,8 @@
 /**
- * Codec micro-benchmarks (`bash scripts/deno.sh bench scripts/bench/codec_bench.ts`): the pure functions on the
- * relay's hot path. Each bench processes one whole batch; `main.ts --only codec` divides deno's avg time by
- * the batch's session count to report ns per session entry.
+ * Codec micro-benchmarks (`bash scripts/deno.sh bench --allow-ffi scripts/bench/codec_bench.ts`; --allow-ffi for
+ * the key file's HMAC through libcrypto, as in the daemon): the pure functions on the relay's hot path. Each
+ * bench processes one whole batch; `main.ts --only codec` divides deno's avg time by the batch's session count
+ * to report ns per session entry.
  * @module
  */
 import { validatePayload } from "../../lib/session/payload.ts";
@@ -14,6 +15,9 @@ import {
 } from "../../lib/jool/messages.ts";
 import { DOUBLE_FAMILY_ID } from "../../tests/helpers/kernel_double.ts";
 import { batch, multicast, session } from "./fixtures.ts";
+import { upstreamWire } from "../../lib/wire.ts";
+import { Authenticator } from "../../lib/auth/authenticator.ts";
+import { AuthenticatedWire, FramedDataWire } from "../../lib/auth/wire.ts";
 
 const C36 = batch(0, 36, "C");
 const A10 = batch(0, 10, "A");
@@ -64,6 +68,38 @@ Deno.bench("encodeJooldAdd C×36 (per batch of 36)", { group: "message" }, () =>
 
 Deno.bench("encodeJooldAck (per batch of 36)", { group: "message" }, () => {
   use(true, encodeJooldAck(CONTEXT).length);
+});
+
+// The wire codecs of one datagram of 36 sessions, each way: upstream's (the batch verbatim) and with a "key
+// file" (a DATA frame, sealed; opened, checked, then validated) — authentication's CPU cost per datagram.
+const KEY = new Uint8Array(32).fill(0x5a);
+const sealingWire = new AuthenticatedWire(new FramedDataWire(), new Authenticator([KEY]));
+/** Sealed datagrams with rising frame counters, opened in turn (an opened counter is refused a second time). */
+const SEALED = Array.from({ length: 1 << 14 }, () => sealingWire.encode(C36).slice());
+let openingWire = new AuthenticatedWire(new FramedDataWire(), new Authenticator([KEY]));
+let nextSealed = 0;
+
+Deno.bench("wire encode upstream C×36 (per batch of 36)", { group: "wire", baseline: true }, () => {
+  use(true, upstreamWire.encode(C36).length);
+});
+
+Deno.bench("wire encode key file C×36 (per batch of 36)", { group: "wire" }, () => {
+  use(true, sealingWire.encode(C36).length);
+});
+
+Deno.bench("wire decode upstream C×36 (per batch of 36)", { group: "wire" }, () => {
+  const r = upstreamWire.decode(C36, "C");
+  use(r.ok, r.ok ? r.sessions : 0);
+});
+
+Deno.bench("wire decode key file C×36 (per batch of 36)", { group: "wire" }, () => {
+  if (nextSealed === SEALED.length) {
+    // Every counter taken: a new receiver (its windows empty), outside the other 16 383 iterations' cost.
+    openingWire = new AuthenticatedWire(new FramedDataWire(), new Authenticator([KEY]));
+    nextSealed = 0;
+  }
+  const r = openingWire.decode(SEALED[nextSealed++], "C");
+  use(r.ok === true, r.ok === true ? r.sessions : 0);
 });
 
 addEventListener("unload", () => {

@@ -1,7 +1,7 @@
 /**
- * Host relay at saturation: the real daemon on both ends of a veth pair; A's kernel double gets 36-session
- * format-C batches as fast as A takes them (the stdin pipe is the back-pressure), B's double's JOOLD_ADDs are
- * counted and checked byte for byte. Reports sessions/s A→B, loss, CPU per million sessions, latency and RSS.
+ * Host relay at saturation: the real daemon on both ends of a veth pair; A's kernel double gets format-C
+ * batches of 36 sessions (or `sessionsPerBatch`) as fast as A takes them (the stdin pipe is the back-pressure),
+ * B's double's JOOLD_ADDs are counted and checked byte for byte. Reports sessions/s A→B, loss, CPU per million sessions, latency and RSS.
  * @module
  */
 import {
@@ -33,6 +33,8 @@ export interface RelayOptions {
   readonly syncMode?: "upstream" | "reliable";
   /** A shared `"key file"` on both daemons (authentication). */
   readonly auth?: boolean;
+  /** Sessions per kernel batch (default 36: 1 440 bytes of format-C entries). */
+  readonly sessionsPerBatch?: number;
   /** B reads through the ingress filter (`"accept from"` A's address, with `"in interface"` eth0). */
   readonly ingress?: boolean;
   /**
@@ -81,7 +83,6 @@ export interface RelayResult {
   rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
 }
 
-const SESSIONS_PER_BATCH = 36;
 /** Offset of the sequence number inside a frame: frame header 4 + Jool headers 48 + container header 4. */
 const FRAME_SEQ_AT = 4 + 48 + 4 + SEQ_OFFSET;
 
@@ -96,7 +97,8 @@ function nonZero(record: Record<string, number>): Record<string, number> {
 
 /** One saturation run on a fresh namespace pair. */
 export async function runRelay(options: RelayOptions): Promise<RelayResult> {
-  const payload = batch(0, SESSIONS_PER_BATCH, "C");
+  const sessionsPerBatch = options.sessionsPerBatch ?? 36;
+  const payload = batch(0, sessionsPerBatch, "C");
   const frame = multicastFrame(payload);
   const perWrite = options.framesPerWrite ?? 16;
   const chunk = new Uint8Array(frame.length * perWrite);
@@ -174,7 +176,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     }
     latencies.sort((x, y) => x - y);
     const seconds = (Math.max(lastAddAt, injectedAt) - t0) / 1000;
-    const sessions = end.adds * SESSIONS_PER_BATCH;
+    const sessions = end.adds * sessionsPerBatch;
     const perMillion = (d: number) => sessions ? d / (sessions / 1e6) : NaN;
     return {
       batchesInjected: injected,

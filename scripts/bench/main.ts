@@ -35,6 +35,8 @@ const USAGE = `usage: deno task bench [options]
   --sync-mode upstream|reliable  netsocket.json "mode" of the host relay's daemons (default upstream)
   --auth                         the host relay's daemons share a "key file" (every frame authenticated)
   --link-mtu N                   MTU of the daemons' veth link (default 1500)
+  --batch-sessions N             sessions per kernel batch in the host relay (default 36: 1 440 bytes, a
+                                 full 1 452-byte ss-max-payload's worth of format-C entries)
   --ingress                      the host relay's receiver (B) reads through "accept from" (recvmsg with
                                  packet info) instead of Deno's receive
   --double-threads               the host relay's kernel doubles pump on threads of their own, so that each
@@ -86,6 +88,7 @@ const { values } = (() => {
         "soak-heap": { type: "boolean" },
         profile: { type: "boolean" },
         "link-mtu": { type: "string" },
+        "batch-sessions": { type: "string" },
         "daemon-v8-flags": { type: "string" },
         "daemon-env": { type: "string", multiple: true },
         help: { type: "boolean" },
@@ -107,6 +110,7 @@ const repeat = positive("repeat", values.repeat, quick ? 1 : 3);
 const batches = positive("batches", values.batches, quick ? 20_000 : 200_000);
 const soakSeconds = positive("soak-seconds", values["soak-seconds"], quick ? 30 : 600);
 const soakRate = positive("soak-rate", values["soak-rate"], 2000);
+const batchSessions = positive("batch-sessions", values["batch-sessions"], 36);
 const syncMode = values["sync-mode"] === "reliable" ? "reliable" : "upstream";
 if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
   console.error(`--sync-mode: "upstream" or "reliable", got ${JSON.stringify(values["sync-mode"])}`);
@@ -158,7 +162,8 @@ interface CodecRow {
 
 async function codec(): Promise<CodecRow[]> {
   const out = await new Deno.Command(DENO, {
-    args: ["bench", "--json", `${ROOT}scripts/bench/codec_bench.ts`],
+    // --allow-ffi: the key file's HMAC uses libcrypto as the daemon does (without it, node:crypto's fallback).
+    args: ["bench", "--json", "--allow-ffi", `${ROOT}scripts/bench/codec_bench.ts`],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -208,6 +213,7 @@ async function host(): Promise<HostSummary> {
       auth: values.auth ?? false,
       ingress: values.ingress,
       doubleThreads: values["double-threads"],
+      sessionsPerBatch: batchSessions,
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
@@ -224,7 +230,7 @@ async function host(): Promise<HostSummary> {
     runs,
     otherHostCores: other,
     median: {
-      intakeSessionsPerSecondA: pick((r) => r.intakePerSecondA * 36),
+      intakeSessionsPerSecondA: pick((r) => r.intakePerSecondA * batchSessions),
       sessionsPerSecond: pick((r) => r.sessionsPerSecond),
       datagramsPerSecond: pick((r) => r.datagramsPerSecond),
       lossPercent: pick((r) => r.lossPercent),
@@ -260,9 +266,9 @@ function hostTable(h: HostSummary): string {
   return [
     `| figure (median of ${h.runs.length}) | value | target |`,
     "|---|---:|---|",
-    `| batches injected per run | ${fmt(first.batchesInjected)} × 36 sessions (format C) | |`,
+    `| batches injected per run | ${fmt(first.batchesInjected)} × ${batchSessions} sessions (format C) | |`,
     `| A's intake (kernel side: batches ACKed) | ${fmt(m.intakeSessionsPerSecondA)} sessions/s | |`,
-    `| relayed A→B (JOOLD_ADDs at B × 36) | **${fmt(m.sessionsPerSecond)} sessions/s** (${
+    `| relayed A→B (JOOLD_ADDs at B × ${batchSessions}) | **${fmt(m.sessionsPerSecond)} sessions/s** (${
       fmt(m.datagramsPerSecond)
     } datagrams/s) | ≥ 1 M sessions/s (≈ 28 k datagrams/s) |`,
     `| loss (injected − ADDs at B) | ${fmt(m.lossPercent, 1)} % | |`,
@@ -426,7 +432,17 @@ if (parts.has("host")) {
     report.push("## Host relay at saturation\n\n" + hostTable(hostSummary));
     if (values.profile) {
       const dir = await Deno.makeTempDir({ dir: OUT, prefix: "prof-" });
-      const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, cpuProfDir: dir });
+      // The same daemons as the runs above (mode, key file, ingress filter), now profiled.
+      const r = await runRelay({
+        batches,
+        maxSeconds: 30,
+        sampleEvery: 100,
+        cpuProfDir: dir,
+        syncMode,
+        auth: values.auth ?? false,
+        ingress: values.ingress,
+        sessionsPerBatch: batchSessions,
+      });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
       // One file per isolate: CPU.TIME.PID.cpuprofile for a daemon's main thread, CPU.TIME.PID.worker-N.cpuprofile
       // for its kernel thread. B was started first: the lower pid.

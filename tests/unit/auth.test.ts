@@ -5,11 +5,19 @@
  */
 import { createHmac } from "node:crypto";
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { AUTH_TRAILER_BYTES, readTrailer, sealFrame } from "../../lib/auth/frame.ts";
-import { Authenticator, FRESHNESS_MS, RETAIN_MS } from "../../lib/auth/authenticator.ts";
+import { AUTH_TRAILER_BYTES, readTrailer, sealFrame, sealInPlace } from "../../lib/auth/frame.ts";
+import { Authenticator, equalTags, FRESHNESS_MS, RETAIN_MS } from "../../lib/auth/authenticator.ts";
+import { hmacBackend, libcryptoHmacSha256, nodeHmacSha256 } from "../../lib/auth/hmac.ts";
+import { loadLibcrypto } from "../../ffi/libcrypto.ts";
 import { REPLAY_WINDOW, SenderWindows } from "../../lib/auth/replay_window.ts";
 import { AuthenticatedWire, FramedDataWire } from "../../lib/auth/wire.ts";
-import { decodeFrame, encodeData, encodeHeartbeat, FRAME_FLAG_AUTH } from "../../lib/reliable/frame.ts";
+import {
+  decodeFrame,
+  encodeData,
+  encodeDataInto,
+  encodeHeartbeat,
+  FRAME_FLAG_AUTH,
+} from "../../lib/reliable/frame.ts";
 import { upstreamWire } from "../../lib/wire.ts";
 import { ReliableSync } from "../../lib/reliable/sync.ts";
 import { Stats } from "../../lib/stats.ts";
@@ -60,6 +68,36 @@ Deno.test("auth frame: the trailer's byte layout (flag, counter, time, tag over 
   assert(decoded.ok && decoded.frame.type === 1 && hex(decoded.frame.entries) === "aabb");
 });
 
+Deno.test("auth frame: a frame written into a used buffer and sealed in place gives sealFrame's bytes", () => {
+  const entries = unhex("aa bb cc");
+  const frame = encodeData(0x01020304, 7, entries);
+  const used = new Uint8Array(frame.length + AUTH_TRAILER_BYTES + 5).fill(0xff);
+  const length = encodeDataInto(used, 0x01020304, 7, entries);
+  assertEquals(length, frame.length);
+  assertEquals(hex(used.subarray(0, length)), hex(frame), "flags cleared, header and body written");
+  assertEquals(hex(used.subarray(length)), "ff".repeat(AUTH_TRAILER_BYTES + 5), "nothing written after it");
+  const sealed = sealInPlace(used.subarray(0, length + AUTH_TRAILER_BYTES), 0x1_0000_0002, NOW, hmac(KEY));
+  assert(sealed.buffer === used.buffer, "the same buffer");
+  assertEquals(hex(sealed), hex(sealFrame(frame, 0x1_0000_0002, NOW, hmac(KEY))));
+  // Through the authenticator: the same tags as sealing a copy; its own sender id is remembered either way.
+  const one = new Authenticator([KEY], () => NOW);
+  const two = new Authenticator([KEY], () => NOW);
+  const room = new Uint8Array(frame.length + AUTH_TRAILER_BYTES);
+  room.set(frame);
+  assertEquals(hex(one.sealInPlace(room)), hex(two.seal(frame)));
+  assertEquals(one.counters.sealed, 1);
+  const back = two.seal(encodeData(0x01020304, 8, entries));
+  assert(!one.open(back).ok, "its own frame, sent again by someone else");
+  // Too small a buffer is refused, not overrun.
+  let refused = false;
+  try {
+    encodeDataInto(new Uint8Array(frame.length - 1), 1, 1, entries);
+  } catch (error) {
+    refused = error instanceof RangeError;
+  }
+  assert(refused);
+});
+
 Deno.test("auth frame: no magic, no flag, or too short for a trailer: net_auth_missing", () => {
   const frame = encodeData(1, 1, unhex("aa"));
   const sealed = sealFrame(frame, 1, NOW, hmac(KEY));
@@ -92,6 +130,39 @@ Deno.test("authenticator: its tags are HMAC-SHA-256's for keys of 32, 64 and 100
       `${length}-byte key`,
     );
   }
+});
+
+Deno.test("hmac: libcrypto's and node:crypto's tags are createHmac's (keys 32/64/100 bytes, messages 0–3000)", () => {
+  const lib = loadLibcrypto();
+  // Where libcrypto.so.3 is missing the daemon uses node:crypto; the test host must have it to test both.
+  assert(lib, "libcrypto.so.3 did not load: install libssl3");
+  assertEquals(hmacBackend(), "libcrypto");
+  for (const keyLength of [32, 64, 100]) {
+    const key = Uint8Array.from({ length: keyLength }, (_, i) => (i * 13 + 1) & 0xff);
+    const macs: [string, (data: Uint8Array) => Uint8Array][] = [
+      ["libcrypto", libcryptoHmacSha256(key, lib)],
+      ["node:crypto", nodeHmacSha256(key)],
+    ];
+    for (const length of [0, 1, 55, 56, 64, 119, 1504, 3000, 40]) {
+      const data = Uint8Array.from({ length }, (_, i) => (i * 31 + keyLength) & 0xff);
+      const want = hex(hmac(key)(data));
+      for (const [name, mac] of macs) {
+        assertEquals(hex(mac(data)), want, `${name}, ${keyLength}-byte key, ${length}-byte message`);
+      }
+    }
+  }
+});
+
+Deno.test("equalTags: equal, one bit apart anywhere, other lengths", () => {
+  const tag = Uint8Array.from({ length: 32 }, (_, i) => i * 5);
+  assert(equalTags(tag, tag.slice()));
+  for (let i = 0; i < 32; i++) {
+    const other = tag.slice();
+    other[i] ^= 0x80;
+    assert(!equalTags(tag, other), `byte ${i}`);
+  }
+  assert(!equalTags(tag, tag.subarray(0, 31)));
+  assert(equalTags(new Uint8Array(0), new Uint8Array(0)));
 });
 
 Deno.test("authenticator: seals with the first key; opens first key, second key; counts each", () => {
@@ -200,6 +271,21 @@ Deno.test("wires: upstream mode with a key round-trips DATA frames; mixed groups
   const datagram = a.encode(entries);
   const decoded = b.decode(datagram, "C");
   assert(decoded.ok === true && decoded.sessions === 3 && hex(decoded.payload) === hex(entries));
+  // One send buffer, reused: each datagram is whole and sealed anew (flag, counter, tag), shorter or longer.
+  for (const n of [1, 5, 2]) {
+    const batch = sessionBatch(10 * n, n);
+    const next = b.decode(a.encode(batch), "C");
+    assert(next.ok === true && next.sessions === n && hex(next.payload) === hex(batch), `${n} sessions`);
+  }
+  // Around a reliable-mode engine too (its frame copied into the buffer, then sealed).
+  const aroundOther = new AuthenticatedWire(
+    { name: "other", encode: (p) => encodeData(55, 1, p), decode: () => ({ ok: "handled" }) },
+    new Authenticator([KEY]),
+  );
+  const opened = new Authenticator([KEY]).open(aroundOther.encode(entries));
+  assert(
+    opened.ok && hex(opened.frame) === hex(encodeData(55, 1, entries)).replace(/^(.{12})0000/, "$10001"),
+  );
   // Keyless receivers: net_auth_unexpected, with what to fix.
   for (
     const result of [
