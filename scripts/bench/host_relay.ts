@@ -46,6 +46,8 @@ export interface RelayResult {
   cpuUtilisation: { a: number; b: number };
   latencyMs: { samples: number; p50: number; p99: number; max: number };
   rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
+  /** The reliable mode's state at the end (`"reliable"` of each daemon's json view), in that mode only. */
+  reliable?: { a: Record<string, unknown>; b: Record<string, unknown> };
 }
 
 const SESSIONS_PER_BATCH = 36;
@@ -168,6 +170,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         a: { idle: idle.a, peak: peak.a, hwm: hwm.a },
         b: { idle: idle.b, peak: peak.b, hwm: hwm.b },
       },
+      ...(sa.reliable && sb.reliable ? { reliable: { a: sa.reliable, b: sb.reliable } } : {}),
     };
   } finally {
     await pair.close();

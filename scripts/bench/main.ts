@@ -381,7 +381,15 @@ if (parts.has("host")) {
     report.push("## Host relay at saturation\n\n" + hostTable(hostSummary));
     if (values.profile) {
       const dir = await Deno.makeTempDir({ dir: OUT, prefix: "prof-" });
-      const r = await runRelay({ batches, maxSeconds: 30, sampleEvery: 100, cpuProfDir: dir });
+      const r = await runRelay({
+        batches,
+        maxSeconds: 30,
+        sampleEvery: 100,
+        cpuProfDir: dir,
+        syncMode,
+        auth: values.auth ?? false,
+        ingress: values.ingress,
+      });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
       const tables = files.map((f, i) =>
         `${i === 0 ? "B (receiver, started first)" : "A (sender)"} — ${f.replace(ROOT, "")}\n\n` +
