@@ -73,6 +73,11 @@ export class LivePacer {
     this.counters.cuts++;
   }
 
+  /** Our sequences start again (a new sender id): NACKs are counted afresh. */
+  restart(): void {
+    this.#nackedUpTo = 0;
+  }
+
   /** The timers' tick at `now`: growth without a new loss, and the lift once the limit does not bind. */
   tick(now: number): void {
     this.#measure(now);

@@ -190,6 +190,7 @@ export class ReliableSync implements WireCodec {
       // Sequences do not wrap: a new id is a restart to the peers, which then resync with us.
       this.#id = newSenderId();
       this.#seq = 0;
+      this.#pacer.restart();
       this.deps.log.info(`reliable mode: sequence space used up; new sender id ${hex(this.#id)}`);
     }
     this.sent.sequenced++;
