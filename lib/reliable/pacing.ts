@@ -1,5 +1,5 @@
 /**
- * The reliable mode's live pacing (docs/protocol.md §10.3): a sender that overruns a peer's socket makes it
+ * The reliable mode's live pacing (docs/design.md "Reliable mode", Pacing): a sender that overruns a peer's socket makes it
  * lose datagrams, which then cost a NACK, a resend and — when the resend buffer has moved on — a replay of the
  * whole cache, all on the same CPUs as the live traffic (BENCHMARKS.md "Reliable mode", cost at saturation).
  * A NACK for one of our sequences is the only sign of it the wire carries, so it is the congestion signal:
