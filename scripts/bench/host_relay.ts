@@ -25,6 +25,8 @@ export interface RelayOptions {
   readonly auth?: boolean;
   /** B reads through the ingress filter (`"accept from"` A's address, with `"in interface"` eth0). */
   readonly ingress?: boolean;
+  /** Inject at most this many sessions/s (default: as fast as A takes them). */
+  readonly injectRate?: number;
 }
 
 /** Figures of one relay run. */
@@ -112,6 +114,12 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         if (seq % options.sampleEvery === 0) sentAt.set(seq, now);
       }
       await a.write(n === perWrite ? chunk : chunk.subarray(0, n * frame.length));
+      if (options.injectRate !== undefined) {
+        // Ahead of the rate: wait until the schedule catches up (ms-grained; the pipe still back-pressures).
+        const due = t0 + (seq * SESSIONS_PER_BATCH * 1000) / options.injectRate;
+        const ahead = due - performance.now();
+        if (ahead >= 1) await sleep(ahead);
+      }
     }
     const injected = seq;
     const injectedAt = performance.now();

@@ -38,6 +38,8 @@ const USAGE = `usage: deno task bench [options]
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
+  --inject-rate N                host relay: inject at most N sessions/s into A (default: as fast as A takes
+                                 them), to measure below the receiver's overflow point
   --soak-seconds N               soak length (default 600)
   --soak-rate N                  batches per second during the soak (default 2000)
   --soak-heap                    A runs with V8's inspector; each sample forces a full GC and reads A's
@@ -75,6 +77,7 @@ const { values } = (() => {
         ingress: { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
+        "inject-rate": { type: "string" },
         "soak-seconds": { type: "string" },
         "soak-rate": { type: "string" },
         "soak-heap": { type: "boolean" },
@@ -100,6 +103,9 @@ const repeat = positive("repeat", values.repeat, quick ? 1 : 3);
 const batches = positive("batches", values.batches, quick ? 20_000 : 200_000);
 const soakSeconds = positive("soak-seconds", values["soak-seconds"], quick ? 30 : 600);
 const soakRate = positive("soak-rate", values["soak-rate"], 2000);
+const injectRate = values["inject-rate"] === undefined
+  ? undefined
+  : positive("inject-rate", values["inject-rate"], 1);
 const syncMode = values["sync-mode"] === "reliable" ? "reliable" : "upstream";
 if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
   console.error(`--sync-mode: "upstream" or "reliable", got ${JSON.stringify(values["sync-mode"])}`);
@@ -195,6 +201,7 @@ async function host(): Promise<HostSummary> {
       syncMode,
       auth: values.auth ?? false,
       ingress: values.ingress,
+      injectRate,
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
@@ -363,7 +370,17 @@ async function lab(): Promise<string> {
 
 const result: Record<string, unknown> = {
   machine: machine(),
-  options: { parts: [...parts], quick, repeat, batches, soakSeconds, soakRate, daemonFlags: daemonFlags() },
+  options: {
+    parts: [...parts],
+    quick,
+    repeat,
+    batches,
+    soakSeconds,
+    soakRate,
+    syncMode,
+    injectRate,
+    daemonFlags: daemonFlags(),
+  },
 };
 const report: string[] = [];
 const skip = hostBenchSkipReason();
@@ -389,6 +406,7 @@ if (parts.has("host")) {
         syncMode,
         auth: values.auth ?? false,
         ingress: values.ingress,
+        injectRate,
       });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
       const tables = files.map((f, i) =>
