@@ -424,7 +424,9 @@ export class ReliableSync implements WireCodec {
     const cache = this.#cache;
     if (!cache) return 0;
     const size = ENTRY_SIZE[cache.format];
-    const perFrame = Math.floor(COALESCED_MAX_BYTES / size);
+    // The frame around the entries fits where a kernel batch does: 1 452 bytes is what fits one IPv6/UDP
+    // packet at MTU 1500, so a REPLAY of 1 452 bytes of entries plus its header would go as two fragments.
+    const perFrame = Math.floor((COALESCED_MAX_BYTES - REPLAY_OVERHEAD) / size);
     let sent = 0;
     for (const [origin, slots] of cache.snapshot(target)) {
       let parts: Uint8Array[] = [];
@@ -576,6 +578,9 @@ export class ReliableSync implements WireCodec {
 }
 
 const CONSUMED: WireHandled = { ok: "handled" };
+
+/** Bytes a REPLAY frame adds around its entries. */
+const REPLAY_OVERHEAD = encodeReplay(1, 1, 0, 1, new Uint8Array(0)).length;
 
 /** A random non-zero 32-bit id. */
 function newSenderId(): number {
