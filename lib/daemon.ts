@@ -161,7 +161,10 @@ async function relayUntilSignal(
         peers ? ` and peers ${peers.join(", ")}` : ""
       }`;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
-    const relay = new Relay(channel, net, codec, stats, log, { pool4: pool4 && (() => pool4.table) });
+    // The reliable mode paces live sends to what its peers take (lib/reliable/pacing.ts).
+    const relay = new Relay(channel, reliable ? reliable.paced(net) : net, codec, stats, log, {
+      pool4: pool4 && (() => pool4.table),
+    });
     closers.push(() => relay.stop());
     const relayDone = relay.run();
     if (reliable) {

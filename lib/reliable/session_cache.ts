@@ -35,11 +35,24 @@ function protoOf(entry: Uint8Array, at: number, format: SessionFormat): number {
   return (packed >> 5) & 3;
 }
 
+/**
+ * {@link KEY_RANGES} flattened to `from, to, from, to, …`: the per-entry loops read a plain number array (no
+ * iterator, no destructuring per range).
+ */
+const FLAT_KEY_RANGES: Readonly<Record<SessionFormat, readonly number[]>> = {
+  A: KEY_RANGES.A.flat(),
+  B: KEY_RANGES.B.flat(),
+  C: KEY_RANGES.C.flat(),
+};
+
 /** The 32-bit FNV-1a hash of the key (key bytes, then the protocol) of the entry at `at`. */
 export function keyHash(bytes: Uint8Array, at: number, format: SessionFormat): number {
+  const ranges = FLAT_KEY_RANGES[format];
   let hash = 0x811c9dc5;
-  for (const [from, to] of KEY_RANGES[format]) {
-    for (let i = at + from; i < at + to; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  for (let r = 0; r < ranges.length; r += 2) {
+    for (let i = at + ranges[r], end = at + ranges[r + 1]; i < end; i++) {
+      hash = Math.imul(hash ^ bytes[i], 0x01000193);
+    }
   }
   return Math.imul(hash ^ protoOf(bytes, at, format), 0x01000193) >>> 0;
 }
@@ -52,8 +65,9 @@ export function sameKey(
   bAt: number,
   format: SessionFormat,
 ): boolean {
-  for (const [from, to] of KEY_RANGES[format]) {
-    for (let i = from; i < to; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  const ranges = FLAT_KEY_RANGES[format];
+  for (let r = 0; r < ranges.length; r += 2) {
+    for (let i = ranges[r], end = ranges[r + 1]; i < end; i++) if (a[aAt + i] !== b[bAt + i]) return false;
   }
   return protoOf(a, aAt, format) === protoOf(b, bAt, format);
 }
@@ -62,6 +76,11 @@ export function sameKey(
 export function expirationOf(bytes: Uint8Array, at: number, format: SessionFormat): number {
   const { at: offset, little } = EXPIRATION[format];
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at + offset, little);
+}
+
+/** Writes `value` at `at` in the byte order `little` says, without a DataView (one per replayed entry). */
+function writeU32(bytes: Uint8Array, at: number, little: boolean, value: number): void {
+  for (let i = 0; i < 4; i++) bytes[at + (little ? i : 3 - i)] = (value >>> (8 * i)) & 0xff;
 }
 
 /** Writes `ms` as the expiration of the entry at `at`. */
@@ -147,28 +166,39 @@ export class SessionCache {
     return this.#size;
   }
 
-  /** Stores every entry of `entries` (whole entries of the cache's format) as sent by `origin`. */
+  /**
+   * Stores every entry of `entries` (whole entries of the cache's format) as sent by `origin`. Per entry: one
+   * key hash, a probe comparing key bytes in place, a byte copy; no allocation, and the origin's digest looked
+   * up once per call (a session updated by the origin that already held it leaves the digest as it was).
+   */
   put(entries: Uint8Array, origin: number): void {
     const size = this.#entrySize;
+    const format = this.format;
     const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+    const { at: expirationAt, little } = this.#expiration;
     const now = this.now();
+    let digest: Digest | undefined;
     for (let at = 0; at + size <= entries.length; at += size) {
       if (view.getUint16(at, HOST_LITTLE_ENDIAN) !== size) {
         this.counters.malformed++;
         return; // the rest cannot be delimited
       }
-      const hash = keyHash(entries, at, this.format);
+      const hash = keyHash(entries, at, format);
       let position = hash & this.#mask;
       let slot: number;
       while ((slot = this.#index[position]) !== EMPTY) {
-        if (this.#hashes[slot] === hash && sameKey(this.#entries, slot * size, entries, at, this.format)) {
-          break;
-        }
+        if (this.#hashes[slot] === hash && sameKey(this.#entries, slot * size, entries, at, format)) break;
         position = (position + 1) & this.#mask;
       }
       if (slot !== EMPTY) {
-        this.#uncount(slot);
         this.counters.updated++;
+        if (this.#origins[slot] !== origin) {
+          this.#uncount(slot);
+          this.#origins[slot] = origin;
+          digest ??= this.#digestOf(origin);
+          digest.count++;
+          digest.hash = (digest.hash + hash) >>> 0;
+        }
       } else {
         const fresh = this.#allocate();
         if (fresh === undefined) {
@@ -182,14 +212,17 @@ export class SessionCache {
         this.#index[position] = slot;
         this.#size++;
         this.counters.added++;
+        this.#origins[slot] = origin;
+        this.#hashes[slot] = hash;
+        digest ??= this.#digestOf(origin);
+        digest.count++;
+        digest.hash = (digest.hash + hash) >>> 0;
       }
-      this.#entries.set(entries.subarray(at, at + size), slot * size);
+      const stored = this.#entries;
+      for (let i = 0, to = slot * size; i < size; i++) stored[to + i] = entries[at + i];
       // A deadline is never 0 (0 marks a free slot): now > 0 on any clock that has run at all.
-      const expiration = view.getUint32(at + this.#expiration.at, this.#expiration.little);
+      const expiration = view.getUint32(at + expirationAt, little);
       this.#deadlines[slot] = Math.max(now + expiration, Number.MIN_VALUE);
-      this.#origins[slot] = origin;
-      this.#hashes[slot] = hash;
-      this.#count(slot);
     }
   }
 
@@ -240,7 +273,7 @@ export class SessionCache {
     const left = Math.floor(deadline - this.now());
     if (left <= 0) return undefined;
     const out = this.#entries.slice(slot * this.#entrySize, (slot + 1) * this.#entrySize);
-    setExpiration(out, 0, this.format, Math.min(left, 0xffff_ffff));
+    writeU32(out, this.#expiration.at, this.#expiration.little, Math.min(left, 0xffff_ffff));
     return out;
   }
 
@@ -299,12 +332,11 @@ export class SessionCache {
     }
   }
 
-  #count(slot: number): void {
-    const origin = this.#origins[slot];
+  /** The digest of `origin`'s sessions, made when it has none yet (then kept while it counts any). */
+  #digestOf(origin: number): Digest {
     let d = this.#digests.get(origin);
     if (!d) this.#digests.set(origin, d = { count: 0, hash: 0 });
-    d.count++;
-    d.hash = (d.hash + this.#hashes[slot]) >>> 0;
+    return d;
   }
 
   #uncount(slot: number): void {

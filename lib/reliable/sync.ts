@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../logger.ts";
 import type { ReliableSettings } from "../config/types.ts";
-import { COALESCED_MAX_BYTES } from "../relay.ts";
+import { COALESCED_MAX_BYTES, type NetSide } from "../relay.ts";
 import { ENTRY_SIZE, type SessionFormat } from "../session/format.ts";
 import { validatePayload } from "../session/payload.ts";
 import type { Stats } from "../stats.ts";
@@ -27,6 +27,7 @@ import {
   FRAME_FLAG_AUTH,
   FRAME_TYPE,
 } from "./frame.ts";
+import { LivePacer } from "./pacing.ts";
 import { allInSync, Peer, trackValue } from "./peers.ts";
 import { ResendBuffer } from "./resend_buffer.ts";
 import type { NackTiming } from "./sequence.ts";
@@ -103,6 +104,7 @@ export class ReliableSync implements WireCodec {
   #tokens = 0;
   #tokensAt = 0;
   #stopped = false;
+  readonly #pacer = new LivePacer();
   /** Counters of what was sent. */
   readonly sent: SentCounters = {
     sequenced: 0,
@@ -188,6 +190,7 @@ export class ReliableSync implements WireCodec {
       // Sequences do not wrap: a new id is a restart to the peers, which then resync with us.
       this.#id = newSenderId();
       this.#seq = 0;
+      this.#pacer.restart();
       this.deps.log.info(`reliable mode: sequence space used up; new sender id ${hex(this.#id)}`);
     }
     this.sent.sequenced++;
@@ -246,7 +249,10 @@ export class ReliableSync implements WireCodec {
       }
       case FRAME_TYPE.NACK:
         this.#observe(peer, frame.latest, now);
-        if (frame.target === this.#id) this.#answerNack(frame.sender, frame.first, frame.last);
+        if (frame.target === this.#id) {
+          this.#pacer.nacked(frame.first, frame.last, now);
+          this.#answerNack(frame.sender, frame.first, frame.last);
+        }
         return CONSUMED;
       case FRAME_TYPE.UNAVAILABLE:
         this.#observe(peer, frame.latest, now);
@@ -349,6 +355,7 @@ export class ReliableSync implements WireCodec {
 
   #sendControl(datagram: Uint8Array): void {
     if (!this.#io || this.#stopped) return;
+    this.#pacer.sent(this.#now());
     this.#io.send(datagram).catch((error) => this.deps.log.error(`reliable mode: send: ${error}`));
   }
 
@@ -356,6 +363,7 @@ export class ReliableSync implements WireCodec {
   tick(): void {
     if (this.#stopped) return;
     const now = this.#now();
+    this.#pacer.tick(now);
     for (const peer of [...this.#peers.values()]) {
       if (now - peer.lastHeard > this.#peerTimeoutMs) {
         this.#peers.delete(peer.id);
@@ -416,7 +424,9 @@ export class ReliableSync implements WireCodec {
     const cache = this.#cache;
     if (!cache) return 0;
     const size = ENTRY_SIZE[cache.format];
-    const perFrame = Math.floor(COALESCED_MAX_BYTES / size);
+    // The frame around the entries fits where a kernel batch does: 1 452 bytes is what fits one IPv6/UDP
+    // packet at MTU 1500, so a REPLAY of 1 452 bytes of entries plus its header would go as two fragments.
+    const perFrame = Math.floor((COALESCED_MAX_BYTES - REPLAY_OVERHEAD) / size);
     let sent = 0;
     for (const [origin, slots] of cache.snapshot(target)) {
       let parts: Uint8Array[] = [];
@@ -463,7 +473,26 @@ export class ReliableSync implements WireCodec {
     this.#tokens--;
     const seq = new DataView(frame.buffer, frame.byteOffset).getUint32(12, false);
     this.#resend.keep(seq, frame);
+    this.#pacer.sent(this.#now());
     await io.send(frame, sessions);
+  }
+
+  /**
+   * `net` with its live sends paced (lib/reliable/pacing.ts): a send waits while peers' NACKs say we overrun
+   * them. Receives are `net`'s own.
+   */
+  paced(net: NetSide): NetSide {
+    return {
+      send: async (datagram, sessions) => {
+        for (let wait = this.#pacer.delay(this.#now()); wait > 0; wait = this.#pacer.delay(this.#now())) {
+          if (this.#stopped) break;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+        this.#pacer.sent(this.#now());
+        return net.send(datagram, sessions);
+      },
+      receive: () => net.receive(),
+    };
   }
 
   /** The reliable mode's state for the stats JSON. */
@@ -476,6 +505,11 @@ export class ReliableSync implements WireCodec {
       trackFile: this.#track ? { path: this.#track.path, value: this.#track.value ?? null } : null,
       sequence: this.#seq,
       sent: { ...this.sent },
+      pacing: {
+        rate: finiteOrNull(this.#pacer.rate),
+        measured: Math.round(this.#pacer.measured),
+        ...this.#pacer.counters,
+      },
       cache: cache
         ? {
           sessions: cache.size,
@@ -545,10 +579,17 @@ export class ReliableSync implements WireCodec {
 
 const CONSUMED: WireHandled = { ok: "handled" };
 
+/** Bytes a REPLAY frame adds around its entries. */
+const REPLAY_OVERHEAD = encodeReplay(1, 1, 0, 1, new Uint8Array(0)).length;
+
 /** A random non-zero 32-bit id. */
 function newSenderId(): number {
   const id = crypto.getRandomValues(new Uint32Array(1))[0];
   return id === 0 ? 1 : id;
+}
+
+function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? Math.round(value) : null;
 }
 
 function hex(id: number): string {

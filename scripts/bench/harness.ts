@@ -248,7 +248,9 @@ export class DaemonProcess {
   }
 
   /** The stats server's `json` view. */
-  async stats(): Promise<{ counters: Record<string, number>; drops: Record<string, number> }> {
+  async stats(): Promise<
+    { counters: Record<string, number>; drops: Record<string, number>; reliable?: Record<string, unknown> }
+  > {
     const script = `const c = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
 await c.send(new TextEncoder().encode("json"), { transport: "udp", hostname: "127.0.0.1", port: ${STATS_PORT} });
 const t = setTimeout(() => Deno.exit(9), 5000);

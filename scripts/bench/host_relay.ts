@@ -43,6 +43,8 @@ export interface RelayOptions {
    * process's CPU (the figure of earlier runs) counts them as the daemon's.
    */
   readonly doubleThreads?: boolean;
+  /** Inject at most this many sessions/s (default: as fast as A takes them). */
+  readonly injectRate?: number;
 }
 
 /**
@@ -81,6 +83,8 @@ export interface RelayResult {
   cpuUtilisation: { a: number; b: number };
   latencyMs: { samples: number; p50: number; p99: number; max: number };
   rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
+  /** The reliable mode's state at the end (`"reliable"` of each daemon's json view), in that mode only. */
+  reliable?: { a: Record<string, unknown>; b: Record<string, unknown> };
 }
 
 /** Offset of the sequence number inside a frame: frame header 4 + Jool headers 48 + container header 4. */
@@ -148,6 +152,12 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         if (seq % options.sampleEvery === 0) sentAt.set(seq, now);
       }
       await a.write(n === perWrite ? chunk : chunk.subarray(0, n * frame.length));
+      if (options.injectRate !== undefined) {
+        // Ahead of the rate: wait until the schedule catches up (ms-grained; the pipe still back-pressures).
+        const due = t0 + (seq * sessionsPerBatch * 1000) / options.injectRate;
+        const ahead = due - performance.now();
+        if (ahead >= 1) await sleep(ahead);
+      }
     }
     const injected = seq;
     const injectedAt = performance.now();
@@ -211,6 +221,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         a: { idle: idle.a, peak: peak.a, hwm: hwm.a },
         b: { idle: idle.b, peak: peak.b, hwm: hwm.b },
       },
+      ...(sa.reliable && sb.reliable ? { reliable: { a: sa.reliable, b: sb.reliable } } : {}),
     };
   } finally {
     await pair.close();

@@ -44,6 +44,8 @@ const USAGE = `usage: deno task bench [options]
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
+  --inject-rate N                host relay: inject at most N sessions/s into A (default: as fast as A takes
+                                 them), to measure below the receiver's overflow point
   --soak-seconds N               soak length (default 600)
   --soak-rate N                  batches per second during the soak (default 2000)
   --soak-heap                    A runs with V8's inspector; each sample forces a full GC and reads A's
@@ -83,6 +85,7 @@ const { values } = (() => {
         "double-threads": { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
+        "inject-rate": { type: "string" },
         "soak-seconds": { type: "string" },
         "soak-rate": { type: "string" },
         "soak-heap": { type: "boolean" },
@@ -111,6 +114,9 @@ const batches = positive("batches", values.batches, quick ? 20_000 : 200_000);
 const soakSeconds = positive("soak-seconds", values["soak-seconds"], quick ? 30 : 600);
 const soakRate = positive("soak-rate", values["soak-rate"], 2000);
 const batchSessions = positive("batch-sessions", values["batch-sessions"], 36);
+const injectRate = values["inject-rate"] === undefined
+  ? undefined
+  : positive("inject-rate", values["inject-rate"], 1);
 const syncMode = values["sync-mode"] === "reliable" ? "reliable" : "upstream";
 if (values["sync-mode"] !== undefined && values["sync-mode"] !== syncMode) {
   console.error(`--sync-mode: "upstream" or "reliable", got ${JSON.stringify(values["sync-mode"])}`);
@@ -214,6 +220,7 @@ async function host(): Promise<HostSummary> {
       ingress: values.ingress,
       doubleThreads: values["double-threads"],
       sessionsPerBatch: batchSessions,
+      injectRate,
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
@@ -412,6 +419,8 @@ const result: Record<string, unknown> = {
     soakSeconds,
     soakRate,
     doubleThreads: values["double-threads"] ?? false,
+    syncMode,
+    injectRate,
     daemonFlags: daemonFlags(),
     daemonEnv: daemonEnvironment(),
   },
@@ -442,6 +451,7 @@ if (parts.has("host")) {
         auth: values.auth ?? false,
         ingress: values.ingress,
         sessionsPerBatch: batchSessions,
+        injectRate,
       });
       const files = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`).sort();
       // One file per isolate: CPU.TIME.PID.cpuprofile for a daemon's main thread, CPU.TIME.PID.worker-N.cpuprofile

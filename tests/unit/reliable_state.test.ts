@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { SequenceTracker } from "../../lib/reliable/sequence.ts";
-import { ResendBuffer } from "../../lib/reliable/resend_buffer.ts";
+import { RESEND_SLOT_BYTES, ResendBuffer } from "../../lib/reliable/resend_buffer.ts";
 import { expirationOf, keyHash, sameKey, SessionCache } from "../../lib/reliable/session_cache.ts";
 import { allInSync, Peer, trackValue } from "../../lib/reliable/peers.ts";
 import { encodeEntry } from "../../lib/session/entries.ts";
@@ -76,6 +76,22 @@ Deno.test("resend buffer: keeps the last `capacity` frames by sequence", () => {
   assertEquals(buffer.get(3), Uint8Array.of(3));
   assertEquals(buffer.get(6), Uint8Array.of(6));
   assertEquals(buffer.get(7), undefined, "never sent");
+});
+
+Deno.test("resend buffer: a copy, not the frame kept; large frames and a frame shorter than its slot's last", () => {
+  const buffer = new ResendBuffer(2);
+  const frame = Uint8Array.of(1, 2, 3);
+  buffer.keep(1, frame);
+  frame[0] = 9; // the caller's array is not the buffer's
+  assertEquals(buffer.get(1), Uint8Array.of(1, 2, 3));
+  const large = new Uint8Array(RESEND_SLOT_BYTES + 1).fill(7);
+  buffer.keep(2, large);
+  assertEquals(buffer.get(2), large);
+  buffer.keep(3, Uint8Array.of(5)); // slot 1 again, shorter than before
+  assertEquals(buffer.get(3), Uint8Array.of(5));
+  buffer.keep(4, Uint8Array.of(6, 6)); // slot 0: the large frame is forgotten
+  assertEquals(buffer.get(4), Uint8Array.of(6, 6));
+  assertEquals(buffer.get(2), undefined);
 });
 
 Deno.test("session cache: key ignores state, timer and expiration; differs by address, port, protocol", () => {

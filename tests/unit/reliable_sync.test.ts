@@ -11,6 +11,8 @@ import type { ReliableSettings } from "../../lib/config/types.ts";
 import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { Stats } from "../../lib/stats.ts";
 import { sessionBatch } from "../helpers/kernel_messages.ts";
+import { FRAME_TYPE } from "../../lib/reliable/frame.ts";
+import { COALESCED_MAX_BYTES } from "../../lib/relay.ts";
 
 const SETTINGS: ReliableSettings = {
   mode: "reliable",
@@ -39,6 +41,8 @@ class Net {
   reorder = 0;
   /** When each session was first sent by a kernel. */
   readonly sentAt = new Map<number, number>();
+  /** The largest REPLAY frame sent. */
+  largestReplay = 0;
   /** Datagrams held back one step (reordering). */
   readonly #late: [Node, Uint8Array][] = [];
 
@@ -73,6 +77,7 @@ class Net {
   }
 
   #send(from: Node, datagram: Uint8Array): boolean {
+    if (datagram[5] === FRAME_TYPE.REPLAY) this.largestReplay = Math.max(this.largestReplay, datagram.length);
     for (const to of this.nodes) {
       if (to === from || !to.up) continue;
       if (this.random() < this.loss) continue;
@@ -215,6 +220,22 @@ Deno.test("engine: three daemons, one started late, learns every daemon's sessio
   await net.steps(400, claimsOnlyWhatItHas(net, c, [a, b]));
   assertEquals(lacks(c, [a, b]), []);
   assert(c.engine.inSync && a.engine.inSync && b.engine.inSync);
+  for (const node of net.nodes) await node.engine.stop();
+});
+
+Deno.test("engine: a REPLAY frame is no larger than a kernel batch can be (one IPv6 packet at MTU 1500)", async () => {
+  const net = new Net();
+  const a = net.start("a");
+  await net.steps(10);
+  for (let i = 0; i < 10; i++) net.kernel(a, i * 36, 36);
+  await net.steps(10);
+  const b = net.start("b");
+  await net.steps(200);
+  assertEquals(lacks(b, [a]), []);
+  assert(
+    net.largestReplay > 0 && net.largestReplay <= COALESCED_MAX_BYTES,
+    `REPLAY of ${net.largestReplay} bytes`,
+  );
   for (const node of net.nodes) await node.engine.stop();
 });
 
