@@ -148,11 +148,12 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   post({ kind: "starting" }); // before the warm-up: see its message type
   const handoff = new HandoffWriter(init.handoff);
   // The doorbell is a byte on a socket pair, which the main thread waits for in a poll on a runtime thread: a
-  // send() takes no lock that the main thread holds. A postMessage (or an Atomics.notify to an Atomics.waitAsync)
-  // takes locks shared with the main thread — its task queue, V8's futex list —, and a normal-priority main thread
-  // preempted while it holds one makes this thread wait until the main thread runs again: in the VM lab (Jool
-  // 4.1.9, scheduler trace) the thread slept 16 ms in mid-burst until the main thread woke it, and the kernel lost
-  // sessions. Sent without waiting: a full pair means the main thread has word already.
+  // send() takes no user-space lock. A postMessage wakes the main thread's event loop through its task queue, and
+  // an Atomics.notify to an Atomics.waitAsync takes V8's process-wide futex list: locks the main thread takes too.
+  // A normal-priority main thread preempted while it holds one makes this thread wait until the main thread runs
+  // again: in the VM lab (Jool 4.1.9, scheduler trace) the thread slept 16 ms in mid-burst until the main thread
+  // woke it, and the kernel lost sessions. Sent without waiting: a full pair means the main thread has word
+  // already.
   const bell = new FdSocket(init.doorbellFd, init.wakeFd, BELL.length);
   const doorbell = () => void bell.send(BELL, true);
   warmUp(context, init.instance);
