@@ -8,6 +8,7 @@
  * Only files in `ffi/` use this table; {@link Sha256Context} wraps it.
  * @module
  */
+import { sizeArg } from "./libc.ts";
 
 /** Symbols of libcrypto (Debian package libssl3, libssl3t64 from trixie on). */
 export const LIBCRYPTO_SYMBOLS = {
@@ -53,7 +54,7 @@ export class Sha256Context {
 
   /** Digests `data`. */
   update(data: Uint8Array): void {
-    check(this.lib.SHA256_Update(this.#ctx, data, sizeOf(data.length)), "SHA256_Update");
+    check(this.lib.SHA256_Update(this.#ctx, data, sizeArg(data.length)), "SHA256_Update");
   }
 
   /** Becomes a copy of `other` (the same bytes digested so far). */
@@ -66,19 +67,6 @@ export class Sha256Context {
     if (out.length < 32) throw new RangeError(`a SHA-256 digest needs 32 bytes, got ${out.length}`);
     check(this.lib.SHA256_Final(out, this.#ctx), "SHA256_Final");
   }
-}
-
-// size_t goes as a BigInt; a datagram's length rarely changes from one to the next (and a digest's never), so
-// the last few are kept rather than a BigInt made per call.
-const sizes = new Map<number, bigint>();
-function sizeOf(length: number): bigint {
-  let size = sizes.get(length);
-  if (size === undefined) {
-    if (sizes.size >= 64) sizes.clear();
-    size = BigInt(length);
-    sizes.set(length, size);
-  }
-  return size;
 }
 
 function check(result: number, what: string): void {

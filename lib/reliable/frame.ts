@@ -121,8 +121,8 @@ function header(
 
 /** A DATA frame around `entries`. */
 export function encodeData(sender: number, seq: number, entries: Uint8Array): Uint8Array {
-  const [out] = header(FRAME_TYPE.DATA, sender, seq, entries.length);
-  out.set(entries, FRAME_HEADER_BYTES);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + entries.length);
+  encodeDataInto(out, sender, seq, entries);
   return out;
 }
 
