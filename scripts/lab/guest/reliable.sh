@@ -79,13 +79,15 @@ track_watch_stop() {
 # file says 0. Facts: PREFIX_mirror_ms (when the poll first saw DST hold everything, ms after PREFIX_start_ms;
 # an upper bound: a poll takes a few seconds under TCG), PREFIX_mirrored_at_track0 (whether DST held
 # everything at the first poll that saw the track file at 0: "in sync" must never come before the table).
+# The track file's value is read from its watcher's trace, not from the file: the tests judge the trace up to
+# the moment converge returns, and under TCG the watcher can lag the file by more than a poll, so reading the
+# file here once let converge succeed on a 0 that the trace recorded only after that moment.
 converge() {
   local src=$1 dst=$2 dir=$3 pfx=$4 t0 s0 v mirror="" track="" fresh
   t0=$(grep "^${pfx}_start_ms=" "$dir/facts" | cut -d= -f2)
   s0=$(date +%s)
   while :; do
-    v=absent
-    [ -f "/tmp/track-$dst" ] && read -r v <"/tmp/track-$dst" 2>/dev/null
+    v=$(tail -n 1 "/tmp/track-$dst.trace" 2>/dev/null | cut -d' ' -f2)
     fresh=0
     if [ -z "$track" ] && [ "$v" = 0 ]; then
       track=yes
