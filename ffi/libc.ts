@@ -40,6 +40,10 @@ export const LIBC_SYMBOLS = {
    * (Linux schedules threads, not processes); param is one int, the priority.
    */
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask) — pid 0: the calling thread. */
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  /** int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask) — pid 0: the calling thread. */
+  sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   /** int socket(int domain, int type, int protocol) */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /**

@@ -20,7 +20,13 @@ import { type InstanceKey, instanceKey } from "../jool/ack_check.ts";
 import { encodeJooldAdd } from "../jool/messages.ts";
 import { NLMSG_HDRLEN, NLMSG_OVERRUN, writeNetlinkHeader } from "../jool/netlink.ts";
 import { closeFd, closeWakePipe, FdSocket, openSocketPair, openWakePipe } from "../../ffi/fd_socket.ts";
-import { raiseCallingThread } from "../../ffi/thread_priority.ts";
+import {
+  callingThreadCpus,
+  cpuMask,
+  cpusOf,
+  raiseCallingThread,
+  setCallingThreadCpus,
+} from "../../ffi/thread_priority.ts";
 import { AckGate, ackOnArrival, AckWriter } from "./ack_rule.ts";
 import { createHandoff, type HandoffMemory, HandoffReader, HandoffWriter } from "./handoff.ts";
 
@@ -72,9 +78,10 @@ export interface KernelThreadInit {
 export type KernelThreadMessage =
   /**
    * Started and warmed up: batches are ACKed on arrival from now on. `priorityErrno`: 0 when the thread runs at
-   * real-time priority (SCHED_FIFO 1), else why not (errno).
+   * real-time priority (SCHED_FIFO 1), else why not (errno). `cpu`: the one CPU the thread is now bound to, which
+   * the main thread is to keep off, or -1 when it is not bound (one CPU allowed, or the call refused).
    */
-  | { readonly kind: "ready"; readonly priorityErrno: number }
+  | { readonly kind: "ready"; readonly priorityErrno: number; readonly cpu: number }
   /**
    * The thread's first message, sent before its warm-up and ignored: a first `postMessage` sets up what it needs
    * in the thread's isolate, and that changes prototypes the warmed code depends on. Sent after the warm-up (the
@@ -161,9 +168,28 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
   // Woken by a batch, run at once: on two busy CPUs a normal-priority thread waited 18 ms for one (VM lab,
   // Jool 4.1.9), long enough for the kernel to lose sessions (ffi/thread_priority.ts).
   const priorityErrno = raiseCallingThread();
-  post({ kind: "ready", priorityErrno });
+  post({ kind: "ready", priorityErrno, cpu: bindToOneCpu() });
   const socket = new FdSocket(init.fd, init.wakeFd, RECEIVE_BUFFER);
   serve(socket, context, handoff, doorbell, FOREVER, MAX_DRAIN);
+}
+
+/**
+ * Binds the calling thread to the last CPU it may run on, when it may run on two or more; returns that CPU, or
+ * -1. The main thread then keeps off it (`lib/kernel/thread_transport.ts`). Why: a real-time task is woken on the
+ * CPU it last ran on and waits there while that CPU's task is inside the kernel where it cannot be preempted —
+ * the scheduler moves it to another CPU only when the running task is real-time too. That task was most often
+ * the daemon's own main thread in a system call (a datagram's send runs the receiving side's softirq work in
+ * the sender's call): in the VM lab (Jool 4.1.9, after steady sync, scheduler trace) the thread waited up to
+ * 10 ms behind it in mid-burst, and the kernel lost sessions; bound apart, no wait behind it in five runs
+ * (BENCHMARKS.md "Kernel thread on Jool 4.1.9 after steady sync").
+ */
+function bindToOneCpu(): number {
+  const mask = callingThreadCpus();
+  if (typeof mask === "number") return -1;
+  const cpus = cpusOf(mask);
+  const cpu = cpus.at(-1);
+  if (cpus.length < 2 || cpu === undefined) return -1;
+  return setCallingThreadCpus(cpuMask([cpu])) === 0 ? cpu : -1;
 }
 
 /**

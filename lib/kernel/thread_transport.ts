@@ -15,6 +15,7 @@ import {
   type WakePipe,
 } from "../../ffi/fd_socket.ts";
 import { errnoText } from "../../ffi/libc.ts";
+import { callingThreadCpus, cpuMask, cpusOf, setCallingThreadCpus } from "../../ffi/thread_priority.ts";
 import type { Logger } from "../logger.ts";
 import { AckGate } from "./ack_rule.ts";
 import { createHandoff, HandoffReader } from "./handoff.ts";
@@ -109,6 +110,8 @@ class KernelThreadTransport implements KernelTransport {
   #failure: KernelThreadError | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
+  /** The main thread's CPUs before it kept off the kernel thread's, given back by close(). */
+  #mainCpus: Uint8Array | undefined;
 
   constructor(options: KernelThreadOptions, pipe: WakePipe) {
     this.#socket = options.socket;
@@ -129,6 +132,7 @@ class KernelThreadTransport implements KernelTransport {
           return;
         case "ready":
           this.priorityErrno = m.priorityErrno;
+          if (m.cpu >= 0) this.#keepOff(m.cpu, options.log);
           ready.resolve();
           return;
         case "stopped":
@@ -196,6 +200,7 @@ class KernelThreadTransport implements KernelTransport {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    if (this.#mainCpus) setCallingThreadCpus(this.#mainCpus);
     this.#ring();
     wake(this.#pipe);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -211,6 +216,25 @@ class KernelThreadTransport implements KernelTransport {
     closeFd(this.#bellFds[0]);
     closeFd(this.#bellFds[1]);
     this.#socket.close();
+  }
+
+  /**
+   * Keeps the calling (main) thread off `cpu`, the kernel thread's own (lib/kernel/thread.ts, bindToOneCpu, says
+   * why); close() gives it back its CPUs. A refusal costs latency, not correctness: logged, not fatal.
+   */
+  #keepOff(cpu: number, log: Logger | undefined): void {
+    const mask = callingThreadCpus();
+    const errno = typeof mask === "number"
+      ? mask
+      : setCallingThreadCpus(cpuMask(cpusOf(mask).filter((c) => c !== cpu)));
+    if (errno === 0 && typeof mask !== "number") {
+      this.#mainCpus = mask;
+      log?.debug(`kernel thread bound to CPU ${cpu}; the main thread keeps off it`);
+    } else {
+      log?.warn(
+        `kernel thread bound to CPU ${cpu}, but the main thread may still run there (${errnoText(errno)})`,
+      );
+    }
   }
 
   /** Ends a wait for the doorbell from this side. */

@@ -195,3 +195,44 @@ Deno.test("kernel thread: runs at real-time priority (SCHED_FIFO) where the proc
     await transport.close();
   }
 });
+
+Deno.test("kernel thread: bound to one CPU, which the main thread keeps off until close()", async () => {
+  /** Cpus_allowed_list of each thread of this process, by thread id. */
+  const allowed = () =>
+    new Map(
+      [...Deno.readDirSync("/proc/self/task")].map((task) => [
+        task.name,
+        Deno.readTextFileSync(`/proc/self/task/${task.name}/status`).match(/Cpus_allowed_list:\s*(\S+)/)?.[1],
+      ]),
+    );
+  // The thread running this test (Deno's JavaScript main thread need not be the process's first thread): a
+  // synchronous read runs on the calling thread, and /proc/thread-self is that thread.
+  const main = Deno.readTextFileSync("/proc/thread-self/status").match(/^Pid:\s*(\d+)/m)?.[1] ?? "";
+  const before = allowed();
+  if (!/[-,]/.test(before.get(main) ?? "")) {
+    console.log(`skipping the CPU check: this process may run on CPU ${before.get(main)} only`);
+    return;
+  }
+  const { transport } = await rig();
+  const during = allowed();
+  await transport.close();
+  const bound = [...during].filter(([tid, cpus]) =>
+    !before.has(tid) && cpus !== undefined && /^\d+$/.test(cpus)
+  );
+  assertEquals(bound.length, 1, `one new thread bound to one CPU: ${JSON.stringify([...during])}`);
+  const cpu = Number(bound[0][1]);
+  const mainCpus = during.get(main) ?? "";
+  assert(
+    !cpuListHas(mainCpus, cpu),
+    `the main thread (CPUs ${mainCpus}) keeps off the kernel thread's CPU ${cpu}`,
+  );
+  assertEquals(allowed().get(main), before.get(main), "close() gave the main thread its CPUs back");
+});
+
+/** Whether a kernel CPU list ("0-3,6") names `cpu`. */
+function cpuListHas(list: string, cpu: number): boolean {
+  return list.split(",").some((part) => {
+    const [lo, hi] = part.split("-").map(Number);
+    return cpu >= lo && cpu <= (hi ?? lo);
+  });
+}
