@@ -51,7 +51,10 @@ export interface KernelChannelOptions {
   probe?: boolean;
 }
 
-/** Receives each accepted batch's container payload (a view into a fresh datagram: keep it as is) and its session count. */
+/**
+ * Receives each accepted batch's container payload and its session count. The payload is a view of the
+ * transport's buffer, valid only during the call: copy it to keep it.
+ */
 export type BatchHandler = (payload: Uint8Array, sessions: number) => void;
 
 /** errno values the channel interprets. */
@@ -268,7 +271,7 @@ export class KernelChannel {
           if (isReply) {
             return m as Extract<KernelMessage, { kind: "netlink_error" | "jool_error" | "jool_reply" }>;
           }
-          this.#pending.push({ raw, acked: next.value.acked });
+          this.#pending.push({ raw: raw.slice(), acked: next.value.acked }); // kept past the next datagram
         }
       }
     } finally {
@@ -367,7 +370,7 @@ export class KernelChannel {
     this.#stats.add("KERNEL_RCVD_BATCHES");
     this.#stats.add("KERNEL_RCVD_BYTES", m.payload.length);
     this.#stats.add("KERNEL_RCVD_SESSIONS", sessions);
-    onBatch(m.payload, sessions); // a view of a fresh datagram (the transport's contract): no copy needed
+    onBatch(m.payload, sessions); // a view of the transport's buffer: the handler copies what it keeps
   }
 
   /**

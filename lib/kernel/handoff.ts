@@ -1,7 +1,7 @@
 /**
  * How the kernel thread hands datagrams to the main thread: a ring of slots in shared memory. The thread
  * receives each datagram straight into a free slot and publishes it with one atomic store; the main thread
- * copies it out and frees the slot. Nothing is allocated on the thread's side per datagram, so its isolate
+ * copies it out (into a buffer it reuses) and frees the slot. Nothing is allocated on the thread's side per datagram, so its isolate
  * never collects garbage in the middle of a burst: with a copy and a postMessage per batch it ran a scavenge
  * every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one held an ACK
  * (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
@@ -117,12 +117,22 @@ export class HandoffWriter {
   }
 }
 
-/** The main thread's end: takes published datagrams in order. */
+/**
+ * The main thread's end: takes published datagrams in order, each copied into one buffer of its own that it
+ * reuses. Why not a fresh copy per datagram: each new buffer is a backing store allocated and later freed
+ * outside V8's heap (≈ 3 µs on a host, BENCHMARKS.md "Authentication"), and in a steady stream the ones a
+ * scavenge finds still referenced are promoted, so their memory waits for a major collection: A's RssAnon rose
+ * by ~0.45 MiB a minute with garbage, not live data (BENCHMARKS.md "Host relay and memory with the kernel
+ * thread"). Copied, not a view of the ring: the slot is freed at once, as before, so the kernel thread never
+ * finds the ring fuller for it.
+ */
 export class HandoffReader {
   readonly #meta: Int32Array;
   readonly #mask: number;
   readonly #acked: number;
   readonly #ring: Uint8Array<SharedArrayBuffer>;
+  /** Where {@link take} copies each datagram: valid until the next take. */
+  readonly #copy = new Uint8Array(HANDOFF_SLOT_BYTES);
   #tail: number;
 
   /** The reader of `memory` (one per hand-off). */
@@ -134,14 +144,18 @@ export class HandoffReader {
     this.#tail = Atomics.load(memory.meta, TAIL);
   }
 
-  /** The next datagram (a fresh copy), or undefined when none waits. Frees its slot. */
+  /**
+   * The next datagram, or undefined when none waits. Frees its slot. Its bytes live in the reader's buffer,
+   * valid until the next take: copy them to keep them.
+   */
   take(): KernelDatagram | undefined {
     if (Atomics.load(this.#meta, HEAD) === this.#tail) return undefined;
     const slot = this.#tail & this.#mask;
     const length = Math.min(this.#meta[LENGTHS + slot], HANDOFF_SLOT_BYTES);
     const start = slot * HANDOFF_SLOT_BYTES;
+    this.#copy.set(this.#ring.subarray(start, start + length));
     const datagram: KernelDatagram = {
-      bytes: this.#ring.slice(start, start + length) as unknown as Uint8Array<ArrayBuffer>,
+      bytes: this.#copy.subarray(0, length),
       acked: this.#meta[this.#acked + slot] === 1,
     };
     this.#tail = (this.#tail + 1) | 0;

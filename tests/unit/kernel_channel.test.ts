@@ -96,7 +96,7 @@ Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", 
   assertEquals(channel.format, "C");
   const payload = new Uint8Array([...entry(1), ...entry(2)]);
   const got: [Uint8Array, number][] = [];
-  const running = channel.run((p, n) => got.push([p, n]));
+  const running = channel.run((p, n) => got.push([p.slice(), n])) // a view valid during the call;
   await rig.inject(batch(payload));
   await rig.until(() => rig.sent.length >= 1);
   await rig.until(() => got.length >= 1);
@@ -167,7 +167,7 @@ Deno.test("kernel channel + double: other instances are counted, not forwarded, 
   const rig = await Rig.open("Alpha");
   const channel = await openChannel(rig, "Alpha");
   const got: Uint8Array[] = [];
-  const running = channel.run((p) => got.push(p));
+  const running = channel.run((p) => got.push(p.slice()));
   await rig.inject(batch(entry(4), "beta"));
   await rig.inject(batch(entry(5), "ALPHA")); // case-insensitive match, as upstream
   await rig.until(() => rig.sent.length >= 1);

@@ -48,7 +48,7 @@ function ackWithin(kernel: FdSocket, ms: number): Uint8Array | undefined {
 async function take(transport: KernelTransport, count: number): Promise<KernelDatagram[]> {
   const out: KernelDatagram[] = [];
   for await (const datagram of transport.receive()) {
-    out.push(datagram);
+    out.push({ bytes: datagram.bytes.slice(), acked: datagram.acked }); // its bytes are valid until the next one
     if (out.length === count) break;
   }
   return out;
