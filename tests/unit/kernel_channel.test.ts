@@ -96,7 +96,7 @@ Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", 
   assertEquals(channel.format, "C");
   const payload = new Uint8Array([...entry(1), ...entry(2)]);
   const got: [Uint8Array, number][] = [];
-  const running = channel.run((p, n) => got.push([p.slice(), n])) // a view valid during the call;
+  const running = channel.run((p, n) => got.push([p.slice(), n])); // a view valid during the call
   await rig.inject(batch(payload));
   await rig.until(() => rig.sent.length >= 1);
   await rig.until(() => got.length >= 1);
