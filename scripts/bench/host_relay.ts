@@ -71,7 +71,9 @@ function gcCounts(file: string, from = 0): GcCounts & { end: number } {
   }
   const counts = { scavenges: 0, markCompacts: 0, ms: 0, end: text.length };
   for (
-    const match of text.slice(from).matchAll(/ ms: (Scavenge|(?:Incremental )?Mark-Compact)[^\n]*?, ([0-9.]+) \/ [0-9.]+ ms/g)
+    const match of text.slice(from).matchAll(
+      / ms: (Scavenge|(?:Incremental )?Mark-Compact)[^\n]*?, ([0-9.]+) \/ [0-9.]+ ms/g,
+    )
   ) {
     if (match[1] === "Scavenge") counts.scavenges++;
     else counts.markCompacts++;
