@@ -19,7 +19,7 @@ const INAME_AT = JOOL_AT + 12;
 const FIRST_ATTRIBUTE_AT = JOOL_AT + JOOL_HDRLEN;
 
 /** Where a plain batch's session entries start: right after its container's attribute header. */
-export const PLAIN_BATCH_PAYLOAD_AT = FIRST_ATTRIBUTE_AT + NLA_HDRLEN;
+export const PLAIN_BATCH_PAYLOAD_AT: number = FIRST_ATTRIBUTE_AT + NLA_HDRLEN;
 
 /**
  * For a datagram {@link ackableBatchVersion} accepted: the end of its session entries when the full parse would
