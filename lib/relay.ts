@@ -31,9 +31,8 @@ export const COALESCED_MAX_BYTES = 1452;
 /**
  * Bytes of each datagram buffer the relay recycles: room for {@link COALESCED_MAX_BYTES}, and for a batch of up
  * to upstream's 2 048-byte read on its own (a batch larger than that gets a buffer of its own size, not kept).
- * Why recycled: a buffer allocated per datagram is a backing store outside V8's heap (≈ 3 µs each on a host),
- * and one that a scavenge finds still queued or in flight is promoted, its memory then held until a major
- * collection (BENCHMARKS.md "Host relay and memory with the kernel thread", and this module's own section).
+ * Why recycled: a buffer allocated per datagram is a backing store outside V8's heap (≈ 3 µs each on a host,
+ * BENCHMARKS.md "Authentication"); the batch is copied once, into the datagram it leaves in.
  */
 export const OUTGOING_BYTES = 2048;
 

@@ -142,11 +142,8 @@ export class HandoffWriter {
 /**
  * The main thread's end: takes published datagrams in order, each copied into one buffer of its own that it
  * reuses. Why not a fresh copy per datagram: each new buffer is a backing store allocated and later freed
- * outside V8's heap (≈ 3 µs on a host, BENCHMARKS.md "Authentication"), and in a steady stream the ones a
- * scavenge finds still referenced are promoted, so their memory waits for a major collection: A's RssAnon rose
- * by ~0.45 MiB a minute with garbage, not live data (BENCHMARKS.md "Host relay and memory with the kernel
- * thread"). Copied, not a view of the ring: the slot is freed at once, as before, so the kernel thread never
- * finds the ring fuller for it.
+ * outside V8's heap (≈ 3 µs each on a host, BENCHMARKS.md "Authentication"). Copied, not a view of the ring:
+ * the slot is freed at once, as before, so the kernel thread never finds the ring fuller for it.
  */
 export class HandoffReader {
   readonly #meta: Int32Array;
