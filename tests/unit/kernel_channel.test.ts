@@ -483,6 +483,19 @@ Deno.test("kernel double: frames split across chunks", () => {
   assertEquals(NLMSG_HDRLEN, 16);
 });
 
+Deno.test("kernel double: the pumps' reader gives frames whole in a chunk as views of it (no buffer per frame)", () => {
+  const reader = new FrameReader(true);
+  const a = encodeFrame(Uint8Array.of(1, 2, 3));
+  const b = encodeFrame(Uint8Array.of(4, 5));
+  const chunk = new Uint8Array([...a, ...b, ...a.subarray(0, 3)]);
+  const frames = reader.push(chunk);
+  assertEquals(frames, [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5)]);
+  assert(frames.every((f) => f.buffer === chunk.buffer), "views of the chunk");
+  const rest = reader.push(a.subarray(3)); // a frame split across chunks still gets a buffer of its own
+  assertEquals(rest, [Uint8Array.of(1, 2, 3)]);
+  assert(rest[0].buffer !== chunk.buffer);
+});
+
 Deno.test("kernel double: frames fed one byte at a time, empty frames, several frames per chunk", () => {
   const frames = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4), new Uint8Array(300).fill(7)];
   const stream = new Uint8Array(frames.flatMap((f) => [...encodeFrame(f)]));
