@@ -18,6 +18,25 @@ const FLAGS_AT = JOOL_AT + 9;
 const INAME_AT = JOOL_AT + 12;
 const FIRST_ATTRIBUTE_AT = JOOL_AT + JOOL_HDRLEN;
 
+/** Where a plain batch's session entries start: right after its container's attribute header. */
+export const PLAIN_BATCH_PAYLOAD_AT: number = FIRST_ATTRIBUTE_AT + NLA_HDRLEN;
+
+/**
+ * For a datagram {@link ackableBatchVersion} accepted: the end of its session entries when the full parse would
+ * find exactly that — the container its only attribute and nothing after the message but its padding — else 0
+ * (the full parse then decides). Lets the kernel channel take a plain batch's entries without parsing it again
+ * into objects (`lib/kernel/channel.ts`).
+ */
+export function plainBatchPayloadEnd(datagram: Uint8Array): number {
+  const length = hostU32(datagram, 0);
+  const end = FIRST_ATTRIBUTE_AT + hostU16(datagram, FIRST_ATTRIBUTE_AT);
+  return align4(length) >= datagram.length && align4(end) >= length ? end : 0;
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
 /**
  * An instance name prepared for {@link ackableBatchVersion}: its bytes lower-cased (A–Z only, like the kernel
  * side's strcasecmp), "" standing for "default", NUL-terminated.

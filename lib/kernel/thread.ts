@@ -145,7 +145,7 @@ function runKernelLoop(init: KernelThreadInit, post: (message: KernelThreadMessa
     // Its own sequence numbers, far from the main thread's: the kernel checks none, but a capture stays readable.
     writer: new AckWriter(init.familyId, init.localPort, init.instance, 0x40000000),
   };
-  // Every page of the ring resident before the first batch (4 MiB, for good): a first touch in a burst is a page
+  // Every page of the ring resident before the first batch (2 MiB, for good): a first touch in a burst is a page
   // fault, which waits for the process's memory-map lock, and V8's helper threads — normal priority, on CPUs
   // the burst keeps busy — take that lock to map and unmap pages of the main isolate's heap. In the VM lab
   // (Jool 4.1.9, scheduler trace) the thread slept 10–13 ms in mid-burst until a "V8 DefaultWorker" woke it,

@@ -19,7 +19,10 @@ export interface KernelTransportInfo {
 
 /** One datagram from the kernel (it may hold several netlink messages). */
 export interface KernelDatagram {
-  /** A fresh array the receiver may keep. */
+  /**
+   * Its bytes, valid until the receiver asks for the next datagram (the kernel thread's transport reuses one
+   * buffer, `lib/kernel/handoff.ts` says why): copy them to keep them.
+   */
   readonly bytes: Uint8Array;
   /** The kernel thread ACKed it on arrival (`lib/kernel/ack_rule.ts` rule 3): the channel must not ACK it again. */
   readonly acked: boolean;

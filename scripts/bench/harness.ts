@@ -146,7 +146,7 @@ export interface DaemonOptions {
   readonly cpuProfDir?: string;
   /**
    * Where the double's stdout (the daemon's netlink messages) goes: nowhere (default; the stats view counts
-   * them), or a FIFO read by sink.ts. Never a pipe to the driver: a slow reader would block the daemon's
+   * them), or a FIFO read by sink.ts, or a file (with `--trace-gc`: the collector's lines are read from it). Never a pipe to the driver: a slow reader would block the daemon's
    * synchronous writes and measure the driver instead of the daemon.
    */
   readonly stdoutFifo?: string;
@@ -160,6 +160,16 @@ export interface DaemonOptions {
   readonly netsocket?: Record<string, unknown>;
   /** The kernel double's pumps on threads of their own (`--kernel-double-threads`, `tests/helpers/kernel_double_pump.ts`). */
   readonly doubleThreads?: boolean;
+  /** V8 flags added to the daemon's own (e.g. `--trace-gc`, whose lines go to stdout: see `stdoutFifo`). */
+  readonly extraV8Flags?: readonly string[];
+}
+
+/** `flags` with `extra` V8 flags added to its `--v8-flags=` (or in one of their own). */
+function withV8Flags(flags: readonly string[], extra: readonly string[] | undefined): string[] {
+  if (!extra || extra.length === 0) return [...flags];
+  const at = flags.findIndex((f) => f.startsWith("--v8-flags="));
+  if (at < 0) return [...flags, `--v8-flags=${extra.join(",")}`];
+  return flags.map((f, i) => i === at ? `${f},${extra.join(",")}` : f);
 }
 
 /** The real daemon with its kernel double, inside a namespace. */
@@ -183,7 +193,7 @@ export class DaemonProcess {
       "run",
       "--quiet",
       ...prof,
-      ...daemonFlags(),
+      ...withV8Flags(daemonFlags(), options.extraV8Flags),
       `${ROOT}tests/helpers/joold_double.ts`,
       "netsocket.json",
       "modsocket.json",

@@ -45,6 +45,41 @@ export interface RelayOptions {
   readonly doubleThreads?: boolean;
   /** Inject at most this many sessions/s (default: as fast as A takes them). */
   readonly injectRate?: number;
+  /**
+   * A runs with `--trace-gc`, its stdout (the collector's lines, and the double's ACK frames) into this file;
+   * the result counts A's collections during the measured window.
+   */
+  readonly gcTraceFile?: string;
+}
+
+/** Collections of one daemon (every isolate of it) during the measured window, from its `--trace-gc` lines. */
+export interface GcCounts {
+  scavenges: number;
+  /** Full collections (`Mark-Compact`, any variant). */
+  markCompacts: number;
+  /** Milliseconds V8 reported for them, in all. */
+  ms: number;
+}
+
+/** Counts the `--trace-gc` lines of `file` (bytes from `from` on). */
+function gcCounts(file: string, from = 0): GcCounts & { end: number } {
+  let text: string;
+  try {
+    text = new TextDecoder("latin1").decode(Deno.readFileSync(file));
+  } catch {
+    return { scavenges: 0, markCompacts: 0, ms: 0, end: 0 };
+  }
+  const counts = { scavenges: 0, markCompacts: 0, ms: 0, end: text.length };
+  for (
+    const match of text.slice(from).matchAll(
+      / ms: (Scavenge|(?:Incremental )?Mark-Compact)[^\n]*?, ([0-9.]+) \/ [0-9.]+ ms/g,
+    )
+  ) {
+    if (match[1] === "Scavenge") counts.scavenges++;
+    else counts.markCompacts++;
+    counts.ms += Number(match[2]);
+  }
+  return counts;
 }
 
 /**
@@ -83,6 +118,8 @@ export interface RelayResult {
   cpuUtilisation: { a: number; b: number };
   latencyMs: { samples: number; p50: number; p99: number; max: number };
   rssKiB: { a: { idle: number; peak: number; hwm: number }; b: { idle: number; peak: number; hwm: number } };
+  /** A's collections in the measured window (with {@link RelayOptions.gcTraceFile}). */
+  gcA?: GcCounts;
   /** The reliable mode's state at the end (`"reliable"` of each daemon's json view), in that mode only. */
   reliable?: { a: Record<string, unknown>; b: Record<string, unknown> };
 }
@@ -129,7 +166,14 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
       netsocket,
       doubleThreads,
     });
-    const a = await pair.daemon(nsA, { cpuProfDir: options.cpuProfDir, syncMode, auth, doubleThreads });
+    const gcTrace = options.gcTraceFile;
+    const a = await pair.daemon(nsA, {
+      cpuProfDir: options.cpuProfDir,
+      syncMode,
+      auth,
+      doubleThreads,
+      ...(gcTrace ? { stdoutFifo: gcTrace, extraV8Flags: ["--trace-gc"] } : {}),
+    });
     await sleep(1000);
     const idle = { a: statusKiB(a.pid, "VmRSS") ?? 0, b: statusKiB(b.pid, "VmRSS") ?? 0 };
     const peak = { ...idle };
@@ -141,6 +185,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
 
     const cpu0 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
     const threads0 = { a: threadCpuSeconds(a.pid), b: threadCpuSeconds(b.pid) };
+    const gc0 = gcTrace ? gcCounts(gcTrace) : undefined;
     const t0 = performance.now();
     const deadline = t0 + options.maxSeconds * 1000;
     let seq = 0;
@@ -173,6 +218,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     const lastAddAt = sink.lastChange;
     const cpu1 = { a: cpuSeconds(a.pid), b: cpuSeconds(b.pid) };
     const threads1 = { a: threadCpuSeconds(a.pid), b: threadCpuSeconds(b.pid) };
+    const gcA = gcTrace ? gcCounts(gcTrace, gc0!.end) : undefined;
     clearInterval(rssTimer);
     const hwm = { a: statusKiB(a.pid, "VmHWM") ?? 0, b: statusKiB(b.pid, "VmHWM") ?? 0 };
     const [sa, sb] = [await a.stats(), await b.stats()];
@@ -221,6 +267,7 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
         a: { idle: idle.a, peak: peak.a, hwm: hwm.a },
         b: { idle: idle.b, peak: peak.b, hwm: hwm.b },
       },
+      ...(gcA ? { gcA: { scavenges: gcA.scavenges, markCompacts: gcA.markCompacts, ms: gcA.ms } } : {}),
       ...(sa.reliable && sb.reliable ? { reliable: { a: sa.reliable, b: sb.reliable } } : {}),
     };
   } finally {

@@ -41,6 +41,8 @@ const USAGE = `usage: deno task bench [options]
                                  packet info) instead of Deno's receive
   --double-threads               the host relay's kernel doubles pump on threads of their own, so that each
                                  daemon's own CPU (process minus those threads) is reported beside the process's
+  --gc-trace                     the host relay's A runs with V8's --trace-gc (its stdout into
+                                 .lab-out/bench/gc-trace-A-N.log); each run reports A's collections
   --quick                        short runs (1 repeat, 20 000 batches, 30 s soak)
   --repeat N                     host relay runs to take the median of (default 3)
   --batches N                    batches per host relay run (default 200 000; 30 s at most)
@@ -83,6 +85,7 @@ const { values } = (() => {
         auth: { type: "boolean" },
         ingress: { type: "boolean" },
         "double-threads": { type: "boolean" },
+        "gc-trace": { type: "boolean" },
         repeat: { type: "string" },
         batches: { type: "string" },
         "inject-rate": { type: "string" },
@@ -221,6 +224,7 @@ async function host(): Promise<HostSummary> {
       doubleThreads: values["double-threads"],
       sessionsPerBatch: batchSessions,
       injectRate,
+      ...(values["gc-trace"] ? { gcTraceFile: `${OUT}/gc-trace-A-${i + 1}.log` } : {}),
     });
     const seconds = (performance.now() - t0) / 1000;
     // Cores busy with anything else while this run (set-up and stats included) went on: a contention hint.
@@ -228,7 +232,13 @@ async function host(): Promise<HostSummary> {
     console.error(
       `host relay run ${i + 1}/${repeat}: ${fmt(r.sessionsPerSecond)} sessions/s at B, loss ${
         fmt(r.lossPercent, 1)
-      } %, host busy ${fmt(other.at(-1)!, 2)} cores`,
+      } %, host busy ${fmt(other.at(-1)!, 2)} cores${
+        r.gcA
+          ? `; A's collections: ${r.gcA.scavenges} scavenges, ${r.gcA.markCompacts} mark-compacts, ${
+            fmt(r.gcA.ms, 0)
+          } ms (${fmt(r.gcA.scavenges / (r.sessionsRelayed / 1e6), 0)} scavenges per M sessions)`
+          : ""
+      }`,
     );
     runs.push(r);
   }

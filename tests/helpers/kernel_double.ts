@@ -83,6 +83,14 @@ export function encodeFrame(bytes: Uint8Array): Uint8Array {
  * come (never re-copying what is already pending).
  */
 export class FrameReader {
+  /**
+   * `views`: a frame whole in its chunk comes out as a view of the chunk, not a copy — for the double's pumps,
+   * which send each frame before they read into the chunk's buffer again. Why: a buffer per frame in the
+   * daemon's process (a backing store each, ~40 000 a second in the host relay) is the double's garbage, not
+   * the daemon's, and it was counted in A's RssAnon and its V8 helpers' CPU (BENCHMARKS.md "Host relay, A's
+   * own CPU and memory").
+   */
+  constructor(private readonly views = false) {}
   readonly #header = new Uint8Array(4);
   #headerFill = 0;
   #frame: Uint8Array | undefined;
@@ -98,7 +106,8 @@ export class FrameReader {
         if (this.#headerFill === 0 && chunk.length - at >= 4) {
           const length = view.getUint32(at, false);
           if (chunk.length - at - 4 >= length) {
-            frames.push(chunk.slice(at + 4, at + 4 + length));
+            const from = at + 4;
+            frames.push(this.views ? chunk.subarray(from, from + length) : chunk.slice(from, from + length));
             at += 4 + length;
             continue;
           }
@@ -334,7 +343,7 @@ class KernelDouble {
 
   /** stdin → the socket pair. The pair's buffer bounds what waits, like a netlink socket's receive buffer. */
   async #pumpIn(): Promise<void> {
-    const frames = new FrameReader();
+    const frames = new FrameReader(true); // each frame is delivered before the next read
     while (!this.#closed) {
       const chunk = await this.#read();
       if (chunk === null) return;

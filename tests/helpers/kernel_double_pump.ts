@@ -30,7 +30,7 @@ export interface PumpInit {
 export type PumpMessage = { readonly done: true } | { readonly error: string };
 
 function pumpIn(kernel: FdSocket): void {
-  const frames = new FrameReader();
+  const frames = new FrameReader(true); // each frame is sent before the next read
   const buffer = new Uint8Array(64 * 1024);
   while (true) {
     const n = Deno.stdin.readSync(buffer);

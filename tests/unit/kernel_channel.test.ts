@@ -7,9 +7,14 @@ import { KernelChannel } from "../../lib/kernel/channel.ts";
 import { DOUBLE_FAMILY_ID, encodeFrame, FrameReader, openKernelDouble } from "../helpers/kernel_double.ts";
 import { AckGate } from "../../lib/kernel/ack_rule.ts";
 import type { KernelDatagram, KernelTransport } from "../../lib/kernel/transport.ts";
-import { encodeJooldAdd, JNLOP_JOOLD_ACK, JNLOP_JOOLD_ADD } from "../../lib/jool/messages.ts";
+import {
+  encodeJooldAdd,
+  JNLAR_SESSION_ENTRIES,
+  JNLOP_JOOLD_ACK,
+  JNLOP_JOOLD_ADD,
+} from "../../lib/jool/messages.ts";
 import type { JoolVersion } from "../../lib/jool/header.ts";
-import { NLMSG_HDRLEN, readNetlinkHeader } from "../../lib/jool/netlink.ts";
+import { NLA_F_NESTED, NLMSG_HDRLEN, readNetlinkHeader } from "../../lib/jool/netlink.ts";
 import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { errorReply, kernelMessage, multicastBatch, sessionEntry } from "../helpers/kernel_messages.ts";
 import { Stats } from "../../lib/stats.ts";
@@ -96,7 +101,7 @@ Deno.test("kernel channel + double: a batch reaches onBatch and is ACKed once", 
   assertEquals(channel.format, "C");
   const payload = new Uint8Array([...entry(1), ...entry(2)]);
   const got: [Uint8Array, number][] = [];
-  const running = channel.run((p, n) => got.push([p, n]));
+  const running = channel.run((p, n) => got.push([p.slice(), n])); // a view valid during the call
   await rig.inject(batch(payload));
   await rig.until(() => rig.sent.length >= 1);
   await rig.until(() => got.length >= 1);
@@ -167,7 +172,7 @@ Deno.test("kernel channel + double: other instances are counted, not forwarded, 
   const rig = await Rig.open("Alpha");
   const channel = await openChannel(rig, "Alpha");
   const got: Uint8Array[] = [];
-  const running = channel.run((p) => got.push(p));
+  const running = channel.run((p) => got.push(p.slice()));
   await rig.inject(batch(entry(4), "beta"));
   await rig.inject(batch(entry(5), "ALPHA")); // case-insensitive match, as upstream
   await rig.until(() => rig.sent.length >= 1);
@@ -354,6 +359,60 @@ Deno.test("kernel channel: what the thread ACKed is counted, never ACKed again; 
   await running;
 });
 
+Deno.test("kernel channel: batches the thread ACKed come out exactly as through the full parse, odd ones included", async () => {
+  const container = NLA_F_NESTED | JNLAR_SESSION_ENTRIES;
+  const entries = (...ns: number[]) => new Uint8Array(ns.flatMap((n) => [...entry(n)]));
+  const withTrailing = (bytes: Uint8Array) => Uint8Array.of(...bytes, 0, 0); // 2 bytes after the message
+  const malformed = entries(7);
+  malformed[0] = 0xff; // the entry's nla_len overruns the container
+  const datagrams = [
+    batch(entry(1)),
+    batch(entries(2, 3, 4)),
+    batch(entries(5, 6), "default", [4, 1, 12, 0]), // another version: learnt, with a warning
+    batch(entry(7), "DEFAULT", [4, 1, 13, 0]), // back, and the instance case-folded
+    kernelMessage({}, [{ type: container, payload: entry(8) }, { type: 3, payload: new Uint8Array(4) }]),
+    withTrailing(batch(entry(9))),
+    batch(new Uint8Array(0)), // no session
+    batch(malformed),
+    batch(sessionEntry(10, "B")), // entries of another format: trusted, with a warning
+    batch(sessionEntry(11, "B")),
+    batch(entry(12)),
+  ];
+  /** Runs `datagrams` through a channel, each marked `acked`; what came out, and the counters. */
+  const through = async (acked: boolean) => {
+    const transport = new HandOffTransport();
+    const stats = new Stats();
+    const log = new MemoryLogger();
+    const channel = await KernelChannel.open({
+      instance: "default",
+      transport,
+      stats,
+      log,
+      kernelVersion: V4_1_13,
+      probe: false,
+    });
+    const batches: [number[], number][] = [];
+    const running = channel.run((payload, n) => batches.push([[...payload], n]));
+    transport.push(...datagrams.map((bytes) => ({ bytes, acked })));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await channel.close();
+    await running;
+    const sent = transport.log.filter((l) => l.startsWith("send"));
+    return { batches, stats: stats.snapshot(), log: log.lines, format: channel.format, sent };
+  };
+  const fast = await through(true);
+  const full = await through(false); // every one parsed, then ACKed by the channel
+  assertEquals(fast.sent, [], "ACKed on arrival: never again");
+  assertEquals(full.sent.length, datagrams.length);
+  assertEquals(fast.batches, full.batches);
+  assertEquals(fast.stats, full.stats);
+  assertEquals(fast.log, full.log);
+  assertEquals(fast.format, full.format);
+  // The two bad containers dropped; the datagram with trailing bytes counted as malformed, its batch still taken.
+  assertEquals(fast.batches.length, 9);
+  assertEquals(fast.stats.drops.kernel_bad_message, 3);
+});
+
 Deno.test("kernel channel: while the gate is held, batches wait for its release, then each is ACKed first", async () => {
   const transport = new HandOffTransport();
   const channel = await KernelChannel.open({
@@ -422,6 +481,19 @@ Deno.test("kernel double: frames split across chunks", () => {
   assertEquals(reader.push(both.subarray(5)), [Uint8Array.of(1, 2, 3), Uint8Array.of(4)]);
   assertEquals(reader.buffered, 0);
   assertEquals(NLMSG_HDRLEN, 16);
+});
+
+Deno.test("kernel double: the pumps' reader gives frames whole in a chunk as views of it (no buffer per frame)", () => {
+  const reader = new FrameReader(true);
+  const a = encodeFrame(Uint8Array.of(1, 2, 3));
+  const b = encodeFrame(Uint8Array.of(4, 5));
+  const chunk = new Uint8Array([...a, ...b, ...a.subarray(0, 3)]);
+  const frames = reader.push(chunk);
+  assertEquals(frames, [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5)]);
+  assert(frames.every((f) => f.buffer === chunk.buffer), "views of the chunk");
+  const rest = reader.push(a.subarray(3)); // a frame split across chunks still gets a buffer of its own
+  assertEquals(rest, [Uint8Array.of(1, 2, 3)]);
+  assert(rest[0].buffer !== chunk.buffer);
 });
 
 Deno.test("kernel double: frames fed one byte at a time, empty frames, several frames per chunk", () => {

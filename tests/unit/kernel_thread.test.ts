@@ -12,7 +12,8 @@ import type { KernelDatagram, KernelTransport } from "../../lib/kernel/transport
 import { JNLOP_JOOLD_ACK } from "../../lib/jool/messages.ts";
 import { readNetlinkHeader } from "../../lib/jool/netlink.ts";
 import { DOUBLE_FAMILY_ID, THREAD_MODULE } from "../helpers/kernel_double.ts";
-import { errorReply, multicastBatch, sessionEntry } from "../helpers/kernel_messages.ts";
+import { errorReply, multicastBatch, sessionBatch, sessionEntry } from "../helpers/kernel_messages.ts";
+import { HANDOFF_DATAGRAM_BYTES, HANDOFF_SLOT_BYTES } from "../../lib/kernel/handoff.ts";
 
 const PORT = 4242;
 /** How long a check that no ACK comes waits for one. */
@@ -48,7 +49,7 @@ function ackWithin(kernel: FdSocket, ms: number): Uint8Array | undefined {
 async function take(transport: KernelTransport, count: number): Promise<KernelDatagram[]> {
   const out: KernelDatagram[] = [];
   for await (const datagram of transport.receive()) {
-    out.push(datagram);
+    out.push({ bytes: datagram.bytes.slice(), acked: datagram.acked }); // its bytes are valid until the next one
     if (out.length === count) break;
   }
   return out;
@@ -70,6 +71,38 @@ Deno.test("kernel thread: a plain batch of ours is ACKed on arrival, with the mu
     assertEquals(new TextDecoder().decode(ack.subarray(32, 39)), "default");
     const [handed] = await take(transport, 1);
     assertEquals(handed, { bytes: batch, acked: true });
+  } finally {
+    await transport.close();
+  }
+});
+
+Deno.test("kernel thread: batches longer than a hand-off slot (4.1.9's ss-max-payload raised) are ACKed and handed over whole, in order", async () => {
+  const { transport, kernel } = await rig();
+  try {
+    // 25 format-A entries: 3 500 bytes of payload, two slots; interleaved with short ones so that long ones
+    // land at every place in the ring, its last slot included.
+    const batches = Array.from(
+      { length: 3000 },
+      (_, i) => multicastBatch(sessionBatch(i, i % 3 === 0 ? 25 : 1, "A"), "default", [4, 1, 9, 0]),
+    );
+    assert(batches[0].length > HANDOFF_SLOT_BYTES && batches[0].length <= HANDOFF_DATAGRAM_BYTES);
+    const reading = take(transport, batches.length);
+    let acks = 0;
+    for (const batch of batches) {
+      while (kernel.send(batch, true) !== 0) {
+        for (let ack = ackWithin(kernel, 0); ack; ack = ackWithin(kernel, 0)) acks++;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      for (let ack = ackWithin(kernel, 0); ack; ack = ackWithin(kernel, 0)) acks++;
+    }
+    const handed = await reading;
+    while (acks < batches.length && ackWithin(kernel, 5000)) acks++;
+    assertEquals(acks, batches.length);
+    assertEquals(handed.length, batches.length);
+    handed.forEach((d, i) => {
+      assert(d.acked, `batch ${i} ACKed on arrival`);
+      assertEquals(d.bytes, batches[i], `batch ${i} whole`);
+    });
   } finally {
     await transport.close();
   }

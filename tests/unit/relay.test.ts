@@ -1,4 +1,4 @@
-import { assertEquals } from "../helpers/assert.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import { COALESCED_MAX_BYTES, type KernelSide, type NetSide, Relay } from "../../lib/relay.ts";
 import type { WireCodec } from "../../lib/wire.ts";
 import type { SessionFormat } from "../../lib/session/format.ts";
@@ -44,13 +44,18 @@ class FakeKernel implements KernelSide {
 
 class FakeNet implements NetSide {
   sent: Uint8Array[] = [];
+  /** The buffer of each datagram the relay asked to send. */
+  buffers: ArrayBufferLike[] = [];
   #incoming: Uint8Array[] = [];
   #wake?: () => void;
   #closed = false;
   sendGate: Promise<void> = Promise.resolve();
   async send(datagram: Uint8Array): Promise<boolean> {
+    this.buffers.push(datagram.buffer);
+    const bytes = datagram.slice(); // what was asked to be sent (the relay reuses the buffer once this settles)
     await this.sendGate;
-    this.sent.push(datagram);
+    assertEquals(datagram, bytes, "the datagram did not change while its send was in flight");
+    this.sent.push(bytes);
     return true;
   }
   deliver(datagram: Uint8Array): void {
@@ -207,6 +212,60 @@ Deno.test("relay: batches queued behind a send leave as one datagram of whole ba
   assertEquals(net.sent.map((d) => d.length), [1, COALESCED_MAX_BYTES, 1]);
   assertEquals([...net.sent[1].subarray(0, 3)], [1, 2, 5]);
   assertEquals(net.sent[2], Uint8Array.of(3));
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay: each batch is copied at once (the kernel side may reuse its buffer after the call)", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const done = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger()).run();
+  await tick();
+  const reused = new Uint8Array(4);
+  for (const [i, sent] of [[0, false], [1, true], [2, true], [3, false]] as const) {
+    reused.fill(i);
+    kernel.batch(reused); // the first goes in flight; the others queue behind it, in one datagram
+    reused.fill(0xee); // what the transport's next datagram would do to the view
+    if (!sent) await tick();
+  }
+  open();
+  for (let i = 0; i < 5; i++) await tick();
+  assertEquals(net.sent, [
+    new Uint8Array(4).fill(0),
+    Uint8Array.of(1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+  ]);
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay: a datagram's buffer is reused once its send has completed, never before", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  const done = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger()).run();
+  await tick();
+  for (let i = 0; i < 4; i++) {
+    kernel.batch(new Uint8Array(100).fill(i));
+    await tick();
+  }
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  kernel.batch(new Uint8Array(100).fill(4));
+  await tick(); // in flight, held
+  kernel.batch(new Uint8Array(100).fill(5)); // must not land in the buffer in flight (FakeNet checks)
+  open();
+  for (let i = 0; i < 5; i++) await tick();
+  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2, 3, 4, 5]);
+  const first = net.buffers[0];
+  assertEquals(
+    net.buffers.slice(0, 5).map((b) => b === first),
+    [true, true, true, true, true],
+    "one buffer, recycled",
+  );
+  assert(net.buffers[5] !== net.buffers[4], "a second buffer while the first was in flight");
   kernel.close();
   net.close();
   await done;
