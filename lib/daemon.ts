@@ -24,6 +24,8 @@ import { readKeyFile } from "./config/key_file.ts";
 import type { AuthSettings } from "./config/types.ts";
 import { warmUp } from "./warmup.ts";
 import { Pool4Watch } from "./kernel/pool4_watch.ts";
+import { batchFit, fitSetting, linkText, packetPayloadLimit, type SyncLink } from "./net/packet_fit.ts";
+import type { SessionFormat } from "./session/format.ts";
 
 /** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
 export interface DaemonOptions {
@@ -121,6 +123,7 @@ async function relayUntilSignal(
         log,
         format: () => channel.format,
         authenticated: auth !== undefined,
+        packetLimit: packetPayloadLimit(net.link),
       })
       : undefined;
     // A key implies the framed wire: the reliable mode's, or DATA frames alone in upstream mode.
@@ -162,8 +165,11 @@ async function relayUntilSignal(
       }`;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
     // The reliable mode paces live sends to what its peers take (lib/reliable/pacing.ts).
+    logLinkFit(net.link, codec, channel.format, config.mod.instance, log);
     const relay = new Relay(channel, reliable ? reliable.paced(net) : net, codec, stats, log, {
       pool4: pool4 && (() => pool4.table),
+      link: net.link,
+      instance: config.mod.instance,
     });
     closers.push(() => relay.stop());
     const relayDone = relay.run();
@@ -223,6 +229,32 @@ async function relayUntilSignal(
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * One line at start: the sync link's MTU and, on a framed wire, the largest batch that fits one packet once
+ * framed (larger ones are split: `lib/relay.ts`) and the Jool setting that keeps batches within it.
+ */
+function logLinkFit(
+  link: SyncLink,
+  codec: WireCodec,
+  format: SessionFormat | undefined,
+  instance: string,
+  log: Logger,
+): void {
+  const packet = `sync link ${linkText(link)}: ${packetPayloadLimit(link)} bytes of UDP payload per packet`;
+  if (codec.overhead === 0) {
+    log.debug(packet);
+    return;
+  }
+  const fit = format ? batchFit(link, codec.overhead, format) : undefined;
+  log.info(
+    `${packet}; the ${codec.name} wire adds ${codec.overhead} bytes to a batch, so a batch of more than ` +
+      `${packetPayloadLimit(link) - codec.overhead} bytes` +
+      (fit && format ? ` (${fit.sessions} format-${format} sessions)` : "") +
+      " is sent as several frames" +
+      (fit && format ? `; to avoid that: ${fitSetting(instance, fit, format)}` : ""),
+  );
 }
 
 /** `"check pool4"`: the first read of the local pool4 and its re-reads (`lib/kernel/pool4_watch.ts`). */

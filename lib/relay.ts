@@ -7,7 +7,9 @@
  * the kernel's ACKs (the ACK gate, `lib/kernel/ack_rule.ts` rule 4) until it is back under a quarter.
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline). The ACKs themselves leave
  * from the kernel thread, so nothing the relay does on the main thread delays them. Batches that queue up
- * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}).
+ * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}). On a framed
+ * wire (a key, or the reliable mode) a batch that would not fit one packet of the sync link once framed leaves
+ * as several frames of whole entries instead of IP fragments (`./net/packet_fit.ts`).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module
@@ -20,6 +22,16 @@ import type { DropReason, Stats } from "./stats.ts";
 import type { WireCodec } from "./wire.ts";
 import { concatBytes } from "./jool/netlink.ts";
 import { checkPool4, type Pool4Table } from "./session/pool4_check.ts";
+import { ENTRY_SIZE } from "./session/format.ts";
+import { MAX_PAYLOAD } from "./session/payload.ts";
+import {
+  batchFit,
+  fitSetting,
+  linkText,
+  packetPayloadLimit,
+  splitAtEntries,
+  type SyncLink,
+} from "./net/packet_fit.ts";
 
 /**
  * The most payload bytes one datagram carries when queued batches are sent together: what a 4.1.9 kernel puts
@@ -57,7 +69,18 @@ export interface RelayOptions {
    * dropped before the kernel sees them (`lib/session/pool4_check.ts`). Absent: no check.
    */
   readonly pool4?: () => Pool4Table;
+  /**
+   * The link datagrams leave on (`NetChannel.link`). With it, a framed wire splits what would not fit one
+   * packet, and a batch too large for one packet is logged (once an hour) with the Jool setting that avoids
+   * it. Absent: no split, no line (the tests' fakes).
+   */
+  readonly link?: SyncLink;
+  /** The Jool instance, named in that line (default "default"). */
+  readonly instance?: string;
 }
+
+/** At most one line an hour saying that batches do not fit one packet: the fix is a configuration change. */
+const FIT_LOG_INTERVAL_MS = 3_600_000;
 
 /** Moves session batches both ways until the channels close. */
 export class Relay {
@@ -67,6 +90,15 @@ export class Relay {
   readonly #capacity: number;
   readonly #pool4: (() => Pool4Table) | undefined;
   readonly #limiter = new LogRateLimiter();
+  readonly #fitLog = new LogRateLimiter(FIT_LOG_INTERVAL_MS);
+  readonly #link: SyncLink | undefined;
+  readonly #instance: string;
+  /** Payload bytes a datagram of this wire may carry within one packet of the link (undefined: no link). */
+  readonly #fit: number | undefined;
+  /** Payloads longer than this are split at entries (framed wires only; undefined: never). */
+  readonly #splitAbove: number | undefined;
+  /** Queued batches coalesce up to this many bytes. */
+  readonly #coalesceMax: number;
 
   /** A relay between `kernel` and `net`, datagrams made and checked by `codec`. */
   constructor(
@@ -79,6 +111,15 @@ export class Relay {
   ) {
     this.#capacity = options.netQueueCapacity ?? 1024;
     this.#pool4 = options.pool4;
+    this.#link = options.link;
+    this.#instance = options.instance ?? "default";
+    this.#fit = options.link && packetPayloadLimit(options.link) - codec.overhead;
+    // Upstream's wire (no overhead) stays as it always was: its datagram is the kernel's batch, byte for byte.
+    // A framed datagram also stays within what every receiver reads (MAX_PAYLOAD), whatever the MTU.
+    this.#splitAbove = codec.overhead > 0 && this.#fit !== undefined
+      ? Math.min(this.#fit, MAX_PAYLOAD - codec.overhead)
+      : undefined;
+    this.#coalesceMax = Math.min(COALESCED_MAX_BYTES, this.#splitAbove ?? Infinity);
   }
 
   /**
@@ -127,13 +168,65 @@ export class Relay {
         if (this.#queue.length <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
           this.kernel.ackGate.release();
         }
-        await this.net.send(this.codec.encode(next.payload), next.sessions);
+        await this.#send(next.payload, next.sessions);
         continue;
       }
       if (this.#stopped) return;
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }
+  }
+
+  /**
+   * Encodes and sends one payload; on a framed wire, one that would not fit a packet goes as several frames,
+   * each of whole entries (each frame valid on its own: its own sequence and, with a key, its own counter and
+   * tag; receivers need nothing new).
+   */
+  async #send(payload: Uint8Array, sessions: number): Promise<void> {
+    if (this.#fit !== undefined && payload.length > this.#fit) {
+      const pieces = this.#pieces(payload, sessions);
+      this.#tooLarge(payload, sessions, pieces?.length ?? 1);
+      if (pieces) {
+        this.stats.add("NET_BATCHES_SPLIT");
+        const entryBytes = payload.length / sessions;
+        for (const piece of pieces) await this.net.send(this.codec.encode(piece), piece.length / entryBytes);
+        return;
+      }
+    }
+    await this.net.send(this.codec.encode(payload), sessions);
+  }
+
+  /** `payload` split at entries to fit {@link #splitAbove}, or undefined when it is not to be split. */
+  #pieces(payload: Uint8Array, sessions: number): Uint8Array[] | undefined {
+    if (this.#splitAbove === undefined || payload.length <= this.#splitAbove || sessions <= 1) {
+      return undefined;
+    }
+    const format = this.kernel.format;
+    const entryBytes = format ? ENTRY_SIZE[format] : payload.length / sessions;
+    // A batch of the local kernel is whole entries of its format; anything else is sent as it came.
+    if (payload.length !== entryBytes * sessions) return undefined;
+    return splitAtEntries(payload, entryBytes, this.#splitAbove);
+  }
+
+  /** Says, once an hour, that batches do not fit one packet, and which Jool setting makes them fit. */
+  #tooLarge(payload: Uint8Array, sessions: number, pieces: number): void {
+    // Asked before the line is built: this runs for every such batch, at line rate.
+    if (this.#fitLog.admit("fit") === undefined) return;
+    const link = this.#link!;
+    const format = this.kernel.format;
+    const framed = this.codec.overhead > 0 ? `, ${payload.length + this.codec.overhead} framed` : "";
+    const what =
+      `a batch of ${sessions} sessions (${payload.length} bytes${framed}) does not fit one packet on ` +
+      `${linkText(link)}, which carries ${packetPayloadLimit(link)} bytes of UDP payload`;
+    const how = pieces > 1
+      ? `: such batches leave as ${pieces} frames each (NET_BATCHES_SPLIT)`
+      : ": it leaves in IP fragments (NET_SENT_FRAGMENTED)";
+    const fix = format
+      ? `; so that each batch fits one packet, set on this router: ${
+        fitSetting(this.#instance, batchFit(link, this.codec.overhead, format), format)
+      }`
+      : "";
+    this.log.warn(what + how + fix);
   }
 
   /**
@@ -150,7 +243,7 @@ export class Relay {
     const parts = [first.payload];
     let bytes = first.payload.length;
     let sessions = first.sessions;
-    while (this.#queue.length > 0 && bytes + this.#queue[0].payload.length <= COALESCED_MAX_BYTES) {
+    while (this.#queue.length > 0 && bytes + this.#queue[0].payload.length <= this.#coalesceMax) {
       const more = this.#queue.shift()!;
       parts.push(more.payload);
       bytes += more.payload.length;

@@ -279,7 +279,7 @@ Deno.test("wires: upstream mode with a key round-trips DATA frames; mixed groups
   }
   // Around a reliable-mode engine too (its frame copied into the buffer, then sealed).
   const aroundOther = new AuthenticatedWire(
-    { name: "other", encode: (p) => encodeData(55, 1, p), decode: () => ({ ok: "handled" }) },
+    { name: "other", overhead: 16, encode: (p) => encodeData(55, 1, p), decode: () => ({ ok: "handled" }) },
     new Authenticator([KEY]),
   );
   const opened = new Authenticator([KEY]).open(aroundOther.encode(entries));
