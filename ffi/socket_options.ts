@@ -16,7 +16,8 @@
  */
 import { HOST_LITTLE_ENDIAN } from "./endian.ts";
 import { errnoText, lastErrno, loadLibc } from "./libc.ts";
-import { decodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+import { AF_INET, decodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+import { SOCK_CLOEXEC, SOCK_DGRAM } from "./posix.ts";
 
 /** Linux socket option levels and names (docs/protocol.md §6.2). */
 export const SOCKOPT = {
@@ -307,4 +308,19 @@ export function interfaceMtu(fd: number, name: string): number | undefined {
   request.set(bytes);
   if (loadLibc().ioctl(fd, BigInt(SIOCGIFMTU), request) !== 0) return undefined;
   return new DataView(request.buffer).getInt32(16, HOST_LITTLE_ENDIAN);
+}
+
+/**
+ * {@link interfaceMtu} through a socket of its own (opened and closed here), for callers without one
+ * (`--check`). Undefined when no socket can be opened or the interface is not there.
+ */
+export function interfaceMtuByName(name: string): number | undefined {
+  const libc = loadLibc();
+  const fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    return interfaceMtu(fd, name);
+  } finally {
+    libc.close(fd);
+  }
 }

@@ -19,12 +19,21 @@ import { runningStatus } from "./systemd/notify_protocol.ts";
 import { upstreamWire, type WireCodec } from "./wire.ts";
 import { ReliableSync } from "./reliable/sync.ts";
 import { Authenticator } from "./auth/authenticator.ts";
-import { AuthenticatedWire, FramedDataWire } from "./auth/wire.ts";
+import { AuthenticatedWire, FramedDataWire, framedWireOverhead } from "./auth/wire.ts";
 import { readKeyFile } from "./config/key_file.ts";
 import type { AuthSettings } from "./config/types.ts";
 import { warmUp } from "./warmup.ts";
 import { Pool4Watch } from "./kernel/pool4_watch.ts";
-import { batchFit, fitSetting, linkText, packetPayloadLimit, type SyncLink } from "./net/packet_fit.ts";
+import {
+  batchFit,
+  DEFAULT_LINK_MTU,
+  describeFit,
+  fitSetting,
+  linkText,
+  packetPayloadLimit,
+  type SyncLink,
+} from "./net/packet_fit.ts";
+import { interfaceMtuByName } from "../ffi/socket_options.ts";
 import type { SessionFormat } from "./session/format.ts";
 
 /** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
@@ -45,7 +54,19 @@ const SHUTDOWN_GRACE_MS = 800;
 /** Validates the configuration and prints it (`--check`). Throws JooldError. */
 export async function checkConfig(options: DaemonOptions, log: Logger): Promise<string> {
   const config = await loadConfig(options.netFile, options.modFile, new LibcHostLookup(), log);
-  return describeConfig(config, options.statsPort, [...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES)]);
+  const text = describeConfig(config, options.statsPort, [
+    ...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES),
+  ]);
+  // A framed wire: what fits one packet of the sync link (upstream's wire prints nothing new).
+  const overhead = framedWireOverhead(config.net);
+  if (overhead === 0) return text;
+  const net = config.net;
+  const name = net.outInterface?.name ?? net.inInterface?.name ?? net.scope?.name;
+  const mtu = name === undefined ? undefined : interfaceMtuByName(name);
+  const link: SyncLink = mtu
+    ? { name, mtu, measured: true, family: net.family }
+    : { name, mtu: DEFAULT_LINK_MTU, measured: false, family: net.family };
+  return `${text}\n${describeFit(link, overhead)}`;
 }
 
 /**

@@ -23,9 +23,9 @@ import type { WireCodec } from "./wire.ts";
 import { concatBytes } from "./jool/netlink.ts";
 import { checkPool4, type Pool4Table } from "./session/pool4_check.ts";
 import { ENTRY_SIZE } from "./session/format.ts";
-import { MAX_PAYLOAD } from "./session/payload.ts";
 import {
   batchFit,
+  datagramLimit,
   fitSetting,
   linkText,
   packetPayloadLimit,
@@ -113,12 +113,10 @@ export class Relay {
     this.#pool4 = options.pool4;
     this.#link = options.link;
     this.#instance = options.instance ?? "default";
-    this.#fit = options.link && packetPayloadLimit(options.link) - codec.overhead;
+    // What fits one packet and every receiver's read (lib/net/packet_fit.ts), around this wire's overhead.
+    this.#fit = options.link && datagramLimit(options.link) - codec.overhead;
     // Upstream's wire (no overhead) stays as it always was: its datagram is the kernel's batch, byte for byte.
-    // A framed datagram also stays within what every receiver reads (MAX_PAYLOAD), whatever the MTU.
-    this.#splitAbove = codec.overhead > 0 && this.#fit !== undefined
-      ? Math.min(this.#fit, MAX_PAYLOAD - codec.overhead)
-      : undefined;
+    this.#splitAbove = codec.overhead > 0 ? this.#fit : undefined;
     this.#coalesceMax = Math.min(COALESCED_MAX_BYTES, this.#splitAbove ?? Infinity);
   }
 

@@ -125,3 +125,15 @@ export class FramedDataWire implements PlainCodec {
     return { ok: true, payload: entries, sessions: result.sessions };
   }
 }
+
+/**
+ * Bytes the wire of `net` adds to each kernel batch, without building it (`--check`): 0 for upstream's wire, a
+ * DATA frame's header for the reliable mode, and the trailer on top with a key — what the codecs' `overhead`
+ * says once running.
+ */
+export function framedWireOverhead(
+  net: { readonly auth?: unknown; readonly sync?: { readonly mode: string } },
+): number {
+  if (net.auth === undefined && net.sync?.mode !== "reliable") return 0;
+  return FRAME_HEADER_BYTES + (net.auth === undefined ? 0 : AUTH_TRAILER_BYTES);
+}

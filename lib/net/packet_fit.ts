@@ -10,6 +10,7 @@
  * @module
  */
 import { ENTRY_SIZE, type SessionFormat } from "../session/format.ts";
+import { MAX_PAYLOAD } from "../session/payload.ts";
 
 /** Bytes of the IP and UDP headers in front of a datagram's payload (no IP options, no extension headers). */
 export const IP_UDP_HEADER_BYTES: Readonly<Record<4 | 6, number>> = { 4: 20 + 8, 6: 40 + 8 };
@@ -35,6 +36,14 @@ export function packetPayloadLimit(link: SyncLink): number {
 }
 
 /**
+ * The largest datagram that leaves in one packet of `link` and that every receiver reads whole (upstream reads
+ * 2 048 bytes, `MAX_PAYLOAD`): on a link of MTU 9 000 a datagram is still held to 2 048.
+ */
+export function datagramLimit(link: SyncLink): number {
+  return Math.min(packetPayloadLimit(link), MAX_PAYLOAD);
+}
+
+/**
  * Splits `payload` (whole entries of `entryBytes` each) into views of at most `maxBytes`, each of whole
  * entries, in order, each but the last as full as it can be. A payload within `maxBytes` comes back alone (the
  * same array). Throws RangeError when `payload` is not whole entries or `maxBytes` holds no entry.
@@ -53,7 +62,7 @@ export function splitAtEntries(payload: Uint8Array, entryBytes: number, maxBytes
 
 /** The kernel batch size that makes every datagram of a wire fit one packet (see {@link batchFit}). */
 export interface BatchFit {
-  /** Payload bytes (entries) a datagram may carry: the packet's UDP payload minus the wire's overhead. */
+  /** Payload bytes (entries) a datagram may carry: {@link datagramLimit} minus the wire's overhead. */
   readonly payloadBytes: number;
   /** Entries of the format that fit in `payloadBytes`: the `ss-max-sessions-per-packet` to set. */
   readonly sessions: number;
@@ -61,7 +70,7 @@ export interface BatchFit {
 
 /** How many bytes and entries of `format` fit one packet of `link` around a wire's `overhead` bytes. */
 export function batchFit(link: SyncLink, overhead: number, format: SessionFormat): BatchFit {
-  const payloadBytes = packetPayloadLimit(link) - overhead;
+  const payloadBytes = datagramLimit(link) - overhead;
   return { payloadBytes, sessions: Math.max(0, Math.floor(payloadBytes / ENTRY_SIZE[format])) };
 }
 
@@ -83,4 +92,17 @@ export function linkText(link: SyncLink): string {
   return link.measured
     ? `${link.name} (MTU ${link.mtu})`
     : `${link.name ?? "an unknown interface"} (MTU ${link.mtu} assumed)`;
+}
+
+/**
+ * `--check`'s line for a framed wire adding `overhead` bytes: the link, and the largest batch that fits one
+ * packet once framed, in bytes and in sessions of each format (the daemon learns its kernel's format later).
+ */
+export function describeFit(link: SyncLink, overhead: number): string {
+  const fits = (["C", "B", "A"] as const).map((format) =>
+    `${format} ${batchFit(link, overhead, format).sessions}`
+  );
+  return `fits one packet: ${linkText(link)}, ${packetPayloadLimit(link)} bytes of UDP payload; framed ` +
+    `(+${overhead} bytes), a batch of at most ${datagramLimit(link) - overhead} bytes: sessions of format ` +
+    `${fits.join(", ")} (ss-max-sessions-per-packet no higher than that; Jool's defaults: C 36, B and A 10)`;
 }

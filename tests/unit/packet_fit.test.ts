@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../helpers/assert.ts";
 import {
   batchFit,
+  describeFit,
   fitSetting,
   linkText,
   packetPayloadLimit,
@@ -9,6 +10,7 @@ import {
 } from "../../lib/net/packet_fit.ts";
 import { FRAME_HEADER_BYTES } from "../../lib/reliable/frame.ts";
 import { AUTH_TRAILER_BYTES } from "../../lib/auth/frame.ts";
+import { framedWireOverhead } from "../../lib/auth/wire.ts";
 
 const eth6: SyncLink = { name: "eth0", mtu: 1500, measured: true, family: 6 };
 const eth4: SyncLink = { ...eth6, family: 4 };
@@ -69,4 +71,20 @@ Deno.test("packet fit: a payload is split at entry boundaries, each piece as ful
   assert(partial.message.includes("not whole 40-byte entries"), partial.message);
   const tooSmall = assertThrows(() => splitAtEntries(new Uint8Array(80), 40, 39), RangeError);
   assert(tooSmall.message.includes("hold no 40-byte entry"), tooSmall.message);
+});
+
+Deno.test("packet fit: --check's line, and each wire's overhead without building it", () => {
+  assertEquals(
+    describeFit(eth6, KEYED),
+    "fits one packet: eth0 (MTU 1500), 1452 bytes of UDP payload; framed (+64 bytes), a batch of at most 1388 " +
+      "bytes: sessions of format C 34, B 26, A 9 (ss-max-sessions-per-packet no higher than that; Jool's " +
+      "defaults: C 36, B and A 10)",
+  );
+  // A jumbo link: still no datagram beyond the 2 048 bytes every receiver reads.
+  assertEquals(batchFit({ ...eth6, mtu: 9000 }, KEYED, "C"), { payloadBytes: 1984, sessions: 49 });
+  assertEquals(framedWireOverhead({}), 0);
+  assertEquals(framedWireOverhead({ sync: { mode: "upstream" } }), 0);
+  assertEquals(framedWireOverhead({ sync: { mode: "reliable" } }), 16);
+  assertEquals(framedWireOverhead({ auth: {} }), 64);
+  assertEquals(framedWireOverhead({ auth: {}, sync: { mode: "reliable" } }), 64);
 });
