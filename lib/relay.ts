@@ -79,12 +79,20 @@ export interface RelayOptions {
   readonly instance?: string;
 }
 
+/** A kernel batch (or what is left of one) waiting for the network. */
+interface QueuedBatch {
+  readonly payload: Uint8Array;
+  readonly sessions: number;
+  /** The rest of a batch already cut (counted once). */
+  readonly cut?: boolean;
+}
+
 /** At most one line an hour saying that batches do not fit one packet: the fix is a configuration change. */
 const FIT_LOG_INTERVAL_MS = 3_600_000;
 
 /** Moves session batches both ways until the channels close. */
 export class Relay {
-  readonly #queue: { payload: Uint8Array; sessions: number }[] = [];
+  readonly #queue: QueuedBatch[] = [];
   #wake: (() => void) | undefined;
   #stopped = false;
   readonly #capacity: number;
@@ -161,12 +169,16 @@ export class Relay {
 
   async #sendLoop(): Promise<void> {
     while (true) {
-      const next = this.#takeCoalesced();
+      const next = this.#takeNext();
       if (next) {
         if (this.#queue.length <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
           this.kernel.ackGate.release();
         }
-        await this.#send(next.payload, next.sessions);
+        // Upstream's wire, or a batch that cannot be cut: it leaves as it is, in IP fragments (counted there).
+        if (this.#fit !== undefined && next.payload.length > this.#fit) {
+          this.#tooLarge(next.payload, next.sessions);
+        }
+        await this.net.send(this.codec.encode(next.payload), next.sessions);
         continue;
       }
       if (this.#stopped) return;
@@ -176,38 +188,89 @@ export class Relay {
   }
 
   /**
-   * Encodes and sends one payload; on a framed wire, one that would not fit a packet goes as several frames,
-   * each of whole entries (each frame valid on its own: its own sequence and, with a key, its own counter and
-   * tag; receivers need nothing new).
+   * The next datagram's payload: the oldest batch, followed by the batches queued behind it while they fit in
+   * {@link COALESCED_MAX_BYTES}. Why: the kernel thread ACKs so fast that, in a burst, a 4.1.9 kernel sends
+   * batches of one session each; one datagram per batch then costs the main thread a send each (about 2.5 ms
+   * under emulation), the queue fills, the ACKs are held, and a 4.1.9 kernel loses what it cannot queue
+   * (VM lab, 4 000 flows: BENCHMARKS.md "Kernel thread"). A datagram of several batches is exactly what a kernel
+   * batch is — whole entries, one after the other — so every receiver, upstream's included, takes it as one.
+   *
+   * On a framed wire, a batch too large for one packet once framed is cut at a session boundary: its first
+   * entries fill the frame (alone, or after the batches before it), the rest stays first in the queue and
+   * leaves at the head of the next frame. Each frame is a valid frame of whole entries (its own sequence, and
+   * with a key its own counter and tag), so receivers need nothing new. Why cut rather than let IP fragment
+   * it: fragments are what firewalls drop — with a key, every full batch would then be lost without a trace on
+   * either router. Why carry the rest over rather than send it alone: under load the frames stay full, so
+   * the cut adds one datagram per ~17 batches instead of one per batch (BENCHMARKS.md "Authentication: what
+   * fits one packet").
    */
-  async #send(payload: Uint8Array, sessions: number): Promise<void> {
-    if (this.#fit !== undefined && payload.length > this.#fit) {
-      const pieces = this.#pieces(payload, sessions);
-      this.#tooLarge(payload, sessions, pieces?.length ?? 1);
-      if (pieces) {
-        this.stats.add("NET_BATCHES_SPLIT");
-        const entryBytes = payload.length / sessions;
-        for (const piece of pieces) await this.net.send(this.codec.encode(piece), piece.length / entryBytes);
-        return;
+  #takeNext(): QueuedBatch | undefined {
+    const first = this.#queue[0];
+    if (!first) return undefined;
+    const splitAbove = this.#splitAbove;
+    if (splitAbove !== undefined && first.payload.length > splitAbove) {
+      const entryBytes = this.#cuttable(first);
+      if (entryBytes > 0) return this.#cut(first, entryBytes, splitAbove);
+    }
+    this.#queue.shift();
+    const parts = [first.payload];
+    let bytes = first.payload.length;
+    let sessions = first.sessions;
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0];
+      if (bytes + head.payload.length <= this.#coalesceMax) {
+        this.#queue.shift();
+        parts.push(head.payload);
+        bytes += head.payload.length;
+        sessions += head.sessions;
+        continue;
       }
+      // A batch that will be cut anyway fills what room is left.
+      if (splitAbove !== undefined && head.payload.length > splitAbove) {
+        const entryBytes = this.#cuttable(head);
+        if (entryBytes > 0 && this.#coalesceMax - bytes >= entryBytes) {
+          const piece = this.#cut(head, entryBytes, this.#coalesceMax - bytes);
+          parts.push(piece.payload);
+          sessions += piece.sessions;
+        }
+      }
+      break;
     }
-    await this.net.send(this.codec.encode(payload), sessions);
+    return parts.length === 1 ? first : { payload: concatBytes(parts), sessions };
   }
 
-  /** `payload` split at entries to fit {@link #splitAbove}, or undefined when it is not to be split. */
-  #pieces(payload: Uint8Array, sessions: number): Uint8Array[] | undefined {
-    if (this.#splitAbove === undefined || payload.length <= this.#splitAbove || sessions <= 1) {
-      return undefined;
-    }
+  /** The entry size of a queued batch that may be cut (whole entries of the local format, two or more), else 0. */
+  #cuttable(batch: QueuedBatch): number {
+    if (batch.sessions <= 1) return 0;
     const format = this.kernel.format;
-    const entryBytes = format ? ENTRY_SIZE[format] : payload.length / sessions;
-    // A batch of the local kernel is whole entries of its format; anything else is sent as it came.
-    if (payload.length !== entryBytes * sessions) return undefined;
-    return splitAtEntries(payload, entryBytes, this.#splitAbove);
+    const entryBytes = format ? ENTRY_SIZE[format] : batch.payload.length / batch.sessions;
+    return batch.payload.length === entryBytes * batch.sessions ? entryBytes : 0;
   }
 
-  /** Says, once an hour, that batches do not fit one packet, and which Jool setting makes them fit. */
-  #tooLarge(payload: Uint8Array, sessions: number, pieces: number): void {
+  /**
+   * The first entries of `batch` (the queue's head) that fit in `room` bytes; the rest replaces it at the head.
+   * Counts and reports the batch the first time it is cut.
+   */
+  #cut(batch: QueuedBatch, entryBytes: number, room: number): QueuedBatch {
+    const [piece] = splitAtEntries(batch.payload, entryBytes, room);
+    const taken = piece.length / entryBytes;
+    this.#queue[0] = {
+      payload: batch.payload.subarray(piece.length),
+      sessions: batch.sessions - taken,
+      cut: true,
+    };
+    if (!batch.cut) {
+      this.stats.add("NET_BATCHES_SPLIT");
+      this.#tooLarge(batch.payload, batch.sessions);
+    }
+    return { payload: piece, sessions: taken };
+  }
+
+  /**
+   * Says, once an hour, that a batch does not fit one packet (cut on a framed wire, else fragmented), and which
+   * Jool setting makes every batch fit.
+   */
+  #tooLarge(payload: Uint8Array, sessions: number): void {
     // Asked before the line is built: this runs for every such batch, at line rate.
     if (this.#fitLog.admit("fit") === undefined) return;
     const link = this.#link!;
@@ -216,8 +279,9 @@ export class Relay {
     const what =
       `a batch of ${sessions} sessions (${payload.length} bytes${framed}) does not fit one packet on ` +
       `${linkText(link)}, which carries ${packetPayloadLimit(link)} bytes of UDP payload`;
-    const how = pieces > 1
-      ? `: such batches leave as ${pieces} frames each (NET_BATCHES_SPLIT)`
+    const how = this.#splitAbove !== undefined && this.#cuttable({ payload, sessions }) > 0
+      ? ": such batches are cut at a session boundary, the rest leaving at the head of the next frame " +
+        "(NET_BATCHES_SPLIT)"
       : ": it leaves in IP fragments (NET_SENT_FRAGMENTED)";
     const fix = format
       ? `; so that each batch fits one packet, set on this router: ${
@@ -225,29 +289,6 @@ export class Relay {
       }`
       : "";
     this.log.warn(what + how + fix);
-  }
-
-  /**
-   * The next datagram's payload: the oldest batch, followed by the batches queued behind it while they fit in
-   * {@link COALESCED_MAX_BYTES}. Why: the kernel thread ACKs so fast that, in a burst, a 4.1.9 kernel sends
-   * batches of one session each; one datagram per batch then costs the main thread a send each (about 2.5 ms
-   * under emulation), the queue fills, the ACKs are held, and a 4.1.9 kernel loses what it cannot queue
-   * (VM lab, 4 000 flows: BENCHMARKS.md "Kernel thread"). A datagram of several batches is exactly what a kernel
-   * batch is — whole entries, one after the other — so every receiver, upstream's included, takes it as one.
-   */
-  #takeCoalesced(): { payload: Uint8Array; sessions: number } | undefined {
-    const first = this.#queue.shift();
-    if (!first) return undefined;
-    const parts = [first.payload];
-    let bytes = first.payload.length;
-    let sessions = first.sessions;
-    while (this.#queue.length > 0 && bytes + this.#queue[0].payload.length <= this.#coalesceMax) {
-      const more = this.#queue.shift()!;
-      parts.push(more.payload);
-      bytes += more.payload.length;
-      sessions += more.sessions;
-    }
-    return parts.length === 1 ? first : { payload: concatBytes(parts), sessions };
   }
 
   async #fromNet(): Promise<void> {

@@ -280,6 +280,31 @@ Deno.test("relay, framed wire: a batch that would not fit one packet leaves as f
   await done;
 });
 
+Deno.test("relay, framed wire: under load, the rest of a cut batch heads the next frame, so frames stay full", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const stats = new Stats();
+  const done = new Relay(kernel, net, keyedCodec, stats, new MemoryLogger(), { link: ETH0 }).run();
+  await tick();
+  const batches = [sessionBatch(0, 36), sessionBatch(100, 36), sessionBatch(200, 36)];
+  kernel.batch(batches[0], 36);
+  await tick(); // its first 34 in flight, blocked on the gate; its last 2 wait
+  kernel.batch(batches[1], 36);
+  kernel.batch(batches[2], 36);
+  open();
+  for (let i = 0; i < 6; i++) await tick();
+  assertEquals(net.sentSessions, [34, 34, 34, 6]); // 2 + 32, then 4 + 30, then the last 6
+  assertEquals(net.sent.map((d) => d.length - 64), [1360, 1360, 1360, 240]);
+  const entries = concatBytes(net.sent.map((d) => d.subarray(16, d.length - 48)));
+  assertEquals(entries, concatBytes(batches), "every session once, in order, byte for byte");
+  assertEquals(stats.get("NET_BATCHES_SPLIT"), 3);
+  kernel.close();
+  net.close();
+  await done;
+});
+
 Deno.test("relay, upstream wire: a batch goes verbatim whatever the link; one too large for it is logged", async () => {
   for (const [mtu, warnings] of [[1500, 0], [1400, 1]] as const) {
     const kernel = new FakeKernel();
