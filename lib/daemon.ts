@@ -26,6 +26,7 @@ import { warmUp } from "./warmup.ts";
 import { Pool4Watch } from "./kernel/pool4_watch.ts";
 import {
   batchFit,
+  datagramLimit,
   DEFAULT_LINK_MTU,
   describeFit,
   fitSetting,
@@ -254,7 +255,7 @@ async function relayUntilSignal(
 
 /**
  * One line at start: the sync link's MTU and, on a framed wire, the largest batch that fits one packet once
- * framed (larger ones are split: `lib/relay.ts`) and the Jool setting that keeps batches within it.
+ * framed (larger ones are cut: `lib/relay.ts`) and the Jool setting that keeps batches within it.
  */
 function logLinkFit(
   link: SyncLink,
@@ -271,9 +272,9 @@ function logLinkFit(
   const fit = format ? batchFit(link, codec.overhead, format) : undefined;
   log.info(
     `${packet}; the ${codec.name} wire adds ${codec.overhead} bytes to a batch, so a batch of more than ` +
-      `${packetPayloadLimit(link) - codec.overhead} bytes` +
+      `${datagramLimit(link) - codec.overhead} bytes` +
       (fit && format ? ` (${fit.sessions} format-${format} sessions)` : "") +
-      " is sent as several frames" +
+      " is cut at a session boundary, its rest leading the next frame" +
       (fit && format ? `; to avoid that: ${fitSetting(instance, fit, format)}` : ""),
   );
 }

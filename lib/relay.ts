@@ -8,8 +8,9 @@
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline). The ACKs themselves leave
  * from the kernel thread, so nothing the relay does on the main thread delays them. Batches that queue up
  * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}). On a framed
- * wire (a key, or the reliable mode) a batch that would not fit one packet of the sync link once framed leaves
- * as several frames of whole entries instead of IP fragments (`./net/packet_fit.ts`).
+ * wire (a key, or the reliable mode) a batch that would not fit one packet of the sync link once framed is cut
+ * at a session boundary instead of leaving in IP fragments, its rest leading the next frame
+ * (`Relay`'s `#takeNext`, `./net/packet_fit.ts`).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module

@@ -63,7 +63,10 @@ Deno.test("what fits one packet: fragmented and split counts in the json and pro
   const text = renderPrometheus(snap);
   assert(text.includes("\njoold_net_sent_fragmented_total 3\n"), text);
   assert(text.includes("\njoold_net_batches_split_total 5\n"), text);
-  assert(text.includes("# HELP joold_net_batches_split_total Session batches sent as several frames"), text);
+  assert(
+    text.includes("# HELP joold_net_batches_split_total Session batches cut at a session boundary"),
+    text,
+  );
   // The six lines stay upstream's, byte for byte.
   assertEquals(renderCsvText(snap).split("\n").length, 7);
   assert(!renderCsvText(snap).includes("FRAGMENTED"));
