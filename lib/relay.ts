@@ -202,8 +202,8 @@ export class Relay {
    * with a key its own counter and tag), so receivers need nothing new. Why cut rather than let IP fragment
    * it: fragments are what firewalls drop — with a key, every full batch would then be lost without a trace on
    * either router. Why carry the rest over rather than send it alone: under load the frames stay full, so
-   * the cut adds one datagram per ~17 batches instead of one per batch (BENCHMARKS.md "Authentication: what
-   * fits one packet").
+   * the cut adds one datagram per ~17 batches instead of one per batch, and costs no more than the fragments
+   * at saturation, where a cut per batch cost a third of the throughput (BENCHMARKS.md "What fits one packet").
    */
   #takeNext(): QueuedBatch | undefined {
     const first = this.#queue[0];
