@@ -71,9 +71,9 @@ export interface RelayOptions {
    */
   readonly pool4?: () => Pool4Table;
   /**
-   * The link datagrams leave on (`NetChannel.link`). With it, a framed wire splits what would not fit one
+   * The link datagrams leave on (`NetChannel.link`). With it, a framed wire cuts a batch that would not fit one
    * packet, and a batch too large for one packet is logged (once an hour) with the Jool setting that avoids
-   * it. Absent: no split, no line (the tests' fakes).
+   * it. Absent: no cut, no line (the tests' fakes).
    */
   readonly link?: SyncLink;
   /** The Jool instance, named in that line (default "default"). */
@@ -104,7 +104,7 @@ export class Relay {
   readonly #instance: string;
   /** Payload bytes a datagram of this wire may carry within one packet of the link (undefined: no link). */
   readonly #fit: number | undefined;
-  /** Payloads longer than this are split at entries (framed wires only; undefined: never). */
+  /** Batches longer than this are cut at a session boundary (framed wires only; undefined: never). */
   readonly #splitAbove: number | undefined;
   /** Queued batches coalesce up to this many bytes. */
   readonly #coalesceMax: number;
