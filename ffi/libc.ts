@@ -61,6 +61,11 @@ export const LIBC_SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen) */
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /**
+   * int ioctl(int fd, unsigned long request, void *arg) — variadic in C; called here only with one pointer
+   * argument (SIOCGIFMTU and its struct ifreq), which the x86-64 and arm64 calling conventions pass as a fixed one.
+   */
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   /** int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen) */
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   /** unsigned int if_nametoindex(const char *ifname) — ifname NUL-terminated. */

@@ -16,7 +16,8 @@
  */
 import { HOST_LITTLE_ENDIAN } from "./endian.ts";
 import { errnoText, lastErrno, loadLibc } from "./libc.ts";
-import { decodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+import { AF_INET, decodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./host.ts";
+import { SOCK_CLOEXEC, SOCK_DGRAM } from "./posix.ts";
 
 /** Linux socket option levels and names (docs/protocol.md §6.2). */
 export const SOCKOPT = {
@@ -287,4 +288,39 @@ export function getMulticastInterfaceV6(fd: number): number {
 export function setMulticastAllOff(fd: number, family: 4 | 6): void {
   if (family === 4) setIntOption(fd, SOCKOPT.IPPROTO_IP, SOCKOPT.IP_MULTICAST_ALL, 0);
   else setIntOption(fd, SOCKOPT.IPPROTO_IPV6, SOCKOPT.IPV6_MULTICAST_ALL, 0);
+}
+
+/** SIOCGIFMTU (`<linux/sockios.h>`): an interface's MTU, by name, through any socket of its namespace. */
+const SIOCGIFMTU = 0x8921;
+/** Bytes of `struct ifreq`: IFNAMSIZ (16) of name, then a 24-byte union (`ifr_mtu`, an int, at its start). */
+const IFREQ_BYTES = 40;
+
+/**
+ * The MTU of interface `name`, asked with SIOCGIFMTU on socket `fd` — so the answer is that of the socket's
+ * network namespace, whatever /sys shows (a daemon started by `nsenter --net` or systemd's
+ * `NetworkNamespacePath=` sees the host's /sys/class/net). Undefined when there is no such interface (ENODEV),
+ * or the name does not fit IFNAMSIZ.
+ */
+export function interfaceMtu(fd: number, name: string): number | undefined {
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length === 0 || bytes.length >= 16) return undefined;
+  const request = new Uint8Array(IFREQ_BYTES);
+  request.set(bytes);
+  if (loadLibc().ioctl(fd, BigInt(SIOCGIFMTU), request) !== 0) return undefined;
+  return new DataView(request.buffer).getInt32(16, HOST_LITTLE_ENDIAN);
+}
+
+/**
+ * {@link interfaceMtu} through a socket of its own (opened and closed here), for callers without one
+ * (`--check`). Undefined when no socket can be opened or the interface is not there.
+ */
+export function interfaceMtuByName(name: string): number | undefined {
+  const libc = loadLibc();
+  const fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    return interfaceMtu(fd, name);
+  } finally {
+    libc.close(fd);
+  }
 }

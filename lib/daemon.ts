@@ -19,11 +19,23 @@ import { runningStatus } from "./systemd/notify_protocol.ts";
 import { upstreamWire, type WireCodec } from "./wire.ts";
 import { ReliableSync } from "./reliable/sync.ts";
 import { Authenticator } from "./auth/authenticator.ts";
-import { AuthenticatedWire, FramedDataWire } from "./auth/wire.ts";
+import { AuthenticatedWire, FramedDataWire, framedWireOverhead } from "./auth/wire.ts";
 import { readKeyFile } from "./config/key_file.ts";
 import type { AuthSettings } from "./config/types.ts";
 import { warmUp } from "./warmup.ts";
 import { Pool4Watch } from "./kernel/pool4_watch.ts";
+import {
+  batchFit,
+  datagramLimit,
+  DEFAULT_LINK_MTU,
+  describeFit,
+  fitSetting,
+  linkText,
+  packetPayloadLimit,
+  type SyncLink,
+} from "./net/packet_fit.ts";
+import { interfaceMtuByName } from "../ffi/socket_options.ts";
+import type { SessionFormat } from "./session/format.ts";
 
 /** What the daemon runs with: the operator's files and stats port, and how it reaches its kernel. */
 export interface DaemonOptions {
@@ -43,7 +55,19 @@ const SHUTDOWN_GRACE_MS = 800;
 /** Validates the configuration and prints it (`--check`). Throws JooldError. */
 export async function checkConfig(options: DaemonOptions, log: Logger): Promise<string> {
   const config = await loadConfig(options.netFile, options.modFile, new LibcHostLookup(), log);
-  return describeConfig(config, options.statsPort, [...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES)]);
+  const text = describeConfig(config, options.statsPort, [
+    ...(options.statsAddresses ?? DEFAULT_STATS_ADDRESSES),
+  ]);
+  // A framed wire: what fits one packet of the sync link (upstream's wire prints nothing new).
+  const overhead = framedWireOverhead(config.net);
+  if (overhead === 0) return text;
+  const net = config.net;
+  const name = net.outInterface?.name ?? net.inInterface?.name ?? net.scope?.name;
+  const mtu = name === undefined ? undefined : interfaceMtuByName(name);
+  const link: SyncLink = mtu
+    ? { name, mtu, measured: true, family: net.family }
+    : { name, mtu: DEFAULT_LINK_MTU, measured: false, family: net.family };
+  return `${text}\n${describeFit(link, overhead)}`;
 }
 
 /**
@@ -121,6 +145,7 @@ async function relayUntilSignal(
         log,
         format: () => channel.format,
         authenticated: auth !== undefined,
+        packetLimit: packetPayloadLimit(net.link),
       })
       : undefined;
     // A key implies the framed wire: the reliable mode's, or DATA frames alone in upstream mode.
@@ -162,8 +187,11 @@ async function relayUntilSignal(
       }`;
     log.info(`relaying instance "${config.mod.instance}" ⇄ group ${group} port ${config.net.port}`);
     // The reliable mode paces live sends to what its peers take (lib/reliable/pacing.ts).
+    logLinkFit(net.link, codec, channel.format, config.mod.instance, log);
     const relay = new Relay(channel, reliable ? reliable.paced(net) : net, codec, stats, log, {
       pool4: pool4 && (() => pool4.table),
+      link: net.link,
+      instance: config.mod.instance,
     });
     closers.push(() => relay.stop());
     const relayDone = relay.run();
@@ -223,6 +251,32 @@ async function relayUntilSignal(
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * One line at start: the sync link's MTU and, on a framed wire, the largest batch that fits one packet once
+ * framed (larger ones are cut: `lib/relay.ts`) and the Jool setting that keeps batches within it.
+ */
+function logLinkFit(
+  link: SyncLink,
+  codec: WireCodec,
+  format: SessionFormat | undefined,
+  instance: string,
+  log: Logger,
+): void {
+  const packet = `sync link ${linkText(link)}: ${packetPayloadLimit(link)} bytes of UDP payload per packet`;
+  if (codec.overhead === 0) {
+    log.debug(packet);
+    return;
+  }
+  const fit = format ? batchFit(link, codec.overhead, format) : undefined;
+  log.info(
+    `${packet}; the ${codec.name} wire adds ${codec.overhead} bytes to a batch, so a batch of more than ` +
+      `${datagramLimit(link) - codec.overhead} bytes` +
+      (fit && format ? ` (${fit.sessions} format-${format} sessions)` : "") +
+      " is cut at a session boundary, its rest leading the next frame" +
+      (fit && format ? `; to avoid that: ${fitSetting(instance, fit, format)}` : ""),
+  );
 }
 
 /** `"check pool4"`: the first read of the local pool4 and its re-reads (`lib/kernel/pool4_watch.ts`). */

@@ -3,12 +3,14 @@
  * validated by the wire codec → one JOOLD_ADD. Every drop is counted by reason.
  *
  * Queues: kernel → net goes through a bounded queue drained by one sender (a datagram send is asynchronous);
- * its capacity caps memory at `netQueueCapacity` × 2 KiB. Each batch is copied into the datagram it will leave
- * in, a buffer the relay recycles once its send has completed ({@link OUTGOING_BYTES}). When it passes three quarters full, the relay holds
+ * its capacity caps memory at `netQueueCapacity` × 2 KiB. When it passes three quarters full, the relay holds
  * the kernel's ACKs (the ACK gate, `lib/kernel/ack_rule.ts` rule 4) until it is back under a quarter.
  * `kernel_queue_full` remains for a kernel that flushes without ACKs (its deadline). The ACKs themselves leave
  * from the kernel thread, so nothing the relay does on the main thread delays them. Batches that queue up
- * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}).
+ * behind a send leave together, as one datagram of whole entries ({@link COALESCED_MAX_BYTES}). On a framed
+ * wire (a key, or the reliable mode) a batch that would not fit one packet of the sync link once framed is cut
+ * at a session boundary instead of leaving in IP fragments, its rest leading the next frame
+ * (`Relay`'s `#takeNext`, `./net/packet_fit.ts`).
  * Net → kernel needs no queue: JOOLD_ADD is a synchronous netlink send, so the receive loop itself applies
  * back-pressure and the socket's receive buffer is the only queue.
  * @module
@@ -19,7 +21,18 @@ import { LogRateLimiter } from "./rate_limit.ts";
 import type { SessionFormat } from "./session/format.ts";
 import type { DropReason, Stats } from "./stats.ts";
 import type { WireCodec } from "./wire.ts";
+import { concatBytes } from "./jool/netlink.ts";
 import { checkPool4, type Pool4Table } from "./session/pool4_check.ts";
+import { ENTRY_SIZE } from "./session/format.ts";
+import {
+  batchFit,
+  datagramLimit,
+  fitSetting,
+  linkText,
+  packetPayloadLimit,
+  splitAtEntries,
+  type SyncLink,
+} from "./net/packet_fit.ts";
 
 /**
  * The most payload bytes one datagram carries when queued batches are sent together: what a 4.1.9 kernel puts
@@ -27,32 +40,6 @@ import { checkPool4, type Pool4Table } from "./session/pool4_check.ts";
  * (upstream reads 2 048).
  */
 export const COALESCED_MAX_BYTES = 1452;
-
-/**
- * Bytes of each datagram buffer the relay recycles: room for {@link COALESCED_MAX_BYTES}, and for a batch of up
- * to upstream's 2 048-byte read on its own (a batch larger than that gets a buffer of its own size, not kept).
- * Why recycled: a buffer allocated per datagram is a backing store outside V8's heap (≈ 3 µs each on a host,
- * BENCHMARKS.md "Authentication"); the batch is copied once, into the datagram it leaves in.
- */
-export const OUTGOING_BYTES = 2048;
-
-/**
- * Free datagram buffers kept for reuse, at most. A steady stream needs two or three (one in flight, one
- * filling); a burst allocates as many as it queues, and the ones beyond these are left to the collector.
- */
-const OUTGOING_KEPT = 16;
-
-/** One datagram on its way out: whole batches copied one after the other. */
-interface Outgoing {
-  /** Its buffer ({@link OUTGOING_BYTES}, or a larger batch's own size). */
-  readonly bytes: Uint8Array;
-  /** Bytes used. */
-  length: number;
-  /** Sessions in it. */
-  sessions: number;
-  /** Kernel batches in it (what the queue's capacity counts). */
-  batches: number;
-}
 
 /** What the relay needs of the kernel channel. */
 export interface KernelSide {
@@ -68,10 +55,7 @@ export interface KernelSide {
 
 /** What the relay needs of the net channel. */
 export interface NetSide {
-  /**
-   * Sends one datagram to the peers; false when it could not be sent (counted by the channel). The relay
-   * reuses the datagram's buffer once the returned promise settles, not before.
-   */
+  /** Sends one datagram to the peers; false when it could not be sent (counted by the channel). */
   send(datagram: Uint8Array, sessions?: number): Promise<boolean>;
   /** Datagrams, each valid until the next iteration (the net channel reuses its receive buffer). */
   receive(): AsyncIterable<Uint8Array>;
@@ -86,21 +70,44 @@ export interface RelayOptions {
    * dropped before the kernel sees them (`lib/session/pool4_check.ts`). Absent: no check.
    */
   readonly pool4?: () => Pool4Table;
+  /**
+   * The link datagrams leave on (`NetChannel.link`). With it, a framed wire cuts a batch that would not fit one
+   * packet, and a batch too large for one packet is logged (once an hour) with the Jool setting that avoids
+   * it. Absent: no cut, no line (the tests' fakes).
+   */
+  readonly link?: SyncLink;
+  /** The Jool instance, named in that line (default "default"). */
+  readonly instance?: string;
 }
+
+/** A kernel batch (or what is left of one) waiting for the network. */
+interface QueuedBatch {
+  readonly payload: Uint8Array;
+  readonly sessions: number;
+  /** The rest of a batch already cut (counted once). */
+  readonly cut?: boolean;
+}
+
+/** At most one line an hour saying that batches do not fit one packet: the fix is a configuration change. */
+const FIT_LOG_INTERVAL_MS = 3_600_000;
 
 /** Moves session batches both ways until the channels close. */
 export class Relay {
-  /** Datagrams waiting for the sender, oldest first; the last one is still filling. */
-  readonly #queue: Outgoing[] = [];
-  /** Kernel batches in {@link #queue}. */
-  #batches = 0;
-  /** Buffers whose send has completed, for reuse. */
-  readonly #free: Outgoing[] = [];
+  readonly #queue: QueuedBatch[] = [];
   #wake: (() => void) | undefined;
   #stopped = false;
   readonly #capacity: number;
   readonly #pool4: (() => Pool4Table) | undefined;
   readonly #limiter = new LogRateLimiter();
+  readonly #fitLog = new LogRateLimiter(FIT_LOG_INTERVAL_MS);
+  readonly #link: SyncLink | undefined;
+  readonly #instance: string;
+  /** Payload bytes a datagram of this wire may carry within one packet of the link (undefined: no link). */
+  readonly #fit: number | undefined;
+  /** Batches longer than this are cut at a session boundary (framed wires only; undefined: never). */
+  readonly #splitAbove: number | undefined;
+  /** Queued batches coalesce up to this many bytes. */
+  readonly #coalesceMax: number;
 
   /** A relay between `kernel` and `net`, datagrams made and checked by `codec`. */
   constructor(
@@ -113,6 +120,13 @@ export class Relay {
   ) {
     this.#capacity = options.netQueueCapacity ?? 1024;
     this.#pool4 = options.pool4;
+    this.#link = options.link;
+    this.#instance = options.instance ?? "default";
+    // What fits one packet and every receiver's read (lib/net/packet_fit.ts), around this wire's overhead.
+    this.#fit = options.link && datagramLimit(options.link) - codec.overhead;
+    // Upstream's wire (no overhead) stays as it always was: its datagram is the kernel's batch, byte for byte.
+    this.#splitAbove = codec.overhead > 0 ? this.#fit : undefined;
+    this.#coalesceMax = Math.min(COALESCED_MAX_BYTES, this.#splitAbove ?? Infinity);
   }
 
   /**
@@ -134,7 +148,7 @@ export class Relay {
 
   /** Kernel batches waiting for the network (the reliable mode's replay yields to them). */
   get backlog(): number {
-    return this.#batches;
+    return this.#queue.length;
   }
 
   /** Stops the sender loop (the channels are closed by their owner). */
@@ -144,66 +158,139 @@ export class Relay {
     this.kernel.ackGate.release();
   }
 
-  /**
-   * Queues a kernel batch (a view valid only during this call): copied at the end of the last waiting datagram
-   * while the result fits in {@link COALESCED_MAX_BYTES}, else into a datagram of its own. Why batches share a
-   * datagram: the kernel thread ACKs so fast that, in a burst, a 4.1.9 kernel sends batches of one session
-   * each; one datagram per batch then costs the main thread a send each (about 2.5 ms under emulation), the
-   * queue fills, the ACKs are held, and a 4.1.9 kernel loses what it cannot queue (VM lab, 4 000 flows:
-   * BENCHMARKS.md "Kernel thread"). A datagram of several batches is exactly what a kernel batch is — whole
-   * entries, one after the other — so every receiver, upstream's included, takes it as one. Only batches that
-   * wait behind a send share one: the sender takes the oldest datagram as soon as it is free.
-   */
   #fromKernel(payload: Uint8Array, sessions: number): void {
-    if (this.#batches >= this.#capacity) {
+    if (this.#queue.length >= this.#capacity) {
       this.#dropped("kernel_queue_full", `network send queue full (${this.#capacity} datagrams)`);
       return;
     }
-    const last = this.#queue.length > 0 ? this.#queue[this.#queue.length - 1] : undefined;
-    if (last !== undefined && last.length + payload.length <= COALESCED_MAX_BYTES) {
-      last.bytes.set(payload, last.length);
-      last.length += payload.length;
-      last.sessions += sessions;
-      last.batches++;
-    } else {
-      const next = this.#outgoing(payload.length);
-      next.bytes.set(payload);
-      next.length = payload.length;
-      next.sessions = sessions;
-      next.batches = 1;
-      this.#queue.push(next);
-    }
-    this.#batches++;
-    if (!this.#stopped && this.#batches >= Math.ceil(this.#capacity * 3 / 4)) this.kernel.ackGate.hold();
+    // A copy: the kernel channel hands over a view of a buffer it reuses for its next datagram (lib/kernel/handoff.ts).
+    this.#queue.push({ payload: payload.slice(), sessions });
+    if (!this.#stopped && this.#queue.length >= Math.ceil(this.#capacity * 3 / 4)) this.kernel.ackGate.hold();
     this.#wake?.();
-  }
-
-  /** A datagram buffer for at least `bytes`: a recycled one when it fits. */
-  #outgoing(bytes: number): Outgoing {
-    if (bytes <= OUTGOING_BYTES) {
-      const free = this.#free.pop();
-      if (free !== undefined) return free;
-    }
-    return { bytes: new Uint8Array(Math.max(bytes, OUTGOING_BYTES)), length: 0, sessions: 0, batches: 0 };
   }
 
   async #sendLoop(): Promise<void> {
     while (true) {
-      const next = this.#queue.shift();
+      const next = this.#takeNext();
       if (next) {
-        this.#batches -= next.batches;
-        if (this.#batches <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
+        if (this.#queue.length <= Math.floor(this.#capacity / 4) && this.kernel.ackGate.held) {
           this.kernel.ackGate.release();
         }
-        await this.net.send(this.codec.encode(next.bytes.subarray(0, next.length)), next.sessions);
-        // Sent (the net side has let go of the bytes): reuse the buffer.
-        if (next.bytes.length === OUTGOING_BYTES && this.#free.length < OUTGOING_KEPT) this.#free.push(next);
+        // Upstream's wire, or a batch that cannot be cut: it leaves as it is, in IP fragments (counted there).
+        if (this.#fit !== undefined && next.payload.length > this.#fit) {
+          this.#tooLarge(next.payload, next.sessions);
+        }
+        await this.net.send(this.codec.encode(next.payload), next.sessions);
         continue;
       }
       if (this.#stopped) return;
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }
+  }
+
+  /**
+   * The next datagram's payload: the oldest batch, followed by the batches queued behind it while they fit in
+   * {@link COALESCED_MAX_BYTES}. Why: the kernel thread ACKs so fast that, in a burst, a 4.1.9 kernel sends
+   * batches of one session each; one datagram per batch then costs the main thread a send each (about 2.5 ms
+   * under emulation), the queue fills, the ACKs are held, and a 4.1.9 kernel loses what it cannot queue
+   * (VM lab, 4 000 flows: BENCHMARKS.md "Kernel thread"). A datagram of several batches is exactly what a kernel
+   * batch is — whole entries, one after the other — so every receiver, upstream's included, takes it as one.
+   *
+   * On a framed wire, a batch too large for one packet once framed is cut at a session boundary: its first
+   * entries fill the frame (alone, or after the batches before it), the rest stays first in the queue and
+   * leaves at the head of the next frame. Each frame is a valid frame of whole entries (its own sequence, and
+   * with a key its own counter and tag), so receivers need nothing new. Why cut rather than let IP fragment
+   * it: fragments are what firewalls drop — with a key, every full batch would then be lost without a trace on
+   * either router. Why carry the rest over rather than send it alone: under load the frames stay full, so
+   * the cut adds one datagram per ~17 batches instead of one per batch, and costs no more than the fragments
+   * at saturation, where a cut per batch cost a third of the throughput (BENCHMARKS.md "What fits one packet").
+   */
+  #takeNext(): QueuedBatch | undefined {
+    const first = this.#queue[0];
+    if (!first) return undefined;
+    const splitAbove = this.#splitAbove;
+    if (splitAbove !== undefined && first.payload.length > splitAbove) {
+      const entryBytes = this.#cuttable(first);
+      if (entryBytes > 0) return this.#cut(first, entryBytes, splitAbove);
+    }
+    this.#queue.shift();
+    const parts = [first.payload];
+    let bytes = first.payload.length;
+    let sessions = first.sessions;
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0];
+      if (bytes + head.payload.length <= this.#coalesceMax) {
+        this.#queue.shift();
+        parts.push(head.payload);
+        bytes += head.payload.length;
+        sessions += head.sessions;
+        continue;
+      }
+      // A batch that will be cut anyway fills what room is left.
+      if (splitAbove !== undefined && head.payload.length > splitAbove) {
+        const entryBytes = this.#cuttable(head);
+        if (entryBytes > 0 && this.#coalesceMax - bytes >= entryBytes) {
+          const piece = this.#cut(head, entryBytes, this.#coalesceMax - bytes);
+          parts.push(piece.payload);
+          sessions += piece.sessions;
+        }
+      }
+      break;
+    }
+    return parts.length === 1 ? first : { payload: concatBytes(parts), sessions };
+  }
+
+  /** The entry size of a queued batch that may be cut (whole entries of the local format, two or more), else 0. */
+  #cuttable(batch: QueuedBatch): number {
+    if (batch.sessions <= 1) return 0;
+    const format = this.kernel.format;
+    const entryBytes = format ? ENTRY_SIZE[format] : batch.payload.length / batch.sessions;
+    return batch.payload.length === entryBytes * batch.sessions ? entryBytes : 0;
+  }
+
+  /**
+   * The first entries of `batch` (the queue's head) that fit in `room` bytes; the rest replaces it at the head.
+   * Counts and reports the batch the first time it is cut.
+   */
+  #cut(batch: QueuedBatch, entryBytes: number, room: number): QueuedBatch {
+    const [piece] = splitAtEntries(batch.payload, entryBytes, room);
+    const taken = piece.length / entryBytes;
+    this.#queue[0] = {
+      payload: batch.payload.subarray(piece.length),
+      sessions: batch.sessions - taken,
+      cut: true,
+    };
+    if (!batch.cut) {
+      this.stats.add("NET_BATCHES_SPLIT");
+      this.#tooLarge(batch.payload, batch.sessions);
+    }
+    return { payload: piece, sessions: taken };
+  }
+
+  /**
+   * Says, once an hour, that a batch does not fit one packet (cut on a framed wire, else fragmented), and which
+   * Jool setting makes every batch fit.
+   */
+  #tooLarge(payload: Uint8Array, sessions: number): void {
+    // Asked before the line is built: this runs for every such batch, at line rate.
+    if (this.#fitLog.admit("fit") === undefined) return;
+    const link = this.#link!;
+    const format = this.kernel.format;
+    const framed = this.codec.overhead > 0 ? `, ${payload.length + this.codec.overhead} framed` : "";
+    const what =
+      `a batch of ${sessions} sessions (${payload.length} bytes${framed}) does not fit one packet on ` +
+      `${linkText(link)}, which carries ${packetPayloadLimit(link)} bytes of UDP payload`;
+    const how = this.#splitAbove !== undefined && this.#cuttable({ payload, sessions }) > 0
+      ? ": such batches are cut at a session boundary, the rest leaving at the head of the next frame " +
+        "(NET_BATCHES_SPLIT)"
+      : ": it leaves in IP fragments (NET_SENT_FRAGMENTED)";
+    const fix = format
+      ? `; so that each batch fits one packet, set on this router: ${
+        fitSetting(this.#instance, batchFit(link, this.codec.overhead, format), format)
+      }`
+      : "";
+    this.log.warn(what + how + fix);
   }
 
   async #fromNet(): Promise<void> {

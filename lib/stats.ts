@@ -30,6 +30,10 @@ export const COUNTER_NAMES = [
   "NET_SEND_ERRORS", // sendto() failures
   "NET_RECV_ERRORS",
   "NET_SOCKET_DROPS", // datagrams the kernel dropped in our socket's full receive buffer (sampled from /proc)
+  // What fits one packet of the sync link (lib/net/packet_fit.ts): datagrams sent larger than one packet carries
+  // (so in IP fragments), per destination as NET_SENT_PKTS; and batches a framed wire cut instead (lib/relay.ts).
+  "NET_SENT_FRAGMENTED",
+  "NET_BATCHES_SPLIT",
   // "check pool4" (lib/session/pool4_check.ts): every session it drops, whether its datagram went on without it
   // or was dropped whole (then also one `net_outside_pool4`); and the periodic pool4 reads that failed.
   "NET_SESSIONS_OUTSIDE_POOL4",

@@ -46,6 +46,9 @@ const HELP: Record<CounterName, string> = {
   NET_SEND_ERRORS: "Datagrams that could not be sent",
   NET_RECV_ERRORS: "Errors receiving from the network",
   NET_SOCKET_DROPS: "Datagrams the kernel dropped because the multicast socket's receive buffer was full",
+  NET_SENT_FRAGMENTED: "Datagrams sent larger than one packet of the sync link carries, so in IP fragments",
+  NET_BATCHES_SPLIT:
+    "Session batches cut at a session boundary because their frame would not have fit one packet of the sync link",
   NET_SESSIONS_OUTSIDE_POOL4:
     "Sessions from the network dropped because their IPv4 side is outside the local pool4",
   POOL4_READ_ERRORS: "Periodic reads of the local pool4 that failed (the last table read stayed in use)",

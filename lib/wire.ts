@@ -22,6 +22,11 @@ export interface WireCodec {
   /** Name for logs and the stats JSON. */
   readonly name: string;
   /**
+   * Bytes a datagram adds around the payload it carries (0: the payload is the datagram). The relay keeps
+   * payload + overhead within one packet of the sync link on the framed wires (`lib/net/packet_fit.ts`).
+   */
+  readonly overhead: number;
+  /**
    * Datagram for one kernel batch (its container payload). It may live in a buffer the codec reuses: valid
    * until the codec's next `encode` (the relay sends each datagram before it encodes the next).
    */
@@ -39,6 +44,7 @@ export interface PlainCodec extends WireCodec {
 /** Upstream joold's wire: the batch verbatim, validated entry by entry on the way in. */
 export const upstreamWire: PlainCodec = {
   name: "upstream",
+  overhead: 0,
   encode: (payload) => payload,
   decode(datagram, format) {
     const result = validatePayload(datagram, format);

@@ -29,12 +29,15 @@ const SEND_BUFFER_BYTES = FRAME_HEADER_BYTES + 2048 + AUTH_TRAILER_BYTES;
 export class AuthenticatedWire implements WireCodec {
   /** Codec name, shown in the stats JSON: the inner codec's, "+auth". */
   readonly name: string;
+  /** The inner codec's overhead and the trailer. */
+  readonly overhead: number;
   /** Where every datagram is sealed: one buffer, reused (see {@link encode}). */
   #out = new Uint8Array(SEND_BUFFER_BYTES);
 
   /** `inner` must expect frames with {@link FRAME_FLAG_AUTH} set. */
   constructor(private readonly inner: WireCodec, private readonly auth: Authenticator) {
     this.name = `${inner.name}+auth`;
+    this.overhead = inner.overhead + AUTH_TRAILER_BYTES;
   }
 
   /**
@@ -72,6 +75,8 @@ export class AuthenticatedWire implements WireCodec {
 export class FramedDataWire implements PlainCodec {
   /** Codec name, shown in the stats JSON. */
   readonly name = "framed";
+  /** The DATA frame's header. */
+  readonly overhead: number = FRAME_HEADER_BYTES;
   readonly #sender: number;
   #seq = 0;
 
@@ -119,4 +124,16 @@ export class FramedDataWire implements PlainCodec {
     if (!result.ok) return result;
     return { ok: true, payload: entries, sessions: result.sessions };
   }
+}
+
+/**
+ * Bytes the wire of `net` adds to each kernel batch, without building it (`--check`): 0 for upstream's wire, a
+ * DATA frame's header for the reliable mode, and the trailer on top with a key — what the codecs' `overhead`
+ * says once running.
+ */
+export function framedWireOverhead(
+  net: { readonly auth?: unknown; readonly sync?: { readonly mode: string } },
+): number {
+  if (net.auth === undefined && net.sync?.mode !== "reliable") return 0;
+  return FRAME_HEADER_BYTES + (net.auth === undefined ? 0 : AUTH_TRAILER_BYTES);
 }

@@ -15,6 +15,7 @@ import { LogRateLimiter } from "../rate_limit.ts";
 import { socketDropReader } from "./socket_drops.ts";
 import {
   findSocketDescriptor,
+  interfaceMtu,
   setMulticastAllOff,
   setMulticastInterfaceV4,
   setMulticastInterfaceV6,
@@ -33,6 +34,7 @@ import { PacketInfoReceiver } from "../../ffi/packet_info.ts";
 import { interfaceIndex } from "../../ffi/host.ts";
 import type { Logger } from "../logger.ts";
 import type { Stats } from "../stats.ts";
+import { DEFAULT_LINK_MTU, packetPayloadLimit, type SyncLink } from "./packet_fit.ts";
 
 /** Largest legal datagram (upstream's JOOLD_MAX_PAYLOAD); anything bigger is dropped as `net_oversize`. */
 export const NET_MAX_PAYLOAD = 2048;
@@ -91,16 +93,23 @@ export class NetChannel {
 
   /** The socket's descriptor (the one the options were set on), for diagnostics and tests. */
   readonly descriptor: number;
+  /** The link datagrams leave on, and its MTU (read at open; see {@link syncLinkOf}). */
+  readonly link: SyncLink;
+  /** UDP payload bytes one packet of {@link link} carries: a longer datagram leaves in IP fragments. */
+  readonly #packetLimit: number;
 
   private constructor(
     conn: Deno.DatagramConn,
     descriptor: number,
     destinations: readonly Deno.NetAddr[],
     ingress: Ingress | undefined,
+    link: SyncLink,
     deps: NetChannelDeps,
   ) {
     this.#conn = conn;
     this.descriptor = descriptor;
+    this.link = link;
+    this.#packetLimit = packetPayloadLimit(link);
     this.#destinations = destinations;
     this.#ingress = ingress;
     this.#stats = deps.stats;
@@ -199,7 +208,8 @@ export class NetChannel {
           port: peer.port,
         })),
       ];
-      return new NetChannel(conn, descriptor, destinations, ingress, deps);
+      const link = syncLinkOf(config, descriptor);
+      return new NetChannel(conn, descriptor, destinations, ingress, link, deps);
     } catch (error) {
       conn.close();
       if (error instanceof SocketDescriptorError) {
@@ -224,8 +234,8 @@ export class NetChannel {
 
   /**
    * Sends one datagram to group:port (scope included) and to each unicast peer. Counts NET_SENT_PKTS/BYTES per
-   * destination reached, NET_SENT_SESSIONS (when given) once if any was, NET_SEND_ERRORS per destination
-   * that failed (logged, at most one line a second per destination); never throws. True when every
+   * destination reached (and NET_SENT_FRAGMENTED when it is larger than one packet of the link carries),
+   * NET_SENT_SESSIONS (when given) once if any was, NET_SEND_ERRORS per destination that failed (logged, at most one line a second per destination); never throws. True when every
    * destination got it.
    */
   async send(payload: Uint8Array, sessions?: number): Promise<boolean> {
@@ -244,6 +254,7 @@ export class NetChannel {
       reached++;
       this.#stats.add("NET_SENT_PKTS");
       this.#stats.add("NET_SENT_BYTES", payload.length);
+      if (payload.length > this.#packetLimit) this.#stats.add("NET_SENT_FRAGMENTED");
     }
     if (sessions !== undefined && reached > 0) this.#stats.add("NET_SENT_SESSIONS", sessions);
     return reached === this.#destinations.length;
@@ -385,6 +396,19 @@ async function join(run: () => Promise<unknown>, what: string): Promise<void> {
 
 function prefixed(file: string, message: string): string {
   return message.startsWith(`${file}: `) ? message : `${file}: ${message}`;
+}
+
+/**
+ * The interface datagrams leave on — `out interface`, else `in interface`, else the group's scope — and its MTU,
+ * asked of the socket itself (its network namespace's answer); {@link DEFAULT_LINK_MTU} when no interface is
+ * named (the routing table decides then, per destination) or its MTU cannot be read.
+ */
+function syncLinkOf(config: NetSocketConfig, descriptor: number): SyncLink {
+  const name = config.outInterface?.name ?? config.inInterface?.name ?? config.scope?.name;
+  const mtu = name === undefined ? undefined : interfaceMtu(descriptor, name);
+  return mtu !== undefined && mtu > 0
+    ? { name, mtu, measured: true, family: config.family }
+    : { name, mtu: DEFAULT_LINK_MTU, measured: false, family: config.family };
 }
 
 /** The ingress filter of a config with `acceptFrom`, and packet info turned on for it. */

@@ -25,6 +25,7 @@ import {
   encodeReplayEnd,
   encodeResyncRequest,
   FRAME_FLAG_AUTH,
+  FRAME_HEADER_BYTES,
   FRAME_TYPE,
 } from "./frame.ts";
 import { LivePacer } from "./pacing.ts";
@@ -33,6 +34,7 @@ import { ResendBuffer } from "./resend_buffer.ts";
 import type { NackTiming } from "./sequence.ts";
 import { SessionCache } from "./session_cache.ts";
 import { TrackFile } from "./track_file.ts";
+import { AUTH_TRAILER_BYTES } from "../auth/frame.ts";
 
 /** How often the timers run (NACKs, liveness, heartbeats, the track file). */
 const TICK_MS = 20;
@@ -85,6 +87,8 @@ export interface SentCounters {
 export class ReliableSync implements WireCodec {
   /** Codec name, shown in the stats JSON. */
   readonly name = "reliable";
+  /** A DATA frame's header around each kernel batch. */
+  readonly overhead: number = FRAME_HEADER_BYTES;
   #id: number;
   #seq = 0;
   readonly #resend: ResendBuffer;
@@ -132,6 +136,11 @@ export class ReliableSync implements WireCodec {
       readonly now?: () => number;
       /** Frames arrive with their authentication trailer checked and cut off (a `"key file"`, `lib/auth/`). */
       readonly authenticated?: boolean;
+      /**
+       * UDP payload bytes one packet of the sync link carries (`NetChannel.link`); a REPLAY frame, sealed,
+       * stays within it. Default: 1 452 (an IPv6 packet at MTU 1 500).
+       */
+      readonly packetLimit?: number;
     },
   ) {
     this.#id = newSenderId();
@@ -424,9 +433,12 @@ export class ReliableSync implements WireCodec {
     const cache = this.#cache;
     if (!cache) return 0;
     const size = ENTRY_SIZE[cache.format];
-    // The frame around the entries fits where a kernel batch does: 1 452 bytes is what fits one IPv6/UDP
-    // packet at MTU 1500, so a REPLAY of 1 452 bytes of entries plus its header would go as two fragments.
-    const perFrame = Math.floor((COALESCED_MAX_BYTES - REPLAY_OVERHEAD) / size);
+    // The frame around the entries, and its authentication trailer, fit one packet of the link (and no more
+    // than a kernel batch, 1 452 bytes): a REPLAY of 1 452 bytes of entries would go as two fragments.
+    const budget = Math.min(COALESCED_MAX_BYTES, this.deps.packetLimit ?? COALESCED_MAX_BYTES) -
+      REPLAY_OVERHEAD -
+      (this.deps.authenticated ? AUTH_TRAILER_BYTES : 0);
+    const perFrame = Math.max(1, Math.floor(budget / size));
     let sent = 0;
     for (const [origin, slots] of cache.snapshot(target)) {
       let parts: Uint8Array[] = [];

@@ -105,6 +105,9 @@ export interface RelayResult {
   addsAtB: number;
   acksAtA: number;
   mismatchedAdds: number;
+  /** A's NET_BATCHES_SPLIT and NET_SENT_FRAGMENTED: batches sent as several frames, datagrams sent in fragments. */
+  splitAtA: number;
+  fragmentedAtA: number;
   sessionsRelayed: number;
   seconds: number;
   sessionsPerSecond: number;
@@ -232,7 +235,8 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
     }
     latencies.sort((x, y) => x - y);
     const seconds = (Math.max(lastAddAt, injectedAt) - t0) / 1000;
-    const sessions = end.adds * sessionsPerBatch;
+    // Sessions, not ADDs × batch size: a framed wire may send a batch as several frames (lib/relay.ts).
+    const sessions = end.sessions;
     const perMillion = (d: number) => sessions ? d / (sessions / 1e6) : NaN;
     return {
       batchesInjected: injected,
@@ -240,11 +244,15 @@ export async function runRelay(options: RelayOptions): Promise<RelayResult> {
       addsAtB: end.adds,
       acksAtA: sa.counters.KERNEL_ACKS_SENT,
       mismatchedAdds: end.mismatched,
+      splitAtA: sa.counters.NET_BATCHES_SPLIT ?? 0,
+      fragmentedAtA: sa.counters.NET_SENT_FRAGMENTED ?? 0,
       sessionsRelayed: sessions,
       seconds,
       sessionsPerSecond: sessions / seconds,
       datagramsPerSecond: end.adds / seconds,
-      lossPercent: injected ? 100 * (injected - end.adds) / injected : 0,
+      lossPercent: injected
+        ? 100 * (injected * sessionsPerBatch - sessions) / (injected * sessionsPerBatch)
+        : 0,
       drops: { a: nonZero(sa.drops), b: nonZero(sb.drops) },
       udpB: {
         InDatagrams: udpB.Udp6InDatagrams,
@@ -310,6 +318,7 @@ function breakdown(
 
 interface SinkResult {
   adds: number;
+  sessions: number;
   acks: number;
   others: number;
   mismatched: number;

@@ -270,6 +270,8 @@ async function host(): Promise<HostSummary> {
       peakRssA: pick((r) => r.rssKiB.a.hwm),
       peakRssB: pick((r) => r.rssKiB.b.hwm),
       mismatched: Math.max(...runs.map((r) => r.mismatchedAdds)),
+      splitA: pick((r) => r.splitAtA),
+      fragmentedA: pick((r) => r.fragmentedAtA),
     },
   };
 }
@@ -285,11 +287,14 @@ function hostTable(h: HostSummary): string {
     "|---|---:|---|",
     `| batches injected per run | ${fmt(first.batchesInjected)} × ${batchSessions} sessions (format C) | |`,
     `| A's intake (kernel side: batches ACKed) | ${fmt(m.intakeSessionsPerSecondA)} sessions/s | |`,
-    `| relayed A→B (JOOLD_ADDs at B × ${batchSessions}) | **${fmt(m.sessionsPerSecond)} sessions/s** (${
+    `| relayed A→B (sessions in B's JOOLD_ADDs) | **${fmt(m.sessionsPerSecond)} sessions/s** (${
       fmt(m.datagramsPerSecond)
     } datagrams/s) | ≥ 1 M sessions/s (≈ 28 k datagrams/s) |`,
-    `| loss (injected − ADDs at B) | ${fmt(m.lossPercent, 1)} % | |`,
+    `| loss (sessions injected − sessions at B) | ${fmt(m.lossPercent, 1)} % | |`,
     `| ADDs not byte-identical | ${m.mismatched} | 0 |`,
+    `| A: batches split (NET_BATCHES_SPLIT) / datagrams sent fragmented (NET_SENT_FRAGMENTED) | ${
+      fmt(m.splitA)
+    } / ${fmt(m.fragmentedA)} | |`,
     `| CPU s per M sessions, A / B | ${fmt(m.cpuPerMillionA, 2)} / ${
       fmt(m.cpuPerMillionB, 2)
     } | ≤ 1 (one core at 1 M/s) |`,

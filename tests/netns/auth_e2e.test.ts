@@ -7,7 +7,11 @@
  *   sent again) and stale (right key, timestamp two minutes old) datagrams: none reaches B's kernel double,
  *   each counted by its reason in B's json view;
  * - a rolling key change in three SIGHUP steps while A's kernel keeps sending loses nothing, in upstream mode
- *   with a key and in the reliable mode with a key.
+ *   with a key and in the reliable mode with a key;
+ * - a kernel batch that would not fit one packet once framed and sealed leaves as two frames of whole entries
+ *   (none fragmented), arrives whole and byte for byte, and is counted (NET_BATCHES_SPLIT); without a key, on a
+ *   link too small for the batch, the datagram stays the kernel's batch and its fragments are counted
+ *   (NET_SENT_FRAGMENTED).
  */
 import { createHmac } from "node:crypto";
 import { assert, assertEquals } from "../helpers/assert.ts";
@@ -16,6 +20,7 @@ import { Lab, type LineProcess, netnsTest } from "./namespaces.ts";
 import { Daemon, queryStats } from "../helpers/double_daemon.ts";
 import { sessionBatch } from "../helpers/kernel_messages.ts";
 import { encodeData } from "../../lib/reliable/frame.ts";
+import { concatBytes } from "../../lib/jool/netlink.ts";
 import { sealFrame } from "../../lib/auth/frame.ts";
 
 const STATS_PORT = 46611;
@@ -47,20 +52,27 @@ interface Pair {
   peer(ns: string, address: string): Promise<LineProcess>;
 }
 
-async function pair(extra: Record<string, unknown>, keys: { first: Uint8Array; second?: Uint8Array }) {
+async function pair(
+  extra: Record<string, unknown>,
+  keys: { first: Uint8Array; second?: Uint8Array } | undefined,
+  mtu = 1500,
+) {
   const lab = new Lab();
   const nsA = await lab.namespace("a");
   const nsB = await lab.namespace("b");
   await lab.link(
     { ns: nsA, name: "eth0", addresses: ["192.0.2.1/24"] },
     { ns: nsB, name: "eth0", addresses: ["192.0.2.2/24"] },
+    mtu,
   );
   const dirs = {} as Record<"a" | "b", string>;
   for (const [end, address] of [["a", "192.0.2.1"], ["b", "192.0.2.2"]] as const) {
     const dir = await Deno.makeTempDir({ prefix: `joold-auth-${end}-` });
     dirs[end] = dir;
-    await Deno.writeFile(`${dir}/sync.key`, keys.first, { mode: 0o600 });
-    await Deno.writeFile(`${dir}/sync.key.2`, keys.second ?? keys.first, { mode: 0o600 });
+    if (keys) {
+      await Deno.writeFile(`${dir}/sync.key`, keys.first, { mode: 0o600 });
+      await Deno.writeFile(`${dir}/sync.key.2`, keys.second ?? keys.first, { mode: 0o600 });
+    }
     await Deno.writeTextFile(
       `${dir}/netsocket.json`,
       JSON.stringify({
@@ -70,8 +82,7 @@ async function pair(extra: Record<string, unknown>, keys: { first: Uint8Array; s
         "out interface": address,
         reuseaddr: 1,
         ttl: 1,
-        "key file": `${dir}/sync.key`,
-        "second key file": `${dir}/sync.key.2`,
+        ...(keys ? { "key file": `${dir}/sync.key`, "second key file": `${dir}/sync.key.2` } : {}),
         ...extra,
       }),
     );
@@ -262,3 +273,76 @@ for (const mode of ["upstream", "reliable"] as const) {
     NEEDS,
   );
 }
+
+for (const mode of ["upstream", "reliable"] as const) {
+  netnsTest(
+    `authentication (${mode} mode): a batch too large for one packet once sealed arrives whole, as two frames, none fragmented`,
+    async () => {
+      const key = crypto.getRandomValues(new Uint8Array(32));
+      const p = await pair(mode === "reliable" ? { mode } : {}, { first: key });
+      try {
+        const a = await p.start("a");
+        const b = await p.start("b");
+        const sniffer = await p.peer(p.nsB, "192.0.2.2");
+        // IPv4 at MTU 1 500: 1 472 bytes of UDP payload a packet; a sealed DATA frame adds 64 bytes, so 1 408
+        // bytes of entries fit (35 format-C sessions). The kernel's 36 (1 440 bytes, 1 504 sealed) do not.
+        const batch = sessionBatch(0, 36);
+        await a.inject(batch);
+        await b.until("A's 36 sessions at B", () => received(b).length === 36);
+        assertEquals(b.adds().map((container) => container.length), [35 * 40, 40]);
+        assertEquals(concatBytes(b.adds()), batch, "byte for byte, in order");
+        await sleep(200);
+        const frames = sniffer.lines.filter((l) => l.startsWith("recv ")).map((l) => unhex(l.slice(5)));
+        assert(
+          frames.length >= 2 && frames.every((f) => f.length <= 1472),
+          frames.map((f) => f.length).join(),
+        );
+        const statsA = await queryStats(p.nsA, STATS_PORT);
+        assertEquals(
+          [statsA.counters.NET_BATCHES_SPLIT, statsA.counters.NET_SENT_FRAGMENTED],
+          [1, 0],
+          JSON.stringify(statsA.counters),
+        );
+        const advice = a.log.filter((l) => l.includes("does not fit one packet"));
+        assertEquals(advice.length, 1, a.log.join("\n"));
+        assert(advice[0].includes("eth0 (MTU 1500)"), advice[0]);
+        assert(advice[0].includes("jool -i default global update ss-max-sessions-per-packet 35"), advice[0]);
+        const drops = Object.entries((await queryStats(p.nsB, STATS_PORT)).drops).filter(([, n]) => n > 0);
+        assertEquals(drops, [], "B dropped nothing");
+      } finally {
+        await cleanup(p);
+      }
+    },
+    NEEDS,
+  );
+}
+
+netnsTest(
+  "no key, a link too small for the kernel's batch: the datagram stays the batch, its fragments are counted",
+  async () => {
+    // MTU 1 400 over IPv4: 1 372 bytes of UDP payload a packet, the batch is 1 440.
+    const p = await pair({}, undefined, 1400);
+    try {
+      const a = await p.start("a");
+      const b = await p.start("b");
+      const batch = sessionBatch(0, 36);
+      await a.inject(batch);
+      await b.until("A's 36 sessions at B", () => received(b).length === 36);
+      assertEquals(b.adds(), [batch], "one JOOLD_ADD, the batch byte for byte");
+      const statsA = await queryStats(p.nsA, STATS_PORT);
+      assertEquals(statsA.wire, "upstream");
+      assertEquals(
+        [statsA.counters.NET_BATCHES_SPLIT, statsA.counters.NET_SENT_FRAGMENTED],
+        [0, 1],
+        JSON.stringify(statsA.counters),
+      );
+      const advice = a.log.filter((l) => l.includes("does not fit one packet"));
+      assertEquals(advice.length, 1, a.log.join("\n"));
+      assert(advice[0].includes("IP fragments") && advice[0].includes("eth0 (MTU 1400)"), advice[0]);
+      assert(advice[0].includes("ss-max-sessions-per-packet 34"), advice[0]); // (1400 − 28) / 40
+    } finally {
+      await cleanup(p);
+    }
+  },
+  NEEDS,
+);

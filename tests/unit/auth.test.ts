@@ -279,7 +279,7 @@ Deno.test("wires: upstream mode with a key round-trips DATA frames; mixed groups
   }
   // Around a reliable-mode engine too (its frame copied into the buffer, then sealed).
   const aroundOther = new AuthenticatedWire(
-    { name: "other", encode: (p) => encodeData(55, 1, p), decode: () => ({ ok: "handled" }) },
+    { name: "other", overhead: 16, encode: (p) => encodeData(55, 1, p), decode: () => ({ ok: "handled" }) },
     new Authenticator([KEY]),
   );
   const opened = new Authenticator([KEY]).open(aroundOther.encode(entries));
@@ -417,6 +417,8 @@ Deno.test("key files: --check prints paths and lengths, never the key", async ()
     const result = await runJoold(["--check"], dir);
     assertEquals(result.code, 0, result.stderr);
     assert(result.stdout.includes("key file: sync.key (40 bytes)\n"), result.stdout);
+    // What fits one packet with the key's 64 bytes (no interface named: 1 500 assumed).
+    assert(/\nfits one packet: .*MTU 1500.*at most 1[34]\d\d bytes/.test(result.stdout), result.stdout);
     await Deno.chmod(`${dir}/sync.key`, 0o640);
     const bad = await runJoold(["--check"], dir);
     assertEquals(bad.code, 3);

@@ -6,6 +6,7 @@ import {
   getMulticastInterfaceV6,
   getMulticastLoop,
   getMulticastTtl,
+  interfaceMtu,
   setMulticastInterfaceV4,
   setMulticastInterfaceV6,
   setMulticastLoop,
@@ -173,3 +174,22 @@ function thrown(run: () => unknown): unknown {
   }
   throw new assert.AssertionError({ message: "expected an exception" });
 }
+
+Deno.test("interface MTU: SIOCGIFMTU through the socket, undefined for an interface that is not there", () => {
+  const conn = listen("127.0.0.1", 46431);
+  try {
+    const fd = findSocketDescriptor({ family: 4, bytes: addressBytes("127.0.0.1")!, port: 46431 });
+    // What the kernel says of lo in this namespace, read the other way (sysfs of the same namespace here).
+    const lo = Number(new TextDecoder().decode(
+      new Deno.Command("cat", { args: ["/sys/class/net/lo/mtu"] })
+        .outputSync().stdout,
+    ));
+    assert(lo > 0);
+    assert.deepEqual(interfaceMtu(fd, "lo"), lo);
+    assert.deepEqual(interfaceMtu(fd, "joold-absent0"), undefined);
+    assert.deepEqual(interfaceMtu(fd, "a-name-longer-than-ifnamsiz"), undefined);
+    assert.deepEqual(interfaceMtu(fd, ""), undefined);
+  } finally {
+    conn.close();
+  }
+});

@@ -8,12 +8,14 @@ import { AckGate } from "../../lib/kernel/ack_rule.ts";
 import { pool4Table } from "../../lib/session/pool4_check.ts";
 import { upstreamWire } from "../../lib/wire.ts";
 import { concatBytes } from "../../lib/jool/netlink.ts";
+import type { SyncLink } from "../../lib/net/packet_fit.ts";
 import { sessionBatch, sessionEntry } from "../helpers/kernel_messages.ts";
 import { parsePool4Spec } from "../helpers/pool4_double.ts";
 
 /** A codec that accepts datagrams whose first byte is 1 (one session per remaining byte). */
 const testCodec: WireCodec = {
   name: "test",
+  overhead: 0,
   encode: (payload) => payload,
   decode: (datagram) =>
     datagram[0] === 1
@@ -34,8 +36,8 @@ class FakeKernel implements KernelSide {
     this.#emit = onBatch;
     return new Promise((resolve) => this.#end = resolve);
   }
-  batch(payload: Uint8Array): void {
-    this.#emit!(payload, 1);
+  batch(payload: Uint8Array, sessions = 1): void {
+    this.#emit!(payload, sessions);
   }
   close(): void {
     this.#end?.();
@@ -44,18 +46,17 @@ class FakeKernel implements KernelSide {
 
 class FakeNet implements NetSide {
   sent: Uint8Array[] = [];
-  /** The buffer of each datagram the relay asked to send. */
-  buffers: ArrayBufferLike[] = [];
+  sentSessions: (number | undefined)[] = [];
   #incoming: Uint8Array[] = [];
   #wake?: () => void;
   #closed = false;
   sendGate: Promise<void> = Promise.resolve();
-  async send(datagram: Uint8Array): Promise<boolean> {
-    this.buffers.push(datagram.buffer);
-    const bytes = datagram.slice(); // what was asked to be sent (the relay reuses the buffer once this settles)
+  async send(datagram: Uint8Array, sessions?: number): Promise<boolean> {
+    const bytes = datagram.slice(); // what was asked to be sent
     await this.sendGate;
     assertEquals(datagram, bytes, "the datagram did not change while its send was in flight");
     this.sent.push(bytes);
+    this.sentSessions.push(sessions);
     return true;
   }
   deliver(datagram: Uint8Array): void {
@@ -242,35 +243,6 @@ Deno.test("relay: each batch is copied at once (the kernel side may reuse its bu
   await done;
 });
 
-Deno.test("relay: a datagram's buffer is reused once its send has completed, never before", async () => {
-  const kernel = new FakeKernel();
-  const net = new FakeNet();
-  const done = new Relay(kernel, net, testCodec, new Stats(), new MemoryLogger()).run();
-  await tick();
-  for (let i = 0; i < 4; i++) {
-    kernel.batch(new Uint8Array(100).fill(i));
-    await tick();
-  }
-  let open!: () => void;
-  net.sendGate = new Promise((resolve) => open = resolve);
-  kernel.batch(new Uint8Array(100).fill(4));
-  await tick(); // in flight, held
-  kernel.batch(new Uint8Array(100).fill(5)); // must not land in the buffer in flight (FakeNet checks)
-  open();
-  for (let i = 0; i < 5; i++) await tick();
-  assertEquals(net.sent.map((d) => d[0]), [0, 1, 2, 3, 4, 5]);
-  const first = net.buffers[0];
-  assertEquals(
-    net.buffers.slice(0, 5).map((b) => b === first),
-    [true, true, true, true, true],
-    "one buffer, recycled",
-  );
-  assert(net.buffers[5] !== net.buffers[4], "a second buffer while the first was in flight");
-  kernel.close();
-  net.close();
-  await done;
-});
-
 Deno.test('relay with "check pool4": sessions outside pool4 never reach the kernel; every one is counted', async () => {
   const kernel = new FakeKernel(); // format C
   const net = new FakeNet();
@@ -295,4 +267,114 @@ Deno.test('relay with "check pool4": sessions outside pool4 never reach the kern
   kernel.close();
   net.close();
   await done;
+});
+
+/** A framed wire as the keyed one: 16 bytes of header (here: 0xf1) before the payload, 48 of trailer (0xf2) after. */
+const keyedCodec: WireCodec = {
+  name: "keyed-test",
+  overhead: 64,
+  encode: (payload) => concatBytes([new Uint8Array(16).fill(0xf1), payload, new Uint8Array(48).fill(0xf2)]),
+  decode: () => ({ ok: false, reason: "net_bad_field", detail: "not used" }),
+};
+const ETH0: SyncLink = { name: "eth0", mtu: 1500, measured: true, family: 6 };
+
+Deno.test("relay, framed wire: a batch that would not fit one packet leaves as frames of whole entries", async () => {
+  const kernel = new FakeKernel(); // format C: 40-byte entries
+  const net = new FakeNet();
+  const stats = new Stats();
+  const log = new MemoryLogger();
+  const done = new Relay(kernel, net, keyedCodec, stats, log, { link: ETH0, instance: "nat64" }).run();
+  const batch = sessionBatch(0, 36); // 1 440 bytes; framed 1 504 > 1 452 (one IPv6 packet at MTU 1 500)
+  kernel.batch(batch, 36);
+  await tick();
+  kernel.batch(sessionBatch(100, 34), 34); // 1 360 bytes: framed 1 424, fits
+  await tick();
+  kernel.batch(sessionBatch(200, 36), 36);
+  for (let i = 0; i < 4; i++) await tick();
+  assertEquals(net.sent.map((d) => d.length), [1360 + 64, 80 + 64, 1360 + 64, 1360 + 64, 80 + 64]);
+  assertEquals(net.sentSessions, [34, 2, 34, 34, 2]);
+  assertEquals(net.sent[0].subarray(16, 16 + 1360), sessionBatch(0, 34));
+  assertEquals(net.sent[1].subarray(16, 16 + 80), sessionBatch(34, 2));
+  assertEquals(net.sent[2].subarray(16, 16 + 1360), sessionBatch(100, 34));
+  assertEquals(stats.get("NET_BATCHES_SPLIT"), 2);
+  // One line (rate-limited: an hour) with what to set.
+  const warned = log.lines.filter((l) => l.startsWith("warn"));
+  assertEquals(warned.length, 1, log.lines.join("\n"));
+  assert(warned[0].includes("1504 framed") && warned[0].includes("eth0 (MTU 1500)"), warned[0]);
+  assert(warned[0].includes("jool -i nat64 global update ss-max-sessions-per-packet 34"), warned[0]);
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay, framed wire: under load, the rest of a cut batch heads the next frame, so frames stay full", async () => {
+  const kernel = new FakeKernel();
+  const net = new FakeNet();
+  let open!: () => void;
+  net.sendGate = new Promise((resolve) => open = resolve);
+  const stats = new Stats();
+  const done = new Relay(kernel, net, keyedCodec, stats, new MemoryLogger(), { link: ETH0 }).run();
+  await tick();
+  const batches = [sessionBatch(0, 36), sessionBatch(100, 36), sessionBatch(200, 36)];
+  kernel.batch(batches[0], 36);
+  await tick(); // its first 34 in flight, blocked on the gate; its last 2 wait
+  kernel.batch(batches[1], 36);
+  kernel.batch(batches[2], 36);
+  open();
+  for (let i = 0; i < 6; i++) await tick();
+  assertEquals(net.sentSessions, [34, 34, 34, 6]); // 2 + 32, then 4 + 30, then the last 6
+  assertEquals(net.sent.map((d) => d.length - 64), [1360, 1360, 1360, 240]);
+  const entries = concatBytes(net.sent.map((d) => d.subarray(16, d.length - 48)));
+  assertEquals(entries, concatBytes(batches), "every session once, in order, byte for byte");
+  assertEquals(stats.get("NET_BATCHES_SPLIT"), 3);
+  kernel.close();
+  net.close();
+  await done;
+});
+
+Deno.test("relay, upstream wire: a batch goes verbatim whatever the link; one too large for it is logged", async () => {
+  for (const [mtu, warnings] of [[1500, 0], [1400, 1]] as const) {
+    const kernel = new FakeKernel();
+    const net = new FakeNet();
+    const stats = new Stats();
+    const log = new MemoryLogger();
+    const done = new Relay(kernel, net, upstreamWire, stats, log, { link: { ...ETH0, mtu } }).run();
+    const batch = sessionBatch(0, 36);
+    kernel.batch(batch, 36);
+    for (let i = 0; i < 3; i++) await tick();
+    assertEquals(net.sent.length, 1);
+    assertEquals(net.sent[0], batch, "the kernel's bytes, unframed and unsplit");
+    assertEquals(stats.get("NET_BATCHES_SPLIT"), 0);
+    const warned = log.lines.filter((l) => l.startsWith("warn"));
+    assertEquals(warned.length, warnings, log.lines.join("\n"));
+    if (warnings) {
+      assert(warned[0].includes("IP fragments"), warned[0]);
+      assert(warned[0].includes("ss-max-sessions-per-packet 33"), warned[0]); // (1400 − 48) / 40
+    }
+    kernel.close();
+    net.close();
+    await done;
+  }
+});
+
+Deno.test("relay, framed wire: queued batches coalesce only up to what fits one packet once framed", async () => {
+  for (const [codec, expected] of [[keyedCodec, [0, 1200, 200]], [upstreamWire, [0, 1400]]] as const) {
+    const kernel = new FakeKernel();
+    const net = new FakeNet();
+    let open!: () => void;
+    net.sendGate = new Promise((resolve) => open = resolve);
+    const done = new Relay(kernel, net, codec, new Stats(), new MemoryLogger(), { link: ETH0 }).run();
+    await tick();
+    kernel.batch(new Uint8Array(0), 0);
+    await tick(); // in flight, blocked on the gate
+    kernel.batch(sessionBatch(0, 10), 10);
+    kernel.batch(sessionBatch(10, 20), 20);
+    kernel.batch(sessionBatch(30, 5), 5); // 35 entries, 1 400 bytes: within 1 452, beyond 1 388
+    open();
+    for (let i = 0; i < 5; i++) await tick();
+    assertEquals(net.sent.map((d) => d.length - codec.overhead), expected);
+    kernel.close();
+    net.close();
+    await done;
+  }
 });

@@ -53,6 +53,25 @@ Deno.test("prometheus exposition: HELP/TYPE per metric, labelled drops", () => {
   }
 });
 
+Deno.test("what fits one packet: fragmented and split counts in the json and prometheus views, not in the CSV", () => {
+  const stats = new Stats();
+  stats.add("NET_SENT_FRAGMENTED", 3);
+  stats.add("NET_BATCHES_SPLIT", 5);
+  const snap = stats.snapshot();
+  const json = JSON.parse(renderForRequest("json", snap));
+  assertEquals([json.counters.NET_SENT_FRAGMENTED, json.counters.NET_BATCHES_SPLIT], [3, 5]);
+  const text = renderPrometheus(snap);
+  assert(text.includes("\njoold_net_sent_fragmented_total 3\n"), text);
+  assert(text.includes("\njoold_net_batches_split_total 5\n"), text);
+  assert(
+    text.includes("# HELP joold_net_batches_split_total Session batches cut at a session boundary"),
+    text,
+  );
+  // The six lines stay upstream's, byte for byte.
+  assertEquals(renderCsvText(snap).split("\n").length, 7);
+  assert(!renderCsvText(snap).includes("FRAGMENTED"));
+});
+
 Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
   const stats = sample();
   const log = new MemoryLogger();
