@@ -163,7 +163,8 @@ export class Relay {
       this.#dropped("kernel_queue_full", `network send queue full (${this.#capacity} datagrams)`);
       return;
     }
-    // A copy: the kernel channel hands over a view of a buffer it reuses for its next datagram (lib/kernel/handoff.ts).
+    // A copy: the kernel channel hands over a view of a buffer it reuses for its next datagram
+    // (lib/kernel/handoff.ts).
     this.#queue.push({ payload: payload.slice(), sessions });
     if (!this.#stopped && this.#queue.length >= Math.ceil(this.#capacity * 3 / 4)) this.kernel.ackGate.hold();
     this.#wake?.();
@@ -209,11 +210,8 @@ export class Relay {
   #takeNext(): QueuedBatch | undefined {
     const first = this.#queue[0];
     if (!first) return undefined;
-    const splitAbove = this.#splitAbove;
-    if (splitAbove !== undefined && first.payload.length > splitAbove) {
-      const entryBytes = this.#cuttable(first);
-      if (entryBytes > 0) return this.#cut(first, entryBytes, splitAbove);
-    }
+    const piece = this.#cutToFit(first, this.#splitAbove ?? 0);
+    if (piece) return piece;
     this.#queue.shift();
     const parts = [first.payload];
     let bytes = first.payload.length;
@@ -228,17 +226,25 @@ export class Relay {
         continue;
       }
       // A batch that will be cut anyway fills what room is left.
-      if (splitAbove !== undefined && head.payload.length > splitAbove) {
-        const entryBytes = this.#cuttable(head);
-        if (entryBytes > 0 && this.#coalesceMax - bytes >= entryBytes) {
-          const piece = this.#cut(head, entryBytes, this.#coalesceMax - bytes);
-          parts.push(piece.payload);
-          sessions += piece.sessions;
-        }
+      const piece = this.#cutToFit(head, this.#coalesceMax - bytes);
+      if (piece) {
+        parts.push(piece.payload);
+        sessions += piece.sessions;
       }
       break;
     }
     return parts.length === 1 ? first : { payload: concatBytes(parts), sessions };
+  }
+
+  /**
+   * When `batch` (the queue's head) is one a framed wire cuts — longer than one packet, whole entries — and
+   * `room` holds at least one of its entries: its first entries that fit in `room` (see {@link #cut}). Else
+   * undefined, having done nothing.
+   */
+  #cutToFit(batch: QueuedBatch, room: number): QueuedBatch | undefined {
+    if (this.#splitAbove === undefined || batch.payload.length <= this.#splitAbove) return undefined;
+    const entryBytes = this.#cuttable(batch);
+    return entryBytes > 0 && room >= entryBytes ? this.#cut(batch, entryBytes, room) : undefined;
   }
 
   /** The entry size of a queued batch that may be cut (whole entries of the local format, two or more), else 0. */

@@ -318,11 +318,16 @@ export class KernelChannel {
     if (formatBySize(payload) !== this.#format) return false;
     const sessions = countSessions(payload);
     if (sessions === undefined || sessions === 0) return false;
+    this.#handOn(payload, sessions, onBatch);
+    return true;
+  }
+
+  /** Counts an accepted batch and hands it on: a view of the transport's buffer, the handler copies what it keeps. */
+  #handOn(payload: Uint8Array, sessions: number, onBatch: BatchHandler): void {
     this.#stats.add("KERNEL_RCVD_BATCHES");
     this.#stats.add("KERNEL_RCVD_BYTES", payload.length);
     this.#stats.add("KERNEL_RCVD_SESSIONS", sessions);
     onBatch(payload, sessions);
-    return true;
   }
 
   /** `acked`: the datagram holding `raw` was ACKed on arrival by the kernel thread. */
@@ -406,10 +411,7 @@ export class KernelChannel {
       );
       return;
     }
-    this.#stats.add("KERNEL_RCVD_BATCHES");
-    this.#stats.add("KERNEL_RCVD_BYTES", m.payload.length);
-    this.#stats.add("KERNEL_RCVD_SESSIONS", sessions);
-    onBatch(m.payload, sessions); // a view of the transport's buffer: the handler copies what it keeps
+    this.#handOn(m.payload, sessions, onBatch);
   }
 
   /**

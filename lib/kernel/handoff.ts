@@ -1,10 +1,10 @@
 /**
  * How the kernel thread hands datagrams to the main thread: a ring of slots in shared memory. The thread
  * receives each datagram straight into a free slot and publishes it with one atomic store; the main thread
- * copies it out (into a buffer it reuses) and frees the slot. Nothing is allocated on the thread's side per datagram, so its isolate
- * never collects garbage in the middle of a burst: with a copy and a postMessage per batch it ran a scavenge
- * every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one held an ACK
- * (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
+ * copies it out (into a buffer it reuses) and frees the slot. Nothing is allocated on the thread's side per
+ * datagram, so its isolate never collects garbage in the middle of a burst: with a copy and a postMessage per
+ * batch it ran a scavenge every ~500 batches, 0.05–0.7 ms on a host and 10–20 ms under emulation, and each one
+ * held an ACK (VM lab, Jool 4.1.9; BENCHMARKS.md "Kernel thread").
  *
  * The main thread is woken only when it said it would wait (a flag it sets, then re-checks the ring, so a
  * datagram published meanwhile is never missed), by a byte the thread sends on a socket pair

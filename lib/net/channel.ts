@@ -235,8 +235,8 @@ export class NetChannel {
   /**
    * Sends one datagram to group:port (scope included) and to each unicast peer. Counts NET_SENT_PKTS/BYTES per
    * destination reached (and NET_SENT_FRAGMENTED when it is larger than one packet of the link carries),
-   * NET_SENT_SESSIONS (when given) once if any was, NET_SEND_ERRORS per destination that failed (logged, at most one line a second per destination); never throws. True when every
-   * destination got it.
+   * NET_SENT_SESSIONS (when given) once if any was, NET_SEND_ERRORS per destination that failed (logged, at
+   * most one line a second per destination); never throws. True when every destination got it.
    */
   async send(payload: Uint8Array, sessions?: number): Promise<boolean> {
     let reached = 0;
