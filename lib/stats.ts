@@ -38,6 +38,8 @@ export const COUNTER_NAMES = [
   // or was dropped whole (then also one `net_outside_pool4`); and the periodic pool4 reads that failed.
   "NET_SESSIONS_OUTSIDE_POOL4",
   "POOL4_READ_ERRORS",
+  // Stats requests read but not answered: beyond the stats server's answer budget (lib/stats_server.ts).
+  "STATS_REQUESTS_UNANSWERED",
 ] as const;
 
 /** One plain counter name. */

@@ -52,6 +52,7 @@ const HELP: Record<CounterName, string> = {
   NET_SESSIONS_OUTSIDE_POOL4:
     "Sessions from the network dropped because their IPv4 side is outside the local pool4",
   POOL4_READ_ERRORS: "Periodic reads of the local pool4 that failed (the last table read stayed in use)",
+  STATS_REQUESTS_UNANSWERED: "Stats requests read but not answered, beyond the stats server's answer budget",
 };
 
 /** Prometheus text exposition format (version 0.0.4); `extra` is appended (whole lines). */

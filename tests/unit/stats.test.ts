@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { Stats } from "../../lib/stats.ts";
 import { renderCsvText, renderForRequest, renderPrometheus } from "../../lib/stats_format.ts";
-import { StatsServer } from "../../lib/stats_server.ts";
+import { STATS_ANSWERS_PER_SECOND, StatsServer } from "../../lib/stats_server.ts";
 import { MemoryLogger } from "../helpers/memory_logger.ts";
 import { LogRateLimiter } from "../../lib/rate_limit.ts";
 
@@ -108,6 +108,41 @@ Deno.test("stats server answers nc-style UDP queries on loopback", async () => {
     }
   } finally {
     probe.close();
+    await server.close();
+  }
+});
+
+Deno.test("stats server: beyond its answer budget a request is read, counted and not answered", async () => {
+  const stats = new Stats();
+  let now = 0;
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = await freeUdpPort();
+  const server = StatsServer.open({
+    port,
+    addresses: ["127.0.0.1"],
+    defaultAddresses: false,
+    stats,
+    log: new MemoryLogger(),
+    now: () => now,
+  });
+  const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
+  try {
+    // The clock stands still: one burst's worth is answered, the rest only counted. (CSV requests: their short
+    // answers all fit the client's receive buffer.)
+    const sent = STATS_ANSWERS_PER_SECOND + 50;
+    for (let i = 0; i < sent; i++) await client.send(new TextEncoder().encode("\n"), to);
+    for (let i = 0; i < STATS_ANSWERS_PER_SECOND; i++) await client.receive();
+    for (let i = 0; i < 200 && stats.get("STATS_REQUESTS_UNANSWERED") < 50; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(stats.get("STATS_REQUESTS_UNANSWERED"), 50);
+    // A second later the budget is back: the next scrape is answered, and shows the count.
+    now += 1000;
+    await client.send(new TextEncoder().encode("json"), to);
+    const [reply] = await client.receive();
+    assertEquals(JSON.parse(new TextDecoder().decode(reply)).counters.STATS_REQUESTS_UNANSWERED, 50);
+  } finally {
+    client.close();
     await server.close();
   }
 });

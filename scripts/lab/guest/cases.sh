@@ -565,8 +565,15 @@ faults_case() {
   fact "$dir" waited_flood $(($(date +%s) - w0))
   stats_flood_stop
   fact "$dir" flood_requests "$(cat /tmp/flood-A.* /tmp/flood-B.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')"
-  [ -n "$(stats_text A 45678)" ] && [ -n "$(stats_text B 45678)" ] && fact "$dir" stats_after_flood yes ||
-    fact "$dir" stats_after_flood no
+  # The flood's backlog is read (beyond the answer budget, unanswered) before a new request: up to three tries,
+  # a second apart, as a scraper on UDP would; the tries taken are a fact of their own.
+  local tries=0 answered=no
+  while [ "$tries" -lt 3 ] && [ "$answered" = no ]; do
+    tries=$((tries + 1))
+    [ -n "$(stats_text A 45678)" ] && [ -n "$(stats_text B 45678)" ] && answered=yes || sleep 1
+  done
+  fact "$dir" stats_after_flood "$answered"
+  fact "$dir" stats_after_flood_tries "$tries"
   snapshot "$dir/flood" A default 45678
   snapshot "$dir/flood" B default 45678
   fact "$dir" restarts_flood "$n → $(starts A) $(starts B)"
