@@ -94,15 +94,19 @@ function netlinkOffset(linktype: number, data: Uint8Array): number {
 /** A Jool Generic Netlink message seen on the tap. */
 export interface JoolEvent {
   us: number;
-  /** `mcast`: the kernel's session batch (cmd 0, pid 0); `ack`: a JOOLD_ACK (cmd 29). */
-  kind: "mcast" | "ack";
-  /** Sessions in the batch (multicasts), from the container's length and the first entry's length. */
+  /**
+   * `mcast`: the kernel's session batch (cmd 0, pid 0); `ack`: a JOOLD_ACK (cmd 29); `add`: a JOOLD_ADD (cmd 27),
+   * sessions from a peer handed to the kernel.
+   */
+  kind: "mcast" | "ack" | "add";
+  /** Sessions in the batch (multicasts and JOOLD_ADDs), from the container's length and the first entry's length. */
   entries: number;
   iname: string;
 }
 
 const JOOL_MAGIC = [0x6a, 0x6f, 0x6f, 0x6c]; // "jool"
 const CMD_JOOLD_ACK = 29;
+const CMD_JOOLD_ADD = 27;
 
 /** Picks the kernel's multicasts and the daemon's ACKs out of a netlink capture. */
 export function joolEvents(pcap: Pcap): JoolEvent[] {
@@ -121,14 +125,16 @@ export function joolEvents(pcap: Pcap): JoolEvent[] {
     const nameBytes = d.subarray(32, 48);
     const nul = nameBytes.indexOf(0);
     const iname = new TextDecoder().decode(nul < 0 ? nameBytes : nameBytes.subarray(0, nul));
+    let entries = 0;
+    if (d.length >= 56) {
+      const attrLen = v.getUint16(48, true);
+      const entryLen = (v.getUint16(52, true) + 3) & ~3;
+      if (entryLen > 4) entries = Math.floor((attrLen - 4 + 3) / entryLen);
+    }
     if (cmd === 0 && pid === 0 && seq === 0) {
-      let entries = 0;
-      if (d.length >= 56) {
-        const attrLen = v.getUint16(48, true);
-        const entryLen = (v.getUint16(52, true) + 3) & ~3;
-        if (entryLen > 4) entries = Math.floor((attrLen - 4 + 3) / entryLen);
-      }
       out.push({ us: p.us, kind: "mcast", entries, iname });
+    } else if (cmd === CMD_JOOLD_ADD) {
+      out.push({ us: p.us, kind: "add", entries, iname });
     } else if (cmd === CMD_JOOLD_ACK) {
       out.push({ us: p.us, kind: "ack", entries: 0, iname });
     }
@@ -160,6 +166,7 @@ export function ackFigures(events: JoolEvent[], iname?: string): AckFigures {
   const mcasts: JoolEvent[] = [];
   const acks: number[] = [];
   for (const e of ev) {
+    if (e.kind === "add") continue;
     if (e.kind === "ack") acks.push(e.us);
     else {
       const prev = mcasts.at(-1);
@@ -201,6 +208,25 @@ export function quantile(xs: number[], q: number): number {
 /** Figures of one capture file. */
 export function ackFiguresOfFile(path: string, iname = "default"): AckFigures {
   return ackFigures(joolEvents(readPcap(Deno.readFileSync(path))), iname);
+}
+
+/**
+ * B's side of a burst (a capture of B's netlink, `--b-netlink`): ms from `startUs` (the burst's start, on the
+ * capture's clock) to B's last JOOLD_ADD of instance `iname`, and the sessions in B's JOOLD_ADDs since `startUs`;
+ * undefined when B sent none.
+ */
+export function lastAddOfFile(
+  path: string,
+  startUs: number,
+  iname = "default",
+): { lastAddMs: number; sessions: number } | undefined {
+  const adds = joolEvents(readPcap(Deno.readFileSync(path)))
+    .filter((e) => e.kind === "add" && e.iname === iname && e.us >= startUs);
+  if (adds.length === 0) return undefined;
+  return {
+    lastAddMs: (Math.max(...adds.map((e) => e.us)) - startUs) / 1000,
+    sessions: adds.reduce((n, e) => n + e.entries, 0),
+  };
 }
 
 /** Pools the figures of several captures. */

@@ -11,7 +11,7 @@
  */
 import { errorMessage } from "../../lib/errors.ts";
 import { join } from "node:path";
-import { type AckFigures, ackFiguresOfFile, pool, quantile } from "./lab_ack.ts";
+import { type AckFigures, ackFiguresOfFile, lastAddOfFile, pool, quantile } from "./lab_ack.ts";
 
 /** One burst case (one run of one daemon kind and size). */
 interface Run {
@@ -20,6 +20,8 @@ interface Run {
   facts: Record<string, string>;
   jstat: Record<string, number>;
   ack: AckFigures | null;
+  /** From B's netlink capture (`--b-netlink`): ms from the burst's start to B's last JOOLD_ADD, or NaN. */
+  lastAddMs: number;
 }
 
 /** One lab output directory. */
@@ -71,13 +73,14 @@ function readLabRun(dir: string): LabRun {
     } catch {
       ack = null;
     }
-    runs.push({
-      daemon: m[1] as "ours" | "upstream",
-      flows: Number(m[2]),
-      facts: readKeyValues(join(c, "facts"), "="),
-      jstat,
-      ack,
-    });
+    const facts = readKeyValues(join(c, "facts"), "=");
+    let lastAddMs = NaN;
+    try {
+      lastAddMs = lastAddOfFile(join(c, "genl-b.pcap"), Number(facts.burst_start_us))?.lastAddMs ?? NaN;
+    } catch {
+      // no capture of B's netlink (the lab ran without --b-netlink)
+    }
+    runs.push({ daemon: m[1] as "ours" | "upstream", flows: Number(m[2]), facts, jstat, ack, lastAddMs });
   }
   return { dir, version, commit, runs };
 }
@@ -129,6 +132,26 @@ function burstTable(labs: LabRun[]): string[] {
         } | ${o.map(reached).join(", ")} | ${u.map(reached).join(", ")} | ${convText(o)} | ${convText(u)} | ${
           ratio(conv(o), conv(u))
         } |`,
+      );
+    }
+  }
+  return rows;
+}
+
+function lastAddTable(labs: LabRun[]): string[] {
+  const rows = [
+    "| Jool | daemon commit | flows | ours: ms to B's last JOOLD_ADD (median) | upstream | ratio | ours: per run | upstream: per run |",
+    "|---|---|--:|--:|--:|--:|---|---|",
+  ];
+  for (const lab of labs) {
+    for (const n of sizes(lab)) {
+      const o = pick(lab, "ours", n).map((r) => r.lastAddMs);
+      const u = pick(lab, "upstream", n).map((r) => r.lastAddMs);
+      if (![...o, ...u].some(Number.isFinite)) continue;
+      rows.push(
+        `| ${lab.version} | ${lab.commit.slice(0, 7)} | ${n} | ${f(median(o))} | ${f(median(u))} | ${
+          ratio(median(o), median(u))
+        } | ${o.map((x) => f(x)).join(", ")} | ${u.map((x) => f(x)).join(", ")} |`,
       );
     }
   }
@@ -222,6 +245,10 @@ function main(args: string[]): number {
       "### Sessions that reached B, time until B converged",
       "",
       ...burstTable(labs),
+      "",
+      "### Time from the burst's start to B's last JOOLD_ADD (B's netlink tap, `--b-netlink`; rows only with it)",
+      "",
+      ...lastAddTable(labs),
       "",
       "### ACK turnaround per batch (router A's netlink tap)",
       "",

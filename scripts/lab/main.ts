@@ -41,6 +41,9 @@ options:
   --daemon-rev REV           run our daemon as of git revision REV (a snapshot of main.ts, lib/, ffi/ in the
                              output directory) instead of the working tree; the output directory gets
                              the commit's short id as a suffix
+  --b-netlink                with --burst: also capture B's netlink (its JOOLD_ADDs), for the time from A's
+                             first multicast of a burst to B's last JOOLD_ADD (precise, where the session-table
+                             polling is to the second)
   --sched-trace              with --burst: record the guest's scheduler and softirq events during each burst
                              (tracefs) in the case's sched.trace
   --bundle                   run our daemon from the one-file bundle (deno task bundle → dist/joold.js)
@@ -76,6 +79,7 @@ async function burst(
   rev: string | undefined,
   steady: number,
   schedTrace: boolean,
+  bNetlink: boolean,
 ): Promise<number> {
   const specs: string[] = [];
   for (const n of sizes) {
@@ -87,6 +91,7 @@ async function burst(
     LAB_CASES: specs.join(" "),
     LAB_STEADY_SECONDS: String(steady),
     LAB_SCHED_TRACE: schedTrace ? "1" : "0",
+    LAB_NLMON_B: bNetlink ? "1" : "0",
   };
   let outDir = join(OUT_DIR, `burst-${image.version}${steady > 0 ? `-steady${steady}` : ""}`);
   let prepare: ((dir: string) => Promise<void>) | undefined;
@@ -143,6 +148,7 @@ async function main(): Promise<number> {
         "daemon-rev": { type: "string" },
         bundle: { type: "boolean", default: false },
         "sched-trace": { type: "boolean", default: false },
+        "b-netlink": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -176,7 +182,16 @@ async function main(): Promise<number> {
 
   const image = await buildLab(version);
   if (values.burst) {
-    return await burst(image, sizes, repeat, timeout, values["daemon-rev"], steady, values["sched-trace"]);
+    return await burst(
+      image,
+      sizes,
+      repeat,
+      timeout,
+      values["daemon-rev"],
+      steady,
+      values["sched-trace"],
+      values["b-netlink"],
+    );
   }
   const outDir = join(OUT_DIR, `demo-${version}`);
   const spec = `sync:demo:${values["daemon-a"]}:${values["daemon-b"]}:${values.family}`;

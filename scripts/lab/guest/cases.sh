@@ -266,6 +266,9 @@ burst_case() {
   fresh_instances default || return
   capture_start "$dir"
   nlmon_start "$dir" A && fact "$dir" nlmon yes || fact "$dir" nlmon no
+  if [ "${LAB_NLMON_B:-0}" = 1 ]; then
+    nlmon_start "$dir" B genl-b.pcap && fact "$dir" nlmon_b yes || fact "$dir" nlmon_b no
+  fi
   daemon_start A "$d" 6 default 45678
   daemon_start B "$d" 6 default 45678
   daemon_wait_ready A default 45678 && fact "$dir" ready_a yes || fact "$dir" ready_a no
@@ -283,6 +286,8 @@ burst_case() {
   w0=$(date +%s)
   local m0
   m0=$(uptime_ms)
+  # The capture's clock (wall time, µs): where the burst starts in genl.pcap and genl-b.pcap.
+  fact "$dir" burst_start_us "${EPOCHREALTIME/./}"
   [ "${LAB_SCHED_TRACE:-0}" = 1 ] && sched_trace_start
   nsx c6 bash -c "for i in \$(seq 1 $n); do echo x >/dev/udp/$SERVER6/\$((40000 + i)); done" 2>/dev/null
   fact "$dir" burst_ms $(($(uptime_ms) - m0))

@@ -346,22 +346,27 @@ capture_stop() {
   CAPTURE_PID=""
 }
 
-# nlmon_start DIR NS / nlmon_stop: NS's netlink traffic (kernel↔daemon: multicasts, ACKs, also `jool` queries)
-# through a netlink tap device, headers only (snaplen 160), into DIR/genl.pcap. Needs the nlmon module.
+# nlmon_start DIR NS [FILE] / nlmon_stop: NS's netlink traffic (kernel↔daemon: multicasts, ACKs, JOOLD_ADDs, also
+# `jool` queries) through a netlink tap device, headers only (snaplen 160), into DIR/FILE (default genl.pcap).
+# Needs the nlmon module. Several namespaces may be captured at once; nlmon_stop ends every capture.
+NLMON_PIDS=()
+NLMON_NSS=()
 nlmon_start() {
-  nsx "$2" ip link add nlmon0 type nlmon 2>"$1/nlmon.log" && nsx "$2" ip link set nlmon0 up || return 1
-  nsx "$2" tcpdump -Z root -ni nlmon0 -s 160 -U -w "$1/genl.pcap" >>"$1/nlmon.log" 2>&1 &
-  NLMON_PID=$!
-  NLMON_NS=$2
+  nsx "$2" ip link add nlmon0 type nlmon 2>>"$1/nlmon.log" && nsx "$2" ip link set nlmon0 up || return 1
+  nsx "$2" tcpdump -Z root -ni nlmon0 -s 160 -U -w "$1/${3:-genl.pcap}" >>"$1/nlmon.log" 2>&1 &
+  NLMON_PIDS+=($!)
+  NLMON_NSS+=("$2")
   sleep 1
 }
 nlmon_stop() {
-  [ -n "${NLMON_PID:-}" ] || return 0
+  local ns
+  [ ${#NLMON_PIDS[@]} -gt 0 ] || return 0
   sleep 0.5
-  kill "$NLMON_PID" 2>/dev/null
-  wait "$NLMON_PID" 2>/dev/null
-  nsx "$NLMON_NS" ip link del nlmon0 2>/dev/null
-  NLMON_PID=""
+  kill "${NLMON_PIDS[@]}" 2>/dev/null
+  wait "${NLMON_PIDS[@]}" 2>/dev/null
+  for ns in "${NLMON_NSS[@]}"; do nsx "$ns" ip link del nlmon0 2>/dev/null; done
+  NLMON_PIDS=()
+  NLMON_NSS=()
 }
 
 # daemon_rss NS INSTANCE: "VmRSS_kB VmHWM_kB NAME" of the largest process among the daemon's pid (from its pid
