@@ -210,21 +210,43 @@ export function ackFiguresOfFile(path: string, iname = "default"): AckFigures {
   return ackFigures(joolEvents(readPcap(Deno.readFileSync(path))), iname);
 }
 
+/** A burst seen from both routers' netlink taps (`--b-netlink`), in ms from the burst's start. */
+export interface BurstHops {
+  /** A's kernel's last multicast of the burst (set by its flush rule: batch size, ACKs, the flush deadline). */
+  lastMulticastMs: number;
+  /** B's last JOOLD_ADD: every session of the burst handed to B's kernel. */
+  lastAddMs: number;
+  /** From A's first multicast to B's first JOOLD_ADD: the relay's first hop after the daemons' start. */
+  firstHopMs: number;
+  /** From A's last multicast to B's last JOOLD_ADD: the relay's hop at the end of the burst. */
+  lastHopMs: number;
+  /** Sessions in B's JOOLD_ADDs since the start. */
+  sessions: number;
+}
+
 /**
- * B's side of a burst (a capture of B's netlink, `--b-netlink`): ms from `startUs` (the burst's start, on the
- * capture's clock) to B's last JOOLD_ADD of instance `iname`, and the sessions in B's JOOLD_ADDs since `startUs`;
- * undefined when B sent none.
+ * The relay's hops in a burst from A's capture (`aPath`) and B's (`bPath`) of instance `iname`, both on the
+ * guest's clock, counted from `startUs`; undefined when either saw nothing of the burst.
  */
-export function lastAddOfFile(
-  path: string,
+export function burstHopsOfFiles(
+  aPath: string,
+  bPath: string,
   startUs: number,
   iname = "default",
-): { lastAddMs: number; sessions: number } | undefined {
-  const adds = joolEvents(readPcap(Deno.readFileSync(path)))
-    .filter((e) => e.kind === "add" && e.iname === iname && e.us >= startUs);
-  if (adds.length === 0) return undefined;
+): BurstHops | undefined {
+  const since = (path: string, kind: JoolEvent["kind"]) =>
+    joolEvents(readPcap(Deno.readFileSync(path)))
+      .filter((e) => e.kind === kind && e.iname === iname && e.us >= startUs)
+      .sort((x, y) => x.us - y.us);
+  const multicasts = since(aPath, "mcast");
+  const adds = since(bPath, "add");
+  if (multicasts.length === 0 || adds.length === 0) return undefined;
+  const ms = (us: number) => us / 1000;
   return {
-    lastAddMs: (Math.max(...adds.map((e) => e.us)) - startUs) / 1000,
+    lastMulticastMs: ms(multicasts.at(-1)!.us - startUs),
+    lastAddMs: ms(adds.at(-1)!.us - startUs),
+    firstHopMs: ms(adds[0].us - multicasts[0].us),
+    lastHopMs: ms(adds.at(-1)!.us - multicasts.at(-1)!.us),
     sessions: adds.reduce((n, e) => n + e.entries, 0),
   };
 }

@@ -11,7 +11,14 @@
  */
 import { errorMessage } from "../../lib/errors.ts";
 import { join } from "node:path";
-import { type AckFigures, ackFiguresOfFile, lastAddOfFile, pool, quantile } from "./lab_ack.ts";
+import {
+  type AckFigures,
+  ackFiguresOfFile,
+  type BurstHops,
+  burstHopsOfFiles,
+  pool,
+  quantile,
+} from "./lab_ack.ts";
 
 /** One burst case (one run of one daemon kind and size). */
 interface Run {
@@ -20,8 +27,8 @@ interface Run {
   facts: Record<string, string>;
   jstat: Record<string, number>;
   ack: AckFigures | null;
-  /** From B's netlink capture (`--b-netlink`): ms from the burst's start to B's last JOOLD_ADD, or NaN. */
-  lastAddMs: number;
+  /** From both routers' netlink captures (`--b-netlink`), else undefined. */
+  hops: BurstHops | undefined;
 }
 
 /** One lab output directory. */
@@ -74,13 +81,13 @@ function readLabRun(dir: string): LabRun {
       ack = null;
     }
     const facts = readKeyValues(join(c, "facts"), "=");
-    let lastAddMs = NaN;
+    let hops: BurstHops | undefined;
     try {
-      lastAddMs = lastAddOfFile(join(c, "genl-b.pcap"), Number(facts.burst_start_us))?.lastAddMs ?? NaN;
+      hops = burstHopsOfFiles(join(c, "genl.pcap"), join(c, "genl-b.pcap"), Number(facts.burst_start_us));
     } catch {
       // no capture of B's netlink (the lab ran without --b-netlink)
     }
-    runs.push({ daemon: m[1] as "ours" | "upstream", flows: Number(m[2]), facts, jstat, ack, lastAddMs });
+    runs.push({ daemon: m[1] as "ours" | "upstream", flows: Number(m[2]), facts, jstat, ack, hops });
   }
   return { dir, version, commit, runs };
 }
@@ -138,21 +145,27 @@ function burstTable(labs: LabRun[]): string[] {
   return rows;
 }
 
-function lastAddTable(labs: LabRun[]): string[] {
+function hopsTable(labs: LabRun[]): string[] {
   const rows = [
-    "| Jool | daemon commit | flows | ours: ms to B's last JOOLD_ADD (median) | upstream | ratio | ours: per run | upstream: per run |",
-    "|---|---|--:|--:|--:|--:|---|---|",
+    "| Jool | daemon commit | flows | daemon | B's last JOOLD_ADD, ms (median) | ratio ours/upstream | per run | A's last multicast, per run | hop at the end: A's last multicast → B's last ADD, per run | first hop: A's first multicast → B's first ADD, per run |",
+    "|---|---|--:|---|--:|--:|---|---|---|---|",
   ];
   for (const lab of labs) {
     for (const n of sizes(lab)) {
-      const o = pick(lab, "ours", n).map((r) => r.lastAddMs);
-      const u = pick(lab, "upstream", n).map((r) => r.lastAddMs);
-      if (![...o, ...u].some(Number.isFinite)) continue;
-      rows.push(
-        `| ${lab.version} | ${lab.commit.slice(0, 7)} | ${n} | ${f(median(o))} | ${f(median(u))} | ${
-          ratio(median(o), median(u))
-        } | ${o.map((x) => f(x)).join(", ")} | ${u.map((x) => f(x)).join(", ")} |`,
-      );
+      const last = (d: string) => median(pick(lab, d, n).map((r) => r.hops?.lastAddMs ?? NaN));
+      for (const d of ["ours", "upstream"]) {
+        const hs = pick(lab, d, n).map((r) => r.hops);
+        if (!hs.some((h) => h)) continue;
+        const each = (k: keyof BurstHops, digits: number) =>
+          hs.map((h) => f(h?.[k] ?? NaN, digits)).join(", ");
+        rows.push(
+          `| ${lab.version} | ${lab.commit.slice(0, 7)} | ${n} | ${d} | ${f(last(d))} | ${
+            d === "ours" ? ratio(last("ours"), last("upstream")) : ""
+          } | ${each("lastAddMs", 0)} | ${each("lastMulticastMs", 0)} | ${each("lastHopMs", 1)} | ${
+            each("firstHopMs", 1)
+          } |`,
+        );
+      }
     }
   }
   return rows;
@@ -246,9 +259,9 @@ function main(args: string[]): number {
       "",
       ...burstTable(labs),
       "",
-      "### Time from the burst's start to B's last JOOLD_ADD (B's netlink tap, `--b-netlink`; rows only with it)",
+      "### From the burst's start to B's last JOOLD_ADD, and the relay's hops (both routers' netlink taps, `--b-netlink`; rows only with it)",
       "",
-      ...lastAddTable(labs),
+      ...hopsTable(labs),
       "",
       "### ACK turnaround per batch (router A's netlink tap)",
       "",
