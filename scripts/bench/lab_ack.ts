@@ -207,7 +207,7 @@ export function quantile(xs: number[], q: number): number {
 
 /** Figures of one capture file. */
 export function ackFiguresOfFile(path: string, iname = "default"): AckFigures {
-  return ackFigures(joolEvents(readPcap(Deno.readFileSync(path))), iname);
+  return ackFigures(joolEventsOfFile(path), iname);
 }
 
 /** A burst seen from both routers' netlink taps (`--b-netlink`), in ms from the burst's start. */
@@ -225,21 +225,19 @@ export interface BurstHops {
 }
 
 /**
- * The relay's hops in a burst from A's capture (`aPath`) and B's (`bPath`) of instance `iname`, both on the
+ * The relay's hops in a burst from A's capture (`aEvents`) and B's (`bEvents`) of instance `iname`, both on the
  * guest's clock, counted from `startUs`; undefined when either saw nothing of the burst.
  */
-export function burstHopsOfFiles(
-  aPath: string,
-  bPath: string,
+export function burstHops(
+  aEvents: JoolEvent[],
+  bEvents: JoolEvent[],
   startUs: number,
   iname = "default",
 ): BurstHops | undefined {
-  const since = (path: string, kind: JoolEvent["kind"]) =>
-    joolEvents(readPcap(Deno.readFileSync(path)))
-      .filter((e) => e.kind === kind && e.iname === iname && e.us >= startUs)
-      .sort((x, y) => x.us - y.us);
-  const multicasts = since(aPath, "mcast");
-  const adds = since(bPath, "add");
+  const since = (events: JoolEvent[], kind: JoolEvent["kind"]) =>
+    events.filter((e) => e.kind === kind && e.iname === iname && e.us >= startUs).sort((x, y) => x.us - y.us);
+  const multicasts = since(aEvents, "mcast");
+  const adds = since(bEvents, "add");
   if (multicasts.length === 0 || adds.length === 0) return undefined;
   const ms = (us: number) => us / 1000;
   return {
@@ -249,6 +247,11 @@ export function burstHopsOfFiles(
     lastHopMs: ms(adds.at(-1)!.us - multicasts.at(-1)!.us),
     sessions: adds.reduce((n, e) => n + e.entries, 0),
   };
+}
+
+/** The Jool events of one capture file. */
+export function joolEventsOfFile(path: string): JoolEvent[] {
+  return joolEvents(readPcap(Deno.readFileSync(path)));
 }
 
 /** Pools the figures of several captures. */

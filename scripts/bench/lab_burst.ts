@@ -11,11 +11,14 @@
  */
 import { errorMessage } from "../../lib/errors.ts";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import {
   type AckFigures,
-  ackFiguresOfFile,
+  ackFigures,
   type BurstHops,
-  burstHopsOfFiles,
+  burstHops,
+  type JoolEvent,
+  joolEventsOfFile,
   pool,
   quantile,
 } from "./lab_ack.ts";
@@ -74,19 +77,19 @@ function readLabRun(dir: string): LabRun {
         [k, v],
       ) => [k, Number(v)]),
     );
-    let ack: AckFigures | null = null;
+    // A's capture is read once: the turnaround figures and, with B's capture (`--b-netlink`), the hops.
+    let aEvents: JoolEvent[] | null = null;
     try {
-      ack = ackFiguresOfFile(join(c, "genl.pcap"));
+      aEvents = joolEventsOfFile(join(c, "genl.pcap"));
     } catch {
-      ack = null;
+      aEvents = null;
     }
+    const ack: AckFigures | null = aEvents && ackFigures(aEvents, "default");
     const facts = readKeyValues(join(c, "facts"), "=");
-    let hops: BurstHops | undefined;
-    try {
-      hops = burstHopsOfFiles(join(c, "genl.pcap"), join(c, "genl-b.pcap"), Number(facts.burst_start_us));
-    } catch {
-      // no capture of B's netlink (the lab ran without --b-netlink)
-    }
+    const bCapture = join(c, "genl-b.pcap");
+    const hops = aEvents && existsSync(bCapture)
+      ? burstHops(aEvents, joolEventsOfFile(bCapture), Number(facts.burst_start_us))
+      : undefined;
     runs.push({ daemon: m[1] as "ours" | "upstream", flows: Number(m[2]), facts, jstat, ack, hops });
   }
   return { dir, version, commit, runs };
